@@ -1,0 +1,136 @@
+"""The values extraction produces: an `Article`, or a `Rejection` that says why not.
+
+These are plain frozen dataclasses so that extraction stays pure (no Scrapy, no
+SQLAlchemy) and so that Scrapy's item machinery (itemadapter) accepts them as items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One photo of an article: absolute URL, its visible caption and its alt text."""
+
+    url: str
+    caption: str | None = None
+    alt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """What a feed or list page says about one article; weakest metadata signal."""
+
+    url: str
+    title: str | None = None
+    published_at: datetime | None = None
+    published_raw: str | None = None
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One extracted article page.
+
+    All datetimes are timezone-aware UTC. `url` is the canonical article URL;
+    `fetched_url` is the URL the bytes came from. `sources` names, for each
+    metadata field, the signal it was taken from (e.g. ``"published_at": "json-ld"``).
+    """
+
+    site: str
+    url: str
+    fetched_url: str
+    fetched_at: datetime
+    title: str
+    body: str
+    published_at: datetime
+    published_raw: str
+    subtitles: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    modified_at: datetime | None = None
+    modified_raw: str | None = None
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    images: tuple[Image, ...] = ()
+    language: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def author(self) -> str | None:
+        """Byline names joined by ``", "``, or None when the page names no person."""
+        return ", ".join(self.authors) or None
+
+    @property
+    def subtitle(self) -> str | None:
+        """Subtitle lines joined by newlines, or None."""
+        return "\n".join(self.subtitles) or None
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.body)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (ISO 8601 datetimes), the shape of the golden files."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+            elif isinstance(value, tuple):
+                data[key] = list(value)
+        data["images"] = [asdict(image) for image in self.images]
+        data["content_hash"] = self.content_hash
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A page that yielded no article. `reason` is a short slug used in stats
+    (``archive/rejected/<reason>``) and in the ``crawl_errors`` table."""
+
+    site: str
+    url: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailure:
+    """A request that failed: HTTP error status, DNS/TCP error, timeout."""
+
+    site: str
+    url: str
+    reason: str
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AliasSeen:
+    """`alias_url` was found to name the article at `canonical_url`."""
+
+    site: str
+    alias_url: str
+    canonical_url: str
+
+
+def normalise_text(text: str) -> str:
+    """NFC, each line's whitespace collapsed, blank lines dropped."""
+    text = unicodedata.normalize("NFC", text)
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def content_hash(title: str, body: str) -> str:
+    """SHA-256 (hex) of the normalised title and body: whitespace-only edits keep the hash."""
+    payload = normalise_text(title) + "\n\n" + normalise_text(body)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

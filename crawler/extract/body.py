@@ -1,0 +1,129 @@
+"""Body text through trafilatura, and photos from the markup.
+
+Site modules hand in the article container when they can find it (fast and
+precise: trafilatura then never sees the page furniture) or the whole document
+when they cannot (trafilatura's own boilerplate removal, with its fallbacks).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from urllib.parse import urljoin
+
+import trafilatura
+from lxml import etree
+from lxml import html as lxml_html
+from trafilatura.settings import use_config
+
+from crawler.extract.article import Image
+
+# trafilatura drops extractions under 250 characters by default and then tries its
+# fallback extractors; short news items are real articles, so keep everything and
+# let the site module decide what is too little.
+_CONFIG = use_config()
+_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
+_CONFIG.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
+_CONFIG.set("DEFAULT", "MIN_EXTRACTED_COMM_SIZE", "1")
+_CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")
+
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+
+
+def body_lines(root: lxml_html.HtmlElement, *, whole_page: bool) -> list[str]:
+    """Paragraph lines trafilatura finds under `root`, comments excluded.
+
+    `root` is left untouched (trafilatura prunes the tree it is given).
+    `whole_page` enables trafilatura's fallback extractors, worth their cost
+    only when no container was found.
+    """
+    tree = copy.deepcopy(root)
+    if not whole_page:
+        # trafilatura expects a document; a bare container gets a <body> around it.
+        document = lxml_html.Element("html")
+        body = etree.SubElement(document, "body")
+        body.append(tree)
+        tree = document
+    text = trafilatura.extract(
+        tree,
+        output_format="txt",
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        include_formatting=False,
+        with_metadata=False,
+        deduplicate=False,
+        fast=not whole_page,
+        config=_CONFIG,
+    )
+    return clean_lines((text or "").splitlines())
+
+
+def clean_lines(lines: Iterable[str]) -> list[str]:
+    """Collapse runs of spaces in each line and drop empty lines."""
+    cleaned = (_SPACES.sub(" ", line).strip() for line in lines)
+    return [line for line in cleaned if line]
+
+
+def text_of(element: lxml_html.HtmlElement | None) -> str:
+    """Visible text of an element, whitespace collapsed ('' for None)."""
+    if element is None:
+        return ""
+    return " ".join(element.text_content().split())
+
+
+def lines_of(element: lxml_html.HtmlElement | None) -> list[str]:
+    """Text of an element split at ``<br>``, one entry per visual line."""
+    if element is None:
+        return []
+    element = copy.deepcopy(element)
+    for br in element.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    return clean_lines(element.text_content().splitlines())
+
+
+def figures(container: lxml_html.HtmlElement, base_url: str) -> tuple[Image, ...]:
+    """Photos inside the article container with their caption and alt text.
+
+    trafilatura never outputs ``<figcaption>``, so captions come from markup:
+    the figure's ``<figcaption>``, else nothing. Images outside a figure count
+    too (alt only). Duplicate image URLs are kept once.
+    """
+    images: dict[str, Image] = {}
+    for img in container.iter("img", "amp-img"):
+        source = img.get("src") or img.get("data-src") or img.get("data-lazy-src")
+        if not source or source.startswith("data:"):
+            continue
+        url = urljoin(base_url, source.strip())
+        figure = next((a for a in img.iterancestors("figure")), None)
+        caption_element = figure.find(".//figcaption") if figure is not None else None
+        caption = text_of(caption_element) or None
+        alt = " ".join((img.get("alt") or "").split()) or None
+        images.setdefault(url, Image(url=url, caption=caption, alt=alt))
+    return tuple(images.values())
+
+
+def without_furniture(
+    lines: Iterable[str],
+    *,
+    exact: frozenset[str] = frozenset(),
+    prefixes: tuple[str, ...] = (),
+    contains: tuple[str, ...] = (),
+    captions: Iterable[str] = (),
+    subtitles: Iterable[str] = (),
+) -> list[str]:
+    """Drop lines that are page furniture, a photo caption or a subtitle.
+
+    Whole-line rules only: a real paragraph that merely mentions ``댓글`` stays.
+    """
+    dropped = (
+        exact | {" ".join(c.split()) for c in captions} | {" ".join(s.split()) for s in subtitles}
+    )
+    kept = []
+    for line in lines:
+        if line in dropped or line.startswith(prefixes) or any(c in line for c in contains):
+            continue
+        kept.append(line)
+    return kept

@@ -1,0 +1,141 @@
+"""Validate → store. Thin: every SQL statement lives in `storage`.
+
+Articles are written in batches (one transaction each); rejections and fetch
+failures go to ``crawl_errors`` and to stats (``archive/rejected/<reason>``,
+``archive/failed/<reason>``); each run is a ``crawl_runs`` row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+from sqlalchemy.exc import SQLAlchemyError
+
+from crawler.extract.article import AliasSeen, Article, FetchFailure, Rejection
+from storage.engine import create_archive_engine, mask_url, upgrade_to_head
+from storage.repository import ArchiveRepository
+
+logger = logging.getLogger(__name__)
+
+# Settings worth keeping with each run, to explain its figures later.
+RECORDED_SETTINGS = (
+    "DATABASE_URL",
+    "REPLAY_DIR",
+    "ARCHIVE_BATCH_SIZE",
+    "USER_AGENT",
+    "ROBOTSTXT_OBEY",
+    "DOWNLOAD_DELAY",
+    "AUTOTHROTTLE_ENABLED",
+)
+
+
+class ArchivePipeline:
+    """Store articles, aliases and problems of one crawl in the archive database."""
+
+    def __init__(self, crawler: Crawler, database_url: str, batch_size: int) -> None:
+        self.crawler = crawler
+        self.database_url = database_url
+        self.batch_size = max(1, batch_size)
+        self.articles: list[Article] = []
+        self.aliases: list[AliasSeen] = []
+        self.problems: list[Rejection | FetchFailure] = []
+        self.repository: ArchiveRepository | None = None
+        self.run_id: int | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
+        pipeline = cls(
+            crawler,
+            crawler.settings.get("DATABASE_URL"),
+            crawler.settings.getint("ARCHIVE_BATCH_SIZE", 50),
+        )
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    @property
+    def stats(self) -> Any:
+        return self.crawler.stats
+
+    def open_spider(self) -> None:
+        engine = create_archive_engine(self.database_url)
+        # The first crawl on an empty SQLite file just works: schema to head first.
+        upgrade_to_head(engine)
+        self.repository = ArchiveRepository(engine)
+        settings = {name: self.crawler.settings.get(name) for name in RECORDED_SETTINGS}
+        settings["DATABASE_URL"] = mask_url(self.database_url)
+        self.run_id = self.repository.start_run(self._spider_name(), settings)
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, Article):
+            self.articles.append(item)
+            if len(self.articles) >= self.batch_size:
+                self.flush()
+        elif isinstance(item, AliasSeen):
+            self.aliases.append(item)
+        elif isinstance(item, Rejection):
+            self.stats.inc_value(f"archive/rejected/{item.reason}")
+            logger.warning("Rejected %s: %s (%s)", item.url, item.reason, item.detail)
+            self.problems.append(item)
+        elif isinstance(item, FetchFailure):
+            self.stats.inc_value(f"archive/failed/{item.reason}")
+            logger.warning("Failed %s: %s (%s)", item.url, item.reason, item.detail)
+            self.problems.append(item)
+        else:
+            raise DropItem(f"not an archive item: {type(item).__name__}")
+        return item
+
+    def flush(self) -> None:
+        """Write what is buffered. On a database error the buffer is kept for the
+        next attempt, so a passing outage loses nothing that was extracted."""
+        assert self.repository is not None
+        now = datetime.now(UTC)
+        try:
+            if self.articles:
+                outcomes = self.repository.store_articles(self.articles)
+                for article, outcome in zip(self.articles, outcomes, strict=True):
+                    self.stats.inc_value(f"archive/stored/{outcome}")
+                    self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
+                    logger.debug("Stored %s: %s", article.url, outcome)
+                self.articles = []
+            if self.aliases:
+                self.repository.record_aliases(self.aliases, now)
+                self.stats.inc_value("archive/aliases", len(self.aliases))
+                self.aliases = []
+            if self.problems:
+                self.repository.record_errors(self.run_id, self._spider_name(), self.problems, now)
+                self.problems = []
+        except SQLAlchemyError as error:
+            self.stats.inc_value("archive/store_error")
+            logger.error(
+                "Archive write failed, %d articles kept for retry: %s", len(self.articles), error
+            )
+
+    def close_spider(self) -> None:
+        self.flush()
+        if self.articles:
+            # A second failure at close: say loudly what is lost.
+            self.stats.inc_value("archive/lost", len(self.articles))
+            logger.error(
+                "Could not store %d articles: %s",
+                len(self.articles),
+                ", ".join(a.url for a in self.articles),
+            )
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.repository is None or self.run_id is None:
+            return
+        try:
+            self.repository.finish_run(
+                self.run_id, reason, self.stats.get_stats(), datetime.now(UTC)
+            )
+        finally:
+            self.repository.engine.dispose()
+
+    def _spider_name(self) -> str:
+        spider = self.crawler.spider
+        return spider.name if spider is not None else "?"

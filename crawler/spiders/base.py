@@ -1,0 +1,159 @@
+"""Discovery shared by both spiders: feeds and list pages → article requests.
+
+A spider decides only which URLs to fetch, in what order, and when to stop;
+what a page means is the site module's business (`crawler.sites`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, date, datetime
+from types import ModuleType
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from crawler.extract.article import AliasSeen, Article, FeedEntry, FetchFailure
+from crawler.extract.dates import KOREA
+from crawler.extract.feeds import FeedError
+
+
+class ArchiveSpider(scrapy.Spider):
+    """Crawl a site's feed (and, with ``since``, its older pages) into the archive.
+
+    Arguments (``-a NAME=VALUE``):
+    - ``urls``: comma-separated article, feed or list URLs instead of the default feed.
+    - ``since``: ``YYYY-MM-DD`` (Korea date). Backfill: also walk older list/feed
+      pages until their items are older than this date.
+    - ``sections``: comma-separated section codes for backfill (매일일보 ``S1N1``...).
+    """
+
+    site: ClassVar[ModuleType]
+
+    def __init__(
+        self,
+        urls: str | None = None,
+        since: str | None = None,
+        sections: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_domains = list(self.site.ALLOWED_DOMAINS)
+        self.requested_urls = [u.strip() for u in (urls or "").split(",") if u.strip()]
+        self.since = date.fromisoformat(since) if since else None
+        self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
+
+    async def start(self) -> AsyncIterator[Any]:
+        urls = self.requested_urls or list(self.site.FEED_URLS)
+        if self.since and not self.requested_urls:
+            urls += self.site.backfill_start_urls(self.sections)
+        for url in urls:
+            if self.site.canonical_url(url):
+                for output in self.follow_article(url, None):
+                    yield output
+            else:
+                yield self.listing_request(url)
+
+    def listing_request(self, url: str) -> scrapy.Request:
+        return scrapy.Request(
+            url, callback=self.parse_listing, errback=self.on_failure, priority=-1
+        )
+
+    def follow_article(self, url: str, entry: FeedEntry | None) -> Iterator[Any]:
+        """A request for the article `url` names, by its canonical URL when the URL
+        alone tells it (AMP, print, tracking parameters, old host), and a note of
+        the alias. Scrapy's duplicate filter then sees one URL per article."""
+        canonical = self.site.canonical_url(url)
+        if canonical and canonical != url:
+            yield AliasSeen(self.name, url, canonical)
+        yield scrapy.Request(
+            canonical or url,
+            callback=self.parse_article,
+            errback=self.on_failure,
+            cb_kwargs={"entry": entry},
+        )
+
+    def parse_listing(self, response: Response) -> Iterator[Any]:
+        """A feed or list page: follow each item; in backfill, the next page too."""
+        stats = self.crawler.stats
+        try:
+            if self.site.is_list_url(response.url):
+                entries = self.site.list_entries(response.text, response.url)
+            else:
+                entries = self.site.feed_entries(response.body, response.url)
+        except (FeedError, ValueError, AttributeError) as error:
+            yield FetchFailure(self.name, response.url, "bad_listing", response.status, str(error))
+            return
+        stats.inc_value("archive/listing/pages")
+        stats.inc_value("archive/listing/entries", len(entries))
+        if not entries:
+            self.logger.warning("Listing %s has no entries", response.url)
+        reached_older = False
+        for entry in entries:
+            if self.since and self._older_than_since(entry):
+                reached_older = True
+                continue
+            yield from self.follow_article(entry.url, entry)
+        if self.since and entries and not reached_older:
+            next_url = self.site.next_page_url(response.url)
+            if next_url:
+                yield self.listing_request(next_url)
+
+    def _older_than_since(self, entry: FeedEntry) -> bool:
+        assert self.since is not None
+        return (
+            entry.published_at is not None
+            and entry.published_at.astimezone(KOREA).date() < self.since
+        )
+
+    def parse_article(self, response: Response, entry: FeedEntry | None) -> Iterator[Any]:
+        """Extract the page; the pipeline stores an `Article` and records a `Rejection`."""
+        result = self.site.extract(
+            response.url,
+            response.body,
+            _headers(response),
+            datetime.now(UTC),
+            entry,
+        )
+        if isinstance(result, Article):
+            for alias in response.meta.get("redirect_urls", []):
+                if alias != result.url:
+                    yield AliasSeen(self.name, alias, result.url)
+        yield result
+
+    def on_failure(self, failure: Failure) -> Iterable[FetchFailure]:
+        """Every failed request becomes a `FetchFailure` the pipeline records."""
+        request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HttpError):
+            status = failure.value.response.status
+            return [
+                FetchFailure(self.name, request.url, f"http_{status}", status, f"HTTP {status}")
+            ]
+        if failure.check(IgnoreRequest):
+            return [FetchFailure(self.name, request.url, "ignored", None, str(failure.value))]
+        return [
+            FetchFailure(
+                self.name,
+                request.url,
+                _slug(type(failure.value).__name__),
+                None,
+                str(failure.value),
+            )
+        ]
+
+
+def _headers(response: Response) -> dict[str, str]:
+    return {
+        key.decode("latin-1"): values[-1].decode("latin-1")
+        for key, values in response.headers.items()
+        if values
+    }
+
+
+def _slug(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")

@@ -1,0 +1,11 @@
+"""매일일보: ``scrapy crawl maeil_ilbo``."""
+
+from __future__ import annotations
+
+from crawler.sites import maeil_ilbo
+from crawler.spiders.base import ArchiveSpider
+
+
+class MaeilIlboSpider(ArchiveSpider):
+    name = maeil_ilbo.NAME
+    site = maeil_ilbo
