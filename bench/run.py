@@ -1,0 +1,222 @@
+"""Benchmark: a generated replay corpus crawled end to end into SQLite, against
+trafilatura alone on the same pages on one core.
+
+    python bench/run.py [--pages 2000] [--keep]
+
+Prints pages/s end to end (Scrapy + extraction + storage, in replay mode),
+pages/s of our extraction alone, pages/s of trafilatura alone (JSON with
+metadata, comments off: what a trafilatura user would run), the ratio of the
+end-to-end rate to trafilatura alone, the crawl's peak RSS and the database
+bytes per article. Timings vary by about ±30 % on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crawler.sites import SITES  # noqa: E402
+from tests.golden import fixture_pages  # noqa: E402
+
+FEEDS = {
+    "maeil_ilbo": "https://www.m-i.kr/rss/allArticle.xml",
+    "skt_insight": "https://news.sktelecom.com/feed",
+}
+ARTICLE_URLS = {
+    "maeil_ilbo": "https://www.m-i.kr/news/articleView.html?idxno={id}",
+    "skt_insight": "https://news.sktelecom.com/{id}",
+}
+# Where a generated paragraph goes: right after the opening tag of the body container.
+BODY_OPENINGS = {
+    "maeil_ilbo": re.compile(rb'<article id="article-view-content-div"[^>]*>'),
+    "skt_insight": re.compile(rb'<div class="entry-content"[^>]*>'),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    site: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def templates() -> list[Template]:
+    """Day-1 fixture pages that extract to an article, as page templates (UTF-8 only,
+    so that the inserted paragraph needs no re-encoding)."""
+    found = []
+    for page in fixture_pages():
+        if page.path.parent.parent.name != page.site or ".amp" in page.path.name:
+            continue
+        if "utf-8" not in page.headers.get("Content-Type", "").lower():
+            continue
+        expected = json.loads(page.expected_path.read_text("utf-8"))
+        if "rejected" not in expected and BODY_OPENINGS[page.site].search(page.path.read_bytes()):
+            found.append(Template(page.site, page.path.read_bytes(), page.headers))
+    return found
+
+
+def generate(corpus: Path, pages: int) -> dict[str, list[tuple[str, bytes, dict[str, str]]]]:
+    """Write one replay directory per site with `pages` articles in all, each with a
+    distinct id and a distinct paragraph, and a feed listing them."""
+    shutil.rmtree(corpus, ignore_errors=True)
+    generated: dict[str, list[tuple[str, bytes, dict[str, str]]]] = {site: [] for site in FEEDS}
+    by_site = {site: [t for t in templates() if t.site == site] for site in FEEDS}
+    for number in range(pages):
+        site = list(FEEDS)[number % 2]
+        template = by_site[site][number // 2 % len(by_site[site])]
+        url = ARTICLE_URLS[site].format(id=900000 + number)
+        paragraph = (
+            f"<p>벤치마크 기사 {number}번의 고유한 문단입니다. "
+            f"측정용 문장 {number * 7919 % 100003}.</p>"
+        ).encode()
+        opening = BODY_OPENINGS[site].search(template.body)
+        assert opening is not None
+        body = template.body[: opening.end()] + paragraph + template.body[opening.end() :]
+        generated[site].append((url, body, template.headers))
+    for site, entries in generated.items():
+        directory = corpus / site
+        (directory / "pages").mkdir(parents=True)
+        lines = []
+        items = []
+        for index, (url, body, headers) in enumerate(entries):
+            name = f"pages/{index}.html"
+            (directory / name).write_bytes(body)
+            lines.append({"url": url, "file": name, "status": 200, "headers": headers})
+            items.append(
+                f"<item><title>기사 {index}</title><link>{url}</link>"
+                f"<pubDate>{_pub_date(site)}</pubDate></item>"
+            )
+        feed = (
+            "<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
+            f"<title>{site}</title>{''.join(items)}</channel></rss>"
+        )
+        (directory / "feed.xml").write_text(feed, encoding="utf-8")
+        lines.append(
+            {
+                "url": FEEDS[site],
+                "file": "feed.xml",
+                "status": 200,
+                "headers": {"Content-Type": "application/rss+xml; charset=UTF-8"},
+            }
+        )
+        (directory / "manifest.jsonl").write_text(
+            "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", "utf-8"
+        )
+    return generated
+
+
+def _pub_date(site: str) -> str:
+    return "2026-11-22 09:00:00" if site == "maeil_ilbo" else "Sun, 22 Nov 2026 00:00:00 +0000"
+
+
+def crawl(corpus: Path, database: Path) -> tuple[float, int]:
+    """Crawl both sites into one SQLite file; wall seconds and the children's peak RSS (KiB)."""
+    started = time.perf_counter()
+    for site in FEEDS:
+        env = {
+            **os.environ,
+            "REPLAY_DIR": str(corpus / site),
+            "DATABASE_URL": f"sqlite:///{database}",
+        }
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scrapy",
+                "crawl",
+                site,
+                "-L",
+                "WARNING",
+                "-s",
+                "CONCURRENT_REQUESTS=32",
+                "-s",
+                "CONCURRENT_REQUESTS_PER_DOMAIN=32",
+                "-s",
+                "ARCHIVE_BATCH_SIZE=100",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+    elapsed = time.perf_counter() - started
+    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def ours_alone(generated: dict[str, list[tuple[str, bytes, dict[str, str]]]]) -> float:
+    started = time.perf_counter()
+    fetched_at = datetime.now(UTC)
+    for site, entries in generated.items():
+        for url, body, headers in entries:
+            SITES[site].extract(url, body, headers, fetched_at)
+    return time.perf_counter() - started
+
+
+def trafilatura_alone(generated: dict[str, list[tuple[str, bytes, dict[str, str]]]]) -> float:
+    """trafilatura on decoded text (never raw bytes: FINDINGS.md), JSON with metadata."""
+    import trafilatura
+
+    texts = [body.decode("utf-8") for entries in generated.values() for _, body, _ in entries]
+    started = time.perf_counter()
+    for text in texts:
+        trafilatura.extract(text, output_format="json", with_metadata=True, include_comments=False)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--keep", action="store_true", help="keep bench/corpus and bench/out")
+    args = parser.parse_args()
+    corpus, out = ROOT / "bench" / "corpus", ROOT / "bench" / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    database = out / "bench.db"
+    generated = generate(corpus, args.pages)
+    crawl_seconds, peak_rss_kib = crawl(corpus, database)
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stored = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
+    database_bytes = sum(p.stat().st_size for p in out.glob("bench.db*"))
+    ours_seconds = ours_alone(generated)
+    trafilatura_seconds = trafilatura_alone(generated)
+    pages = args.pages
+    end_to_end = pages / crawl_seconds
+    print(f"pages: {pages} generated, {stored} stored")
+    print(
+        f"end to end (2 scrapy crawls, replay → SQLite): {end_to_end:.1f} pages/s "
+        f"({crawl_seconds:.1f} s, process start-up included)"
+    )
+    print(f"our extraction alone, one core: {pages / ours_seconds:.1f} pages/s")
+    print(
+        f"trafilatura alone, one core (json + metadata): {pages / trafilatura_seconds:.1f} pages/s"
+    )
+    print(f"ratio end to end / trafilatura alone: {end_to_end / (pages / trafilatura_seconds):.2f}")
+    print(f"ratio our extraction / trafilatura alone: {trafilatura_seconds / ours_seconds:.2f}")
+    print(f"peak RSS of a crawl: {peak_rss_kib / 1024:.0f} MiB")
+    print(
+        f"database: {database_bytes / stored:.0f} bytes per article "
+        f"({database_bytes / 1e6:.1f} MB for {stored})"
+    )
+    if not args.keep:
+        shutil.rmtree(corpus, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return 0 if stored == pages else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
