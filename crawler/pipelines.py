@@ -14,11 +14,11 @@ from typing import Any
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from crawler.extract.article import AliasSeen, Article, FetchFailure, Rejection
 from storage.engine import create_archive_engine, mask_url, upgrade_to_head
-from storage.repository import ArchiveRepository
+from storage.repository import ArchiveRepository, BatchStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -90,18 +90,18 @@ class ArchivePipeline:
         return item
 
     def flush(self) -> None:
-        """Write what is buffered. On a database error the buffer is kept for the
-        next attempt, so a passing outage loses nothing that was extracted."""
+        """Write what is buffered.
+
+        An article the database refuses for good (a constraint, bad data) is
+        recorded in ``crawl_errors`` as ``store_failed`` and the others are kept;
+        on a transient error (connection lost, lock timeout) the articles stay
+        buffered for the next flush, so a passing outage loses nothing extracted.
+        """
         assert self.repository is not None
         now = datetime.now(UTC)
         try:
             if self.articles:
-                outcomes = self.repository.store_articles(self.articles)
-                for article, outcome in zip(self.articles, outcomes, strict=True):
-                    self.stats.inc_value(f"archive/stored/{outcome}")
-                    self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
-                    logger.debug("Stored %s: %s", article.url, outcome)
-                self.articles = []
+                self._store_articles()
             if self.aliases:
                 self.repository.record_aliases(self.aliases, now)
                 self.stats.inc_value("archive/aliases", len(self.aliases))
@@ -114,6 +114,35 @@ class ArchivePipeline:
             logger.error(
                 "Archive write failed, %d articles kept for retry: %s", len(self.articles), error
             )
+
+    def _store_articles(self) -> None:
+        assert self.repository is not None
+        try:
+            outcomes: list[str | None] = list(self.repository.store_articles(self.articles))
+            failures: list[tuple[int, BaseException]] = []
+        except BatchStoreError as error:
+            outcomes, failures = list(error.outcomes), error.failures
+        kept: list[Article] = []
+        for index, failure in failures:
+            article = self.articles[index]
+            if isinstance(failure, OperationalError | InterfaceError):
+                kept.append(article)
+                continue
+            self.stats.inc_value("archive/failed/store_failed")
+            logger.error("Could not store %s: %s", article.url, failure)
+            self.problems.append(
+                FetchFailure(article.site, article.url, "store_failed", None, str(failure))
+            )
+        for article, outcome in zip(self.articles, outcomes, strict=True):
+            if outcome is None:
+                continue
+            self.stats.inc_value(f"archive/stored/{outcome}")
+            self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
+            logger.debug("Stored %s: %s", article.url, outcome)
+        self.articles = kept
+        if kept:
+            self.stats.inc_value("archive/store_error")
+            logger.error("%d articles kept for retry after transient errors", len(kept))
 
     def close_spider(self) -> None:
         self.flush()

@@ -1,0 +1,155 @@
+"""The archive's tables as SQLAlchemy 2 typed models.
+
+The constraint and index names come from `NAMING_CONVENTION`, so that Alembic
+migrations can refer to them by a predictable name on every backend (SQLite's
+batch mode needs named constraints to drop or alter them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import ForeignKey, Index, MetaData, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base: every `str` is TEXT and every `datetime` is `UTCDateTime`."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        str: Text(),
+        datetime: UTCDateTime(),
+    }
+
+
+class ArticleRecord(Base):
+    """One row per distinct article (canonical URL), holding its newest version."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(index=True)
+    url: Mapped[str] = mapped_column(unique=True)
+    title: Mapped[str]
+    subtitle: Mapped[str | None]  # subtitle lines joined by "\n"
+    author: Mapped[str | None]  # byline names joined by ", "
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    published_raw: Mapped[str]
+    modified_at: Mapped[datetime | None]
+    modified_raw: Mapped[str | None]
+    section: Mapped[str | None]
+    language: Mapped[str | None]
+    body: Mapped[str]
+    content_hash: Mapped[str]
+    fetched_url: Mapped[str]  # the URL last fetched for this article
+    sources: Mapped[str | None]  # JSON object: field name -> signal it came from
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    last_changed_at: Mapped[datetime]
+
+
+class ArticleVersion(Base):
+    """One row per distinct content version of an article, the first included."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int]  # 1, 2, ... in capture order
+    title: Mapped[str]
+    subtitle: Mapped[str | None]
+    author: Mapped[str | None]
+    body: Mapped[str]
+    content_hash: Mapped[str]
+    published_at: Mapped[datetime]
+    modified_at: Mapped[datetime | None]
+    captured_at: Mapped[datetime]  # when this version was first fetched
+    fetched_url: Mapped[str]
+    note: Mapped[str | None]  # why the version exists beyond a crawl, e.g. "re-extraction"
+
+
+class ArticleTag(Base):
+    """The tags of an article's newest version, in page order."""
+
+    __tablename__ = "article_tags"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    tag: Mapped[str] = mapped_column(index=True)
+
+
+class ArticleImage(Base):
+    """The images of an article's newest version, in page order."""
+
+    __tablename__ = "article_images"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str]
+    caption: Mapped[str | None]
+    alt: Mapped[str | None]
+
+
+class UrlAlias(Base):
+    """Another absolute URL found to name an article.
+
+    `canonical_url` is deliberately not a foreign key: an alias (a redirect, a
+    mobile URL, a feed link) may be learnt before the article row is stored.
+    """
+
+    __tablename__ = "url_aliases"
+
+    url: Mapped[str] = mapped_column(primary_key=True)
+    canonical_url: Mapped[str] = mapped_column(index=True)
+    site: Mapped[str]
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class CrawlRun(Base):
+    """One spider run: when, how it ended, its settings and final stats (JSON)."""
+
+    __tablename__ = "crawl_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    spider: Mapped[str]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    finish_reason: Mapped[str | None]
+    settings: Mapped[str | None]  # JSON object
+    stats: Mapped[str | None]  # JSON object
+
+
+class CrawlError(Base):
+    """A page that yielded no article or a request that failed, with its reason."""
+
+    __tablename__ = "crawl_errors"
+    __table_args__ = (Index(None, "spider", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id", ondelete="SET NULL"))
+    spider: Mapped[str]
+    url: Mapped[str]
+    status: Mapped[int | None]  # HTTP status, when there was a response
+    reason: Mapped[str]  # short slug: http_404, no_body, not_article, ...
+    detail: Mapped[str] = mapped_column(default="", server_default=text("''"))
+    occurred_at: Mapped[datetime]

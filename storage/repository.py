@@ -1,0 +1,528 @@
+"""Everything the crawler reads from or writes to the archive.
+
+This module is the only place in the project that speaks SQL.  Writes use
+SQLAlchemy Core on the model tables because the de-duplication relies on the
+database's ``INSERT ... ON CONFLICT``, which the ORM unit of work cannot express.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+
+from crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
+from storage.engine import READ_ONLY_OPTION
+from storage.models import (
+    ArticleImage,
+    ArticleRecord,
+    ArticleTag,
+    ArticleVersion,
+    CrawlError,
+    CrawlRun,
+    UrlAlias,
+)
+
+logger = logging.getLogger(__name__)
+
+StoreOutcome = Literal["new", "changed", "unchanged"]
+
+_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
+_versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
+_tags: Table = ArticleTag.__table__  # type: ignore[assignment]
+_images: Table = ArticleImage.__table__  # type: ignore[assignment]
+_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
+_runs: Table = CrawlRun.__table__  # type: ignore[assignment]
+_errors: Table = CrawlError.__table__  # type: ignore[assignment]
+
+_T = TypeVar("_T")
+
+
+class BatchStoreError(Exception):
+    """Some articles of a batch could not be stored even one by one.
+
+    The others *were* committed.  `outcomes` holds, in input order, each
+    article's outcome or None where it failed; `failures` pairs the index of each
+    failed article with its exception (the first is also ``__cause__``).
+    """
+
+    def __init__(
+        self,
+        outcomes: list[StoreOutcome | None],
+        failures: list[tuple[int, BaseException]],
+    ) -> None:
+        self.outcomes = outcomes
+        self.failures = failures
+        index, first = failures[0]
+        super().__init__(
+            f"{len(failures)} of {len(outcomes)} articles not stored; "
+            f"first: #{index}: {type(first).__name__}: {first}"
+        )
+
+
+class ArchiveRepository:
+    """Reads and writes the archive through `engine` (built by `create_archive_engine`).
+
+    Thread-safe in the way an `Engine` is: each call checks out its own connection.
+    """
+
+    def __init__(self, engine: Engine, *, retries: int = 4, backoff: float = 0.05) -> None:
+        """`retries`: extra attempts per article after a lock, deadlock or
+        serialization error; `backoff`: first wait in seconds, doubled each time."""
+        dialect = engine.dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            raise ValueError(f"unsupported database dialect {dialect!r}")
+        self.engine = engine
+        # Read helpers go through this one so that, on SQLite, they never wait
+        # for (or hold up) a crawler's write lock.
+        self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self.retries = retries
+        self.backoff = backoff
+        self._insert: Callable[[Table], Insert] = (
+            postgresql.insert if dialect == "postgresql" else sqlite.insert  # type: ignore[assignment]
+        )
+        # SQLite needs no row lock: BEGIN IMMEDIATE already serialises writers.
+        self._lock_rows = dialect == "postgresql"
+
+    # ----------------------------------------------------------------- articles
+
+    def store_articles(self, articles: Sequence[Article]) -> list[StoreOutcome]:
+        """Store extracted articles; return ``"new"``, ``"changed"`` or
+        ``"unchanged"`` for each, in input order.
+
+        The batch is written in one transaction.  If that fails (a bad row, a
+        concurrent writer), it is rolled back and every article is retried in a
+        transaction of its own, so one bad article never loses the others; if
+        some still fail, `BatchStoreError` is raised after the rest are committed.
+        """
+        if not articles:
+            return []
+        # A fixed lock order (by URL) keeps two overlapping batches on PostgreSQL
+        # from deadlocking each other; the sort is stable, so repeats keep their order.
+        order = sorted(range(len(articles)), key=lambda i: articles[i].url)
+        outcomes: list[StoreOutcome | None] = [None] * len(articles)
+        try:
+            with self.engine.begin() as connection:
+                for index in order:
+                    outcomes[index] = self._store_one(connection, articles[index])
+            return outcomes  # type: ignore[return-value]
+        except Exception as exc:
+            # Not only driver errors: a malformed article (a naive datetime, a None
+            # that should be text) must not cost the rest of the batch either.
+            logger.warning(
+                "storing a batch of %d articles failed (%s: %s); retrying one by one",
+                len(articles),
+                type(exc).__name__,
+                exc,
+            )
+        outcomes = [None] * len(articles)
+        failures: list[tuple[int, BaseException]] = []
+        for index in order:
+            article = articles[index]
+            try:
+                outcomes[index] = self._with_retries(
+                    lambda connection, article=article: self._store_one(connection, article)
+                )
+            except Exception as exc:
+                logger.error("could not store %s: %s: %s", article.url, type(exc).__name__, exc)
+                failures.append((index, exc))
+        if failures:
+            failures.sort(key=lambda failure: failure[0])
+            raise BatchStoreError(outcomes, failures) from failures[0][1]
+        return outcomes  # type: ignore[return-value]
+
+    def _with_retries(self, work: Callable[[Connection], _T]) -> _T:
+        # Lock timeouts, deadlocks and serialization failures are OperationalErrors
+        # and usually pass on a second try; anything else (NOT NULL, bad data) won't.
+        for attempt in range(self.retries + 1):
+            try:
+                with self.engine.begin() as connection:
+                    return work(connection)
+            except OperationalError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _store_one(self, connection: Connection, article: Article) -> StoreOutcome:
+        seen_at = article.fetched_at
+        content = _content_columns(article)
+        inserted = connection.execute(
+            self._insert(_articles)
+            .values(
+                **content,
+                **_metadata_columns(article),
+                first_seen_at=seen_at,
+                last_seen_at=seen_at,
+                last_changed_at=seen_at,
+            )
+            # The unique constraint, not an in-memory set, decides who is first:
+            # a concurrent writer's row makes this a no-op that returns nothing.
+            .on_conflict_do_nothing(index_elements=[_articles.c.url])
+            .returning(_articles.c.id)
+        ).scalar_one_or_none()
+        if article.fetched_url != article.url:
+            self._upsert_aliases(
+                connection,
+                [AliasSeen(article.site, article.fetched_url, article.url)],
+                seen_at,
+            )
+        if inserted is not None:
+            self._insert_version(connection, inserted, article, version=1)
+            self._replace_tags(connection, inserted, article.tags)
+            self._replace_images(connection, inserted, article.images)
+            return "new"
+
+        query = select(_articles.c.id, _articles.c.content_hash, _articles.c.last_seen_at).where(
+            _articles.c.url == article.url
+        )
+        if self._lock_rows:
+            query = query.with_for_update()
+        row = connection.execute(query).one()
+        last_seen_at = max(row.last_seen_at, seen_at)
+        if row.content_hash == content["content_hash"]:
+            connection.execute(
+                update(_articles)
+                .where(_articles.c.id == row.id)
+                .values(**_metadata_columns(article), last_seen_at=last_seen_at)
+            )
+            self._replace_tags(connection, row.id, article.tags, only_if_different=True)
+            self._replace_images(connection, row.id, article.images, only_if_different=True)
+            return "unchanged"
+
+        connection.execute(
+            update(_articles)
+            .where(_articles.c.id == row.id)
+            .values(
+                **content,
+                **_metadata_columns(article),
+                last_seen_at=last_seen_at,
+                last_changed_at=seen_at,
+            )
+        )
+        latest = connection.execute(
+            select(func.max(_versions.c.version)).where(_versions.c.article_id == row.id)
+        ).scalar_one()
+        self._insert_version(connection, row.id, article, version=(latest or 0) + 1)
+        self._replace_tags(connection, row.id, article.tags)
+        self._replace_images(connection, row.id, article.images)
+        return "changed"
+
+    def _insert_version(
+        self, connection: Connection, article_id: int, article: Article, *, version: int
+    ) -> None:
+        connection.execute(
+            _versions.insert().values(
+                article_id=article_id,
+                version=version,
+                title=article.title,
+                subtitle=article.subtitle,
+                author=article.author,
+                body=article.body,
+                content_hash=article.content_hash,
+                published_at=article.published_at,
+                modified_at=article.modified_at,
+                captured_at=article.fetched_at,
+                fetched_url=article.fetched_url,
+            )
+        )
+
+    def _replace_tags(
+        self,
+        connection: Connection,
+        article_id: int,
+        tags: Sequence[str],
+        *,
+        only_if_different: bool = False,
+    ) -> None:
+        if only_if_different:
+            stored = (
+                connection.execute(
+                    select(_tags.c.tag)
+                    .where(_tags.c.article_id == article_id)
+                    .order_by(_tags.c.position)
+                )
+                .scalars()
+                .all()
+            )
+            if list(stored) == list(tags):
+                return
+        connection.execute(delete(_tags).where(_tags.c.article_id == article_id))
+        if tags:
+            connection.execute(
+                _tags.insert(),
+                [
+                    {"article_id": article_id, "position": position, "tag": tag}
+                    for position, tag in enumerate(tags)
+                ],
+            )
+
+    def _replace_images(
+        self,
+        connection: Connection,
+        article_id: int,
+        images: Sequence[Image],
+        *,
+        only_if_different: bool = False,
+    ) -> None:
+        if only_if_different:
+            stored = connection.execute(
+                select(_images.c.url, _images.c.caption, _images.c.alt)
+                .where(_images.c.article_id == article_id)
+                .order_by(_images.c.position)
+            ).all()
+            if [Image(*row) for row in stored] == list(images):
+                return
+        connection.execute(delete(_images).where(_images.c.article_id == article_id))
+        if images:
+            connection.execute(
+                _images.insert(),
+                [
+                    {
+                        "article_id": article_id,
+                        "position": position,
+                        "url": image.url,
+                        "caption": image.caption,
+                        "alt": image.alt,
+                    }
+                    for position, image in enumerate(images)
+                ],
+            )
+
+    # ------------------------------------------------------------------ aliases
+
+    def record_aliases(self, aliases: Sequence[AliasSeen], seen_at: datetime) -> None:
+        """Remember that each alias URL names its canonical article URL.
+
+        A known alias only has its ``last_seen_at`` moved forward.  Aliases equal to
+        their canonical URL are skipped.  `seen_at` must be timezone-aware.
+        """
+        with self.engine.begin() as connection:
+            self._upsert_aliases(connection, aliases, seen_at)
+
+    def _upsert_aliases(
+        self, connection: Connection, aliases: Sequence[AliasSeen], seen_at: datetime
+    ) -> None:
+        # One row per alias URL: PostgreSQL refuses to update a row twice in one
+        # statement, and the last mapping seen is the one to keep.
+        rows = {
+            alias.alias_url: {
+                "url": alias.alias_url,
+                "canonical_url": alias.canonical_url,
+                "site": alias.site,
+                "first_seen_at": seen_at,
+                "last_seen_at": seen_at,
+            }
+            for alias in aliases
+            if alias.alias_url != alias.canonical_url
+        }
+        if not rows:
+            return
+        statement = self._insert(_aliases)
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[_aliases.c.url],
+            # Never move last_seen_at backwards when an old capture is replayed.
+            set_={
+                "last_seen_at": case(
+                    (excluded.last_seen_at > _aliases.c.last_seen_at, excluded.last_seen_at),
+                    else_=_aliases.c.last_seen_at,
+                )
+            },
+        )
+        connection.execute(statement, list(rows.values()))
+
+    # ----------------------------------------------------------- runs and errors
+
+    def start_run(
+        self, spider: str, settings: dict[str, Any], *, started_at: datetime | None = None
+    ) -> int:
+        """Record the start of a crawl; return the run id for `finish_run` and
+        `record_errors`.  `settings` is stored as JSON (non-JSON values via ``str``);
+        `started_at` defaults to now (UTC)."""
+        with self.engine.begin() as connection:
+            return connection.execute(
+                _runs.insert()
+                .values(
+                    spider=spider,
+                    started_at=started_at or datetime.now(UTC),
+                    settings=_to_json(settings),
+                )
+                .returning(_runs.c.id)
+            ).scalar_one()
+
+    def finish_run(
+        self, run_id: int, finish_reason: str, stats: dict[str, Any], finished_at: datetime
+    ) -> None:
+        """Record how the crawl `run_id` ended and its final stats (stored as JSON)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(_runs)
+                .where(_runs.c.id == run_id)
+                .values(
+                    finished_at=finished_at,
+                    finish_reason=finish_reason,
+                    stats=_to_json(stats),
+                )
+            )
+
+    def record_errors(
+        self,
+        run_id: int | None,
+        spider: str,
+        problems: Sequence[Rejection | FetchFailure],
+        occurred_at: datetime,
+    ) -> None:
+        """Record rejected pages and failed requests, with their reason slugs."""
+        if not problems:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                _errors.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "spider": spider,
+                        "url": problem.url,
+                        "status": getattr(problem, "status", None),
+                        "reason": problem.reason,
+                        "detail": problem.detail,
+                        "occurred_at": occurred_at,
+                    }
+                    for problem in problems
+                ],
+            )
+
+    # -------------------------------------------------------------------- reads
+
+    def count_articles(self, site: str | None = None) -> int:
+        """Number of distinct articles, optionally of one site (spider name)."""
+        query = select(func.count()).select_from(_articles)
+        if site is not None:
+            query = query.where(_articles.c.site == site)
+        with self._reader.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def count_versions(self, url: str) -> int:
+        """Number of stored versions of the article at canonical `url` (0 if unknown)."""
+        query = (
+            select(func.count())
+            .select_from(_versions.join(_articles))
+            .where(_articles.c.url == url)
+        )
+        with self._reader.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def get_article(self, url: str) -> dict[str, Any] | None:
+        """The stored article at canonical `url` as a dict of its columns (``sources``
+        decoded from JSON) plus ``tags`` (list of str) and ``images`` (list of dicts
+        with ``url``, ``caption``, ``alt``), or None."""
+        with self._reader.connect() as connection:
+            row = (
+                connection.execute(select(_articles).where(_articles.c.url == url))
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                return None
+            article = dict(row)
+            article["sources"] = json.loads(row["sources"]) if row["sources"] else {}
+            article["tags"] = list(
+                connection.execute(
+                    select(_tags.c.tag)
+                    .where(_tags.c.article_id == row["id"])
+                    .order_by(_tags.c.position)
+                ).scalars()
+            )
+            article["images"] = [
+                dict(image)
+                for image in connection.execute(
+                    select(_images.c.url, _images.c.caption, _images.c.alt)
+                    .where(_images.c.article_id == row["id"])
+                    .order_by(_images.c.position)
+                ).mappings()
+            ]
+        return article
+
+    def list_versions(self, url: str) -> list[dict[str, Any]]:
+        """The versions of the article at canonical `url`, oldest first, as dicts."""
+        query = (
+            select(_versions)
+            .join(_articles)
+            .where(_articles.c.url == url)
+            .order_by(_versions.c.version)
+        )
+        with self._reader.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def get_alias(self, url: str) -> dict[str, Any] | None:
+        """The `url_aliases` row for alias `url` as a dict, or None."""
+        with self._reader.connect() as connection:
+            row = (
+                connection.execute(select(_aliases).where(_aliases.c.url == url))
+                .mappings()
+                .one_or_none()
+            )
+        return dict(row) if row is not None else None
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        """The crawl run as a dict, ``settings`` and ``stats`` decoded from JSON."""
+        with self._reader.connect() as connection:
+            row = (
+                connection.execute(select(_runs).where(_runs.c.id == run_id))
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            return None
+        run = dict(row)
+        for key in ("settings", "stats"):
+            run[key] = json.loads(row[key]) if row[key] is not None else None
+        return run
+
+    def list_errors(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        """Recorded crawl errors (of one run, if given), oldest first, as dicts."""
+        query = select(_errors).order_by(_errors.c.occurred_at, _errors.c.id)
+        if run_id is not None:
+            query = query.where(_errors.c.run_id == run_id)
+        with self._reader.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _content_columns(article: Article) -> dict[str, Any]:
+    """The columns whose change makes a new version (the hash covers title and body)."""
+    return {
+        "site": article.site,
+        "url": article.url,
+        "title": article.title,
+        "body": article.body,
+        "content_hash": article.content_hash,
+        "published_at": article.published_at,
+        "published_raw": article.published_raw,
+    }
+
+
+def _metadata_columns(article: Article) -> dict[str, Any]:
+    """The columns refreshed on every capture, changed content or not."""
+    return {
+        "subtitle": article.subtitle,
+        "author": article.author,
+        "modified_at": article.modified_at,
+        "modified_raw": article.modified_raw,
+        "section": article.section,
+        "language": article.language,
+        "fetched_url": article.fetched_url,
+        "sources": _to_json(article.sources) if article.sources else None,
+    }
+
+
+def _to_json(value: Any) -> str:
+    # default=str: Scrapy stats hold datetimes, settings may hold classes.
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,150 @@
+"""Discovery through real crawls on SQLite: backfill paging and where it stops,
+the ``urls`` argument, and the replay middleware's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scrapy import Request
+from scrapy.exceptions import NotConfigured
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.middlewares.replay import ManifestError, ReplayMiddleware, load_manifest
+from tests.crawl.crawling import SEEDS, crawl, snapshot
+
+MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
+SKT = "https://news.sktelecom.com/{}"
+
+
+def test_maeil_backfill_walks_list_pages_down_to_the_date(sqlite_url: str) -> None:
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-a", "since=2020-06-01")
+    archive = snapshot(sqlite_url)
+    assert sorted(archive.articles) == sorted(
+        MAEIL.format(i) for i in (714001, 714398, 800101, 800102, 800103, 800104)
+    )
+    stats = archive.runs[-1]["stats"]
+    # the feed and list pages 1-3; page 3 reaches 2020-05 items, so page 4 is never asked for
+    assert stats["archive/listing/pages"] == 4
+    assert "replay/miss" not in stats
+    assert not any("page=4" in url for _, url, _, _ in archive.errors)
+
+
+def test_skt_backfill_walks_feed_pages_down_to_the_date(sqlite_url: str) -> None:
+    crawl("skt_insight", SEEDS / "skt_insight", sqlite_url, "-a", "since=2021-03-01")
+    archive = snapshot(sqlite_url)
+    assert {SKT.format(129600), SKT.format(129580)} <= set(archive.articles)
+    assert SKT.format(129400) not in archive.articles
+    assert len(archive.articles) == 8
+    assert archive.runs[-1]["stats"]["archive/listing/pages"] == 3
+
+
+def test_without_since_only_the_feed_is_read(sqlite_url: str) -> None:
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url)
+    stats = snapshot(sqlite_url).runs[-1]["stats"]
+    assert stats["archive/listing/pages"] == 1
+
+
+def test_urls_argument_with_duplicate_links_stores_one_article(sqlite_url: str) -> None:
+    urls = ",".join(
+        [
+            "https://www.m-i.kr/news/articleViewAmp.html?idxno=800104",
+            "http://m-i.kr/news/articlePrint.html?idxno=800104",
+            MAEIL.format(800104) + "&utm_source=naver#comment",
+        ]
+    )
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-a", f"urls={urls}")
+    archive = snapshot(sqlite_url)
+    assert list(archive.articles) == [MAEIL.format(800104)]
+    assert archive.versions[MAEIL.format(800104)] == 1
+    assert len(archive.aliases) == 3
+    assert archive.runs[-1]["stats"]["replay/hit"] >= 1
+
+
+def test_unknown_urls_are_404_and_recorded(sqlite_url: str) -> None:
+    crawl(
+        "skt_insight",
+        SEEDS / "skt_insight",
+        sqlite_url,
+        "-a",
+        "urls=https://news.sktelecom.com/999999",
+    )
+    archive = snapshot(sqlite_url)
+    assert archive.articles == {}
+    assert archive.errors == [("skt_insight", SKT.format(999999), 404, "http_404")]
+
+
+def test_a_feed_that_is_not_a_feed_is_recorded_and_the_crawl_finishes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "feed.html").write_text("<html><body>점검 중입니다</body></html>", "utf-8")
+    (tmp_path / "manifest.jsonl").write_text(
+        json.dumps(
+            {
+                "url": "https://news.sktelecom.com/feed",
+                "file": "feed.html",
+                "headers": {"Content-Type": "text/html; charset=UTF-8"},
+            }
+        )
+        + "\n",
+        "utf-8",
+    )
+    crawl("skt_insight", tmp_path, sqlite_url)
+    archive = snapshot(sqlite_url)
+    assert [reason for _, _, _, reason in archive.errors] == ["bad_listing"]
+    assert archive.runs[-1]["finish_reason"] == "finished"
+
+
+# --- the replay middleware itself -----------------------------------------------
+
+
+def _middleware(directory: Path) -> ReplayMiddleware:
+    crawler = get_crawler(settings_dict={"REPLAY_DIR": str(directory)})
+    return ReplayMiddleware.from_crawler(crawler)
+
+
+def test_replay_is_off_without_replay_dir() -> None:
+    with pytest.raises(NotConfigured):
+        ReplayMiddleware.from_crawler(get_crawler(settings_dict={"REPLAY_DIR": None}))
+
+
+def test_replay_matches_canonicalised_urls_and_serves_bytes_as_stored() -> None:
+    middleware = _middleware(SEEDS / "maeil_ilbo")
+    # parameter order and a fragment do not matter after canonicalize_url
+    response = middleware.process_request(
+        Request("https://www.m-i.kr/news/articleList.html?page=1&view_type=sm#top")
+    )
+    assert response.status == 200 and isinstance(response, HtmlResponse)
+    cp949 = middleware.process_request(Request(MAEIL.format(800102)))
+    assert cp949.body == (SEEDS / "maeil_ilbo" / "pages" / "800102.html").read_bytes()
+    assert "replay" in cp949.flags
+    missing = middleware.process_request(Request("https://www.m-i.kr/nothing"))
+    assert (missing.status, missing.body) == (404, b"")
+    assert middleware.stats.get_value("replay/hit") == 2
+    assert middleware.stats.get_value("replay/miss") == 1
+
+
+def test_replay_serves_status_and_headers() -> None:
+    middleware = _middleware(SEEDS / "skt_insight")
+    redirect = middleware.process_request(Request("https://www.sktinsight.com/?p=130003"))
+    assert redirect.status == 301
+    assert redirect.headers["Location"] == b"https://news.sktelecom.com/130003"
+    assert middleware.process_request(Request(SKT.format(130008))).status == 500
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "manifest.jsonl:1"),
+        (json.dumps({"file": "x.html"}), "'url'"),
+        (json.dumps({"url": "https://a/", "file": "missing.html"}), "missing file"),
+    ],
+)
+def test_a_broken_manifest_is_an_error_naming_the_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    (tmp_path / "manifest.jsonl").write_text(line + "\n", "utf-8")
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(tmp_path)

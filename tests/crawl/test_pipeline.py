@@ -1,0 +1,51 @@
+"""The archive pipeline with a real Scrapy crawler object and a real database:
+an article the database refuses is recorded, and the rest of its batch is stored."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scrapy.utils.test import get_crawler
+from sqlalchemy import create_engine, text
+
+from crawler.extract.article import Article
+from crawler.pipelines import ArchivePipeline
+from crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from tests.golden import extract, fixture_pages
+
+
+def _articles() -> list[Article]:
+    pages = [p for p in fixture_pages() if p.path.parent.parent.name == "maeil_ilbo"]
+    by_url: dict[str, Article] = {}
+    for page in pages:
+        result = extract(page)
+        if isinstance(result, Article):
+            by_url.setdefault(result.url, result)
+    return list(by_url.values())
+
+
+def test_a_refused_article_is_recorded_and_its_batch_is_stored(sqlite_url: str) -> None:
+    crawler = get_crawler(MaeilIlboSpider, {"DATABASE_URL": sqlite_url, "ARCHIVE_BATCH_SIZE": 3})
+    crawler.spider = MaeilIlboSpider.from_crawler(crawler)
+    crawler.stats.open_spider()
+    pipeline = ArchivePipeline.from_crawler(crawler)
+    good = _articles()[:4]
+    # A naive datetime is refused by the storage layer's UTC type, for good.
+    bad = dataclasses.replace(good[1], published_at=good[1].published_at.replace(tzinfo=None))
+    pipeline.open_spider()
+    for item in (good[0], bad, good[2], good[3]):
+        pipeline.process_item(item)
+    pipeline.close_spider()
+    pipeline.spider_closed(crawler.spider, "finished")
+
+    engine = create_engine(sqlite_url)
+    with engine.connect() as connection:
+        stored = set(connection.execute(text("SELECT url FROM articles")).scalars())
+        errors = connection.execute(text("SELECT url, reason FROM crawl_errors")).all()
+        finish = connection.execute(text("SELECT finish_reason FROM crawl_runs")).scalar_one()
+    engine.dispose()
+    assert stored == {good[0].url, good[2].url, good[3].url}
+    assert errors == [(bad.url, "store_failed")]
+    assert crawler.stats.get_value("archive/failed/store_failed") == 1
+    assert crawler.stats.get_value("archive/stored/new") == 3
+    assert finish == "finished"
