@@ -135,7 +135,9 @@ class ArchiveSpider(scrapy.Spider):
                 FetchFailure(self.name, request.url, f"http_{status}", status, f"HTTP {status}")
             ]
         if failure.check(IgnoreRequest):
-            return [FetchFailure(self.name, request.url, "ignored", None, str(failure.value))]
+            # RobotsTxtMiddleware says so in its message; other refusals are "ignored".
+            reason = "robots_forbidden" if "robots.txt" in str(failure.value) else "ignored"
+            return [FetchFailure(self.name, request.url, reason, None, str(failure.value))]
         return [
             FetchFailure(
                 self.name,

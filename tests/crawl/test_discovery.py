@@ -63,6 +63,33 @@ def test_urls_argument_with_duplicate_links_stores_one_article(sqlite_url: str) 
     assert archive.runs[-1]["stats"]["replay/hit"] >= 1
 
 
+def test_settings_on_the_command_line_win_over_the_environment(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
+    article = MAEIL.format(714398)
+    crawl(
+        "maeil_ilbo",
+        SEEDS / "maeil_ilbo",
+        sqlite_url,
+        "-s",
+        f"DATABASE_URL={chosen}",
+        "-a",
+        f"urls={article}",
+    )
+    assert list(snapshot(chosen).articles) == [article]
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_robots_txt_is_obeyed_and_refusals_are_recorded(sqlite_url: str) -> None:
+    # seeds/maeil_ilbo/robots.txt disallows /member/
+    url = "https://www.m-i.kr/member/login.html"
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-a", f"urls={url}")
+    archive = snapshot(sqlite_url)
+    assert archive.errors == [("maeil_ilbo", url, None, "robots_forbidden")]
+    assert "replay/miss" not in archive.runs[-1]["stats"]
+
+
 def test_unknown_urls_are_404_and_recorded(sqlite_url: str) -> None:
     crawl(
         "skt_insight",
