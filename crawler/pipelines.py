@@ -34,6 +34,20 @@ RECORDED_SETTINGS = (
 )
 
 
+# Fields whose fill rate a run reports (``archive/filled/<field>``).
+TRACKED_FIELDS = (
+    "title",
+    "author",
+    "published_at",
+    "body",
+    "subtitle",
+    "section",
+    "tags",
+    "images",
+    "modified_at",
+)
+
+
 class ArchivePipeline:
     """Store articles, aliases and problems of one crawl in the archive database."""
 
@@ -72,6 +86,7 @@ class ArchivePipeline:
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Article):
+            self._count_fields(item)
             self.articles.append(item)
             if len(self.articles) >= self.batch_size:
                 self.flush()
@@ -88,6 +103,15 @@ class ArchivePipeline:
         else:
             raise DropItem(f"not an archive item: {type(item).__name__}")
         return item
+
+    def _count_fields(self, article: Article) -> None:
+        """Fill-rate inputs for the health checks: ``archive/extracted``,
+        ``archive/filled/<field>`` and ``archive/body_chars``."""
+        self.stats.inc_value("archive/extracted")
+        self.stats.inc_value("archive/body_chars", len(article.body))
+        for field in TRACKED_FIELDS:
+            if getattr(article, field):
+                self.stats.inc_value(f"archive/filled/{field}")
 
     def flush(self) -> None:
         """Write what is buffered.

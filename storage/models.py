@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ForeignKey, Index, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.types import UTCDateTime
@@ -137,6 +137,24 @@ class CrawlRun(Base):
     finish_reason: Mapped[str | None]
     settings: Mapped[str | None]  # JSON object
     stats: Mapped[str | None]  # JSON object
+    # At-a-glance figures of the run (also in `stats`), filled when it finishes.
+    hostname: Mapped[str | None]
+    pid: Mapped[int | None]
+    requests: Mapped[int | None]
+    responses_2xx: Mapped[int | None]
+    responses_3xx: Mapped[int | None]
+    responses_4xx: Mapped[int | None]
+    responses_5xx: Mapped[int | None]
+    bytes_downloaded: Mapped[int | None] = mapped_column(BigInteger)
+    articles_new: Mapped[int | None]
+    articles_changed: Mapped[int | None]
+    articles_unchanged: Mapped[int | None]
+    articles_rejected: Mapped[int | None]
+    articles_failed: Mapped[int | None]
+    rejected_by_reason: Mapped[str | None]  # JSON object: reason -> count
+    health_ok: Mapped[bool | None]  # None: checks not run
+    health: Mapped[str | None]  # JSON list of check results
+    exit_code: Mapped[int | None]
 
 
 class CrawlError(Base):
@@ -153,3 +171,36 @@ class CrawlError(Base):
     reason: Mapped[str]  # short slug: http_404, no_body, not_article, ...
     detail: Mapped[str] = mapped_column(default="", server_default=text("''"))
     occurred_at: Mapped[datetime]
+
+
+class UrlState(Base):
+    """Revisit state of one canonical article URL: HTTP validators and when to look again.
+
+    Kept apart from `articles` (no foreign key) because a URL is visited, and
+    may answer 304, before or without an article row being written.
+    """
+
+    __tablename__ = "url_state"
+
+    url: Mapped[str] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(index=True)
+    etag: Mapped[str | None]
+    last_modified: Mapped[str | None]  # the HTTP Last-Modified header as sent
+    last_status: Mapped[int | None]
+    published_at: Mapped[datetime | None]  # drives the decaying revisit schedule
+    last_visit_at: Mapped[datetime]
+    next_visit_at: Mapped[datetime] = mapped_column(index=True)
+    visits: Mapped[int] = mapped_column(server_default=text("0"))
+
+
+class CrawlLock(Base):
+    """At most one running crawl per spider and database: the row is the lock."""
+
+    __tablename__ = "crawl_locks"
+
+    spider: Mapped[str] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None]
+    hostname: Mapped[str]
+    pid: Mapped[int]
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]

@@ -29,6 +29,8 @@ TABLES = {
     "url_aliases",
     "crawl_runs",
     "crawl_errors",
+    "url_state",
+    "crawl_locks",
 }
 
 
