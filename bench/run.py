@@ -122,14 +122,17 @@ def _pub_date(site: str) -> str:
     return "2026-11-22 09:00:00" if site == "maeil_ilbo" else "Sun, 22 Nov 2026 00:00:00 +0000"
 
 
-def crawl(corpus: Path, database: Path) -> tuple[float, int]:
-    """Crawl both sites into one SQLite file; wall seconds and the children's peak RSS (KiB)."""
+def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float, int]:
+    """Crawl both sites into one SQLite file, capturing WARC files into `warc` when
+    given; wall seconds and the children's peak RSS (KiB)."""
     started = time.perf_counter()
     for site in FEEDS:
         env = {
             **os.environ,
             "REPLAY_DIR": str(corpus / site),
             "DATABASE_URL": f"sqlite:///{database}",
+            "WARC_ENABLED": "1" if warc else "0",
+            "WARC_DIR": str(warc or ""),
         }
         subprocess.run(
             [
@@ -183,35 +186,54 @@ def main() -> int:
     corpus, out = ROOT / "bench" / "corpus", ROOT / "bench" / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    database = out / "bench.db"
     generated = generate(corpus, args.pages)
-    crawl_seconds, peak_rss_kib = crawl(corpus, database)
+    pages = args.pages
+
+    plain_seconds, _ = crawl(corpus, out / "plain.db")
+    database, warc = out / "bench.db", out / "warc"
+    crawl_seconds, peak_rss_kib = crawl(corpus, database, warc)
     import sqlite3
 
     with sqlite3.connect(database) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         stored = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
     database_bytes = sum(p.stat().st_size for p in out.glob("bench.db*"))
+    warc_bytes = sum(p.stat().st_size for p in warc.rglob("*.warc.gz"))
+
+    from crawler.reextract import reextract
+
+    started = time.perf_counter()
+    counts = reextract(f"sqlite:///{database}", warc, progress=False)
+    reextract_seconds = time.perf_counter() - started
     ours_seconds = ours_alone(generated)
     trafilatura_seconds = trafilatura_alone(generated)
-    pages = args.pages
-    end_to_end = pages / crawl_seconds
+    trafilatura_rate = pages / trafilatura_seconds
+    plain_rate, captured_rate = pages / plain_seconds, pages / crawl_seconds
+    reextract_rate = counts["targets"] / reextract_seconds
     print(f"pages: {pages} generated, {stored} stored")
     print(
-        f"end to end (2 scrapy crawls, replay → SQLite): {end_to_end:.1f} pages/s "
-        f"({crawl_seconds:.1f} s, process start-up included)"
+        f"end to end without capture (2 scrapy crawls, replay → SQLite): {plain_rate:.1f} pages/s "
+        f"({plain_seconds:.1f} s, process start-up included)"
+    )
+    print(
+        f"end to end with WARC capture: {captured_rate:.1f} pages/s ({crawl_seconds:.1f} s; "
+        f"capture costs {100 * (1 - captured_rate / plain_rate):.0f} %)"
     )
     print(f"our extraction alone, one core: {pages / ours_seconds:.1f} pages/s")
-    print(
-        f"trafilatura alone, one core (json + metadata): {pages / trafilatura_seconds:.1f} pages/s"
-    )
-    print(f"ratio end to end / trafilatura alone: {end_to_end / (pages / trafilatura_seconds):.2f}")
+    print(f"trafilatura alone, one core (json + metadata): {trafilatura_rate:.1f} pages/s")
+    print(f"ratio end to end (no capture) / trafilatura alone: {plain_rate / trafilatura_rate:.2f}")
     print(f"ratio our extraction / trafilatura alone: {trafilatura_seconds / ours_seconds:.2f}")
+    print(
+        f"re-extraction from WARC, {os.cpu_count()} processes: {reextract_rate:.1f} pages/s "
+        f"({counts['targets']} articles, {dict(counts)}); "
+        f"ratio to trafilatura alone on one core: {reextract_rate / trafilatura_rate:.2f}"
+    )
     print(f"peak RSS of a crawl: {peak_rss_kib / 1024:.0f} MiB")
     print(
         f"database: {database_bytes / stored:.0f} bytes per article "
         f"({database_bytes / 1e6:.1f} MB for {stored})"
     )
+    print(f"WARC: {warc_bytes / stored:.0f} bytes per article ({warc_bytes / 1e6:.1f} MB, gzip)")
     if not args.keep:
         shutil.rmtree(corpus, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)

@@ -7,7 +7,10 @@ failures go to ``crawl_errors`` and to stats (``archive/rejected/<reason>``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +19,13 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from crawler.extract.article import AliasSeen, Article, FetchFailure, Rejection
+from crawler.extract.article import AliasSeen, Article, FetchFailure, PageVisit, Rejection
+from crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
+from storage.captures import link_to_version as link_captures
 from storage.engine import create_archive_engine, mask_url, upgrade_to_head
 from storage.repository import ArchiveRepository, BatchStoreError
+from storage.visits import VisitRecord
+from storage.visits import record as record_visits
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +58,27 @@ TRACKED_FIELDS = (
 class ArchivePipeline:
     """Store articles, aliases and problems of one crawl in the archive database."""
 
-    def __init__(self, crawler: Crawler, database_url: str, batch_size: int) -> None:
+    def __init__(
+        self, crawler: Crawler, database_url: str, batch_size: int, schedule: str = DEFAULT_SCHEDULE
+    ) -> None:
         self.crawler = crawler
         self.database_url = database_url
         self.batch_size = max(1, batch_size)
         self.articles: list[Article] = []
         self.aliases: list[AliasSeen] = []
         self.problems: list[Rejection | FetchFailure] = []
+        self.visits: list[VisitRecord] = []
+        # (capture id, canonical URL): WARC captures to link to the version they produced
+        self.capture_links: list[tuple[int, str]] = []
+        self.schedule = parse_schedule(schedule)
         self.repository: ArchiveRepository | None = None
         self.run_id: int | None = None
+        # Write retries while the database is unreachable (ARCHIVE_RETRY_SECONDS): no
+        # flush is attempted before `retry_at` (time.monotonic()); `retry_delay` doubles
+        # with each failed attempt and is 0 after a good one.
+        self.retry_seconds = 120.0
+        self.retry_delay = 0.0
+        self.retry_at = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -67,7 +86,9 @@ class ArchivePipeline:
             crawler,
             crawler.settings.get("DATABASE_URL"),
             crawler.settings.getint("ARCHIVE_BATCH_SIZE", 50),
+            crawler.settings.get("REVISIT_SCHEDULE") or DEFAULT_SCHEDULE,
         )
+        pipeline.retry_seconds = crawler.settings.getfloat("ARCHIVE_RETRY_SECONDS", 120)
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
 
@@ -83,6 +104,8 @@ class ArchivePipeline:
         settings = {name: self.crawler.settings.get(name) for name in RECORDED_SETTINGS}
         settings["DATABASE_URL"] = mask_url(self.database_url)
         self.run_id = self.repository.start_run(self._spider_name(), settings)
+        # The run lock extension (spider_opened, after this) records the run it holds.
+        self.stats.set_value("archive/run_id", self.run_id)
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Article):
@@ -100,9 +123,31 @@ class ArchivePipeline:
             self.stats.inc_value(f"archive/failed/{item.reason}")
             logger.warning("Failed %s: %s (%s)", item.url, item.reason, item.detail)
             self.problems.append(item)
+        elif isinstance(item, PageVisit):
+            if item.status == 304:
+                # The site says nothing changed since our stored copy: unchanged.
+                self.stats.inc_value("archive/stored/unchanged")
+                self.stats.inc_value("archive/not_modified")
+            self.visits.append(self._visit_record(item))
+            if item.capture_id is not None and item.status == 200:
+                self.capture_links.append((item.capture_id, item.url))
         else:
             raise DropItem(f"not an archive item: {type(item).__name__}")
         return item
+
+    def _visit_record(self, visit: PageVisit) -> VisitRecord:
+        return VisitRecord(
+            site=visit.site,
+            url=visit.url,
+            status=visit.status,
+            visited_at=visit.fetched_at,
+            next_visit_at=next_visit(
+                visit.published_at, visit.fetched_at, self.schedule, visit.status
+            ),
+            etag=visit.etag,
+            last_modified=visit.last_modified,
+            published_at=visit.published_at,
+        )
 
     def _count_fields(self, article: Article) -> None:
         """Fill-rate inputs for the health checks: ``archive/extracted``,
@@ -113,8 +158,48 @@ class ArchivePipeline:
             if getattr(article, field):
                 self.stats.inc_value(f"archive/filled/{field}")
 
-    def flush(self) -> None:
-        """Write what is buffered.
+    def flush(self, *, force: bool = False) -> None:
+        """Write what is buffered, unless a recent failure asks to wait (see `_write`).
+
+        After a transient failure (connection lost, server restarting, lock timeout)
+        the buffers are kept and the next attempts back off exponentially, from 0.5 s
+        up to 30 s, so that an outage costs neither items nor a write attempt per item
+        while the crawl goes on; `force` ignores the wait (the final flush).
+        """
+        if not self._pending():
+            return
+        if not force and time.monotonic() < self.retry_at:
+            return
+        if self.retry_delay and not self._database_reachable():
+            self._back_off()
+            return
+        self._write()
+        if self._pending():
+            self._back_off()
+        else:
+            self.retry_delay = self.retry_at = 0.0
+
+    def _pending(self) -> bool:
+        return bool(self.articles or self.aliases or self.problems or self.visits)
+
+    def _back_off(self) -> None:
+        self.retry_delay = min(max(2 * self.retry_delay, 0.5), 30.0)
+        self.retry_at = time.monotonic() + self.retry_delay
+
+    def _database_reachable(self) -> bool:
+        """One connection check-out (PostgreSQL pings it) before a batch is tried:
+        while the server is down, the repository's per-article retries would otherwise
+        each wait out their own backoff."""
+        assert self.repository is not None
+        try:
+            with self.repository.engine.connect():
+                return True
+        except SQLAlchemyError as error:
+            logger.warning("Archive database still unreachable: %s", error)
+            return False
+
+    def _write(self) -> None:
+        """Write each buffer; a buffer is emptied only once its rows are committed.
 
         An article the database refuses for good (a constraint, bad data) is
         recorded in ``crawl_errors`` as ``store_failed`` and the others are kept;
@@ -133,6 +218,12 @@ class ArchivePipeline:
             if self.problems:
                 self.repository.record_errors(self.run_id, self._spider_name(), self.problems, now)
                 self.problems = []
+            if self.visits:
+                # After the articles, so that a revisit is only scheduled for what is stored.
+                record_visits(self.repository.engine, self.visits)
+                link_captures(self.repository.engine, self.capture_links)
+                self.visits = []
+                self.capture_links = []
         except SQLAlchemyError as error:
             self.stats.inc_value("archive/store_error")
             logger.error(
@@ -168,8 +259,39 @@ class ArchivePipeline:
             self.stats.inc_value("archive/store_error")
             logger.error("%d articles kept for retry after transient errors", len(kept))
 
-    def close_spider(self) -> None:
-        self.flush()
+    def close_spider(self) -> Coroutine[Any, Any, None] | None:
+        """The final flush.  If the database is unreachable, return a coroutine
+        (Scrapy awaits it) that retries with backoff for up to ARCHIVE_RETRY_SECONDS
+        without blocking the reactor; whatever is still unwritten then is logged."""
+        self.flush(force=True)
+        if self._pending():
+            return self._flush_until_stored(time.monotonic() + self.retry_seconds)
+        self._report_lost()
+        return None
+
+    async def _flush_until_stored(self, deadline: float) -> None:
+        while self._pending() and time.monotonic() < deadline:
+            delay = min(self.retry_delay, max(0.0, deadline - time.monotonic()))
+            logger.warning(
+                "Archive database unavailable at close; retrying in %.1f s "
+                "(%d articles buffered, giving up in %.0f s)",
+                delay,
+                len(self.articles),
+                deadline - time.monotonic(),
+            )
+            # TWISTED_REACTOR is the asyncio reactor: this sleep lets the reactor run.
+            await asyncio.sleep(delay)
+            self.flush(force=True)
+        self._report_lost()
+
+    def _report_lost(self) -> None:
+        if self.aliases or self.problems or self.visits:
+            logger.error(
+                "Could not record %d aliases, %d problems and %d visits",
+                len(self.aliases),
+                len(self.problems),
+                len(self.visits),
+            )
         if self.articles:
             # A second failure at close: say loudly what is lost.
             self.stats.inc_value("archive/lost", len(self.articles))

@@ -17,13 +17,78 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite:///archive.db"
 REPLAY_DIR = os.environ.get("REPLAY_DIR") or None
 # Articles written per transaction (see FINDINGS.md: per-row commits are 5x slower).
 ARCHIVE_BATCH_SIZE = 50
+# Seconds the pipeline keeps retrying writes (exponential backoff) while the database
+# is unreachable, e.g. a PostgreSQL restart, before it gives buffered articles up as lost.
+ARCHIVE_RETRY_SECONDS = 120
+
+# Incremental crawls: fetch feeds, new articles and due revisits only (README).
+INCREMENTAL = True
+# AGE=INTERVAL steps by article age; see crawler/schedule.py.
+REVISIT_SCHEDULE = "1d=3h,7d=1d,30d=7d,*=90d"
+# At most this many due revisits per run, most overdue first.
+REVISIT_LIMIT = 500
+
+# Raw capture: every response into gzip WARC files under WARC_DIR (README).
+WARC_ENABLED = os.environ.get("WARC_ENABLED", "1").lower() not in ("0", "false", "no", "off")
+WARC_DIR = os.environ.get("WARC_DIR") or "warc"
+WARC_MAX_BYTES = 100 * 1024 * 1024
 
 ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,
     # after redirect/retry/robots have seen the request.
     "crawler.middlewares.replay.ReplayMiddleware": 950,
+    # Downloader side of replay: sees every response as it came, before decompression.
+    "crawler.middlewares.capture.WarcCaptureMiddleware": 960,
 }
+
+# --- run lock ---------------------------------------------------------------
+# At most one crawl per spider and database (a row in crawl_locks); a second run exits
+# with finish reason already_running.  A lock whose process died on this host, or whose
+# heartbeat is older than RUN_LOCK_STALE_AFTER seconds (another host), is taken over.
+RUN_LOCK_ENABLED = True
+RUN_LOCK_STALE_AFTER = 600
+RUN_LOCK_HEARTBEAT = 30
+EXTENSIONS = {
+    "crawler.extensions.runlock.RunLock": 100,
+}
+# --- end run lock -------------------------------------------------------------
+
+# --- run records and health checks -------------------------------------------
+# Our `crawl` replaces Scrapy's: exit 3 when a health check fails, 75 when already running.
+COMMANDS_MODULE = "crawler.commands"
+# Fills the crawl_runs figures and runs the checks when the spider closes (README).
+EXTENSIONS = {**EXTENSIONS, "crawler.extensions.health.RunHealth": 500}
+# False: figures are still recorded, checks are not run (crawl_runs.health_ok NULL).
+HEALTH_CHECKS_ENABLED = True
+# Articles parsed at least this many when the feed or list pages had entries to fetch.
+HEALTH_MIN_ARTICLES = 1
+# Lowest share (0..1) of extracted articles having each field; a spider's entries win
+# over "default". Most SKT posts name no author, so its author floor is 0.
+HEALTH_FILL_FLOORS = {
+    "default": {"title": 1.0, "published_at": 1.0, "body": 1.0, "author": 0.5},
+    "skt_insight": {"author": 0.0},
+}
+# Highest share of stored articles whose body did not come from the site's body
+# container (whole-page fallback, unknown template): any means the template changed.
+HEALTH_MAX_FALLBACK_SHARE = 0.0
+# Lowest mean body length, in characters (the seeds' articles average ~700).
+HEALTH_MIN_MEAN_BODY_CHARS = 200
+# Lowest mean body length as a share of the previous runs' mean: a collapse.
+HEALTH_MIN_BODY_RATIO = 0.5
+# Highest share of pages attempted that were rejected or failed.
+HEALTH_MAX_ERROR_RATE = 0.5
+# Lowest count of articles stored or skipped as not due, as a share of the median of
+# the previous runs: the feed shrank or extraction stopped.
+HEALTH_MIN_ARTICLE_RATIO = 0.5
+# Fewer articles (pages, for the error rate) than this: rates and means are noise,
+# e.g. a one-URL `-a urls=` fetch, and are not judged.
+HEALTH_MIN_SAMPLE = 5
+# Previous runs of the spider (finished, healthy) that make the baseline...
+HEALTH_HISTORY_RUNS = 5
+# ...and how many at least before the drop and collapse checks compare at all.
+HEALTH_MIN_HISTORY_RUNS = 3
+# --- end run records and health checks ---------------------------------------
 
 # --- politeness: a daily crawl of two small sites needs no hurry --------------
 USER_AGENT = "news-archive/0.1 (news archive crawler; scheduled daily; Scrapy)"

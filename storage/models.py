@@ -204,3 +204,24 @@ class CrawlLock(Base):
     pid: Mapped[int]
     acquired_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+
+
+class Capture(Base):
+    """One WARC record of a fetched response: where it is and what it produced."""
+
+    __tablename__ = "captures"
+    __table_args__ = (Index(None, "url", "fetched_at"), UniqueConstraint("warc_file", "offset"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    spider: Mapped[str]
+    url: Mapped[str]
+    fetched_at: Mapped[datetime]
+    status: Mapped[int]
+    payload_digest: Mapped[str] = mapped_column(index=True)  # WARC-Payload-Digest, sha1:BASE32
+    record_type: Mapped[str]  # "response", or "revisit" for a payload stored before
+    warc_file: Mapped[str]  # path relative to WARC_DIR
+    offset: Mapped[int] = mapped_column(BigInteger)  # of the record in the (gzip) file
+    length: Mapped[int] = mapped_column(BigInteger)  # compressed length of the record
+    article_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("article_versions.id", ondelete="SET NULL"), index=True
+    )

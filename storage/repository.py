@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
 from storage.engine import READ_ONLY_OPTION
@@ -93,7 +93,9 @@ class ArchiveRepository:
 
     # ----------------------------------------------------------------- articles
 
-    def store_articles(self, articles: Sequence[Article]) -> list[StoreOutcome]:
+    def store_articles(
+        self, articles: Sequence[Article], *, note: str | None = None
+    ) -> list[StoreOutcome]:
         """Store extracted articles; return ``"new"``, ``"changed"`` or
         ``"unchanged"`` for each, in input order.
 
@@ -111,8 +113,19 @@ class ArchiveRepository:
         try:
             with self.engine.begin() as connection:
                 for index in order:
-                    outcomes[index] = self._store_one(connection, articles[index])
+                    outcomes[index] = self._store_one(connection, articles[index], note)
             return outcomes  # type: ignore[return-value]
+        except (OperationalError, InterfaceError) as exc:
+            # The server is gone (restart, network): retrying article by article would
+            # only block the crawl longer. The caller keeps the batch and backs off.
+            if not self._reachable():
+                raise
+            logger.warning(
+                "storing a batch of %d articles failed (%s: %s); retrying one by one",
+                len(articles),
+                type(exc).__name__,
+                exc,
+            )
         except Exception as exc:
             # Not only driver errors: a malformed article (a naive datetime, a None
             # that should be text) must not cost the rest of the batch either.
@@ -128,7 +141,7 @@ class ArchiveRepository:
             article = articles[index]
             try:
                 outcomes[index] = self._with_retries(
-                    lambda connection, article=article: self._store_one(connection, article)
+                    lambda connection, article=article: self._store_one(connection, article, note)
                 )
             except Exception as exc:
                 logger.error("could not store %s: %s: %s", article.url, type(exc).__name__, exc)
@@ -137,6 +150,15 @@ class ArchiveRepository:
             failures.sort(key=lambda failure: failure[0])
             raise BatchStoreError(outcomes, failures) from failures[0][1]
         return outcomes  # type: ignore[return-value]
+
+    def _reachable(self) -> bool:
+        """Whether the database answers a trivial query right now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(1))
+        except (OperationalError, InterfaceError):
+            return False
+        return True
 
     def _with_retries(self, work: Callable[[Connection], _T]) -> _T:
         # Lock timeouts, deadlocks and serialization failures are OperationalErrors
@@ -151,7 +173,9 @@ class ArchiveRepository:
                 time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _store_one(self, connection: Connection, article: Article) -> StoreOutcome:
+    def _store_one(
+        self, connection: Connection, article: Article, note: str | None = None
+    ) -> StoreOutcome:
         seen_at = article.fetched_at
         content = _content_columns(article)
         inserted = connection.execute(
@@ -175,7 +199,7 @@ class ArchiveRepository:
                 seen_at,
             )
         if inserted is not None:
-            self._insert_version(connection, inserted, article, version=1)
+            self._insert_version(connection, inserted, article, version=1, note=note)
             self._replace_tags(connection, inserted, article.tags)
             self._replace_images(connection, inserted, article.images)
             return "new"
@@ -210,13 +234,19 @@ class ArchiveRepository:
         latest = connection.execute(
             select(func.max(_versions.c.version)).where(_versions.c.article_id == row.id)
         ).scalar_one()
-        self._insert_version(connection, row.id, article, version=(latest or 0) + 1)
+        self._insert_version(connection, row.id, article, version=(latest or 0) + 1, note=note)
         self._replace_tags(connection, row.id, article.tags)
         self._replace_images(connection, row.id, article.images)
         return "changed"
 
     def _insert_version(
-        self, connection: Connection, article_id: int, article: Article, *, version: int
+        self,
+        connection: Connection,
+        article_id: int,
+        article: Article,
+        *,
+        version: int,
+        note: str | None = None,
     ) -> None:
         connection.execute(
             _versions.insert().values(
@@ -231,6 +261,7 @@ class ArchiveRepository:
                 modified_at=article.modified_at,
                 captured_at=article.fetched_at,
                 fetched_url=article.fetched_url,
+                note=note,
             )
         )
 

@@ -47,7 +47,9 @@ def fixture_pages() -> Iterator[FixturePage]:
     """Every 200 HTML page under ``seeds/*/pages`` with the site its directory names."""
     for manifest in sorted(SEEDS.glob("*/manifest.jsonl")):
         site = next((name for name in SITES if manifest.parent.name.startswith(name)), None)
-        if site is None:
+        # `*_changed` replays a site whose template changed: its pages are meant to
+        # extract badly (the health checks must notice), so they have no golden files.
+        if site is None or manifest.parent.name.endswith("_changed"):
             continue
         seen: set[Path] = set()
         for line in manifest.read_text(encoding="utf-8").splitlines():

@@ -134,3 +134,18 @@ def content_hash(title: str, body: str) -> str:
     """SHA-256 (hex) of the normalised title and body: whitespace-only edits keep the hash."""
     payload = normalise_text(title) + "\n\n" + normalise_text(body)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PageVisit:
+    """An article page answered (200, or 304 to a conditional request): the
+    validators for the next revisit and the age that sets its date."""
+
+    site: str
+    url: str  # canonical when known
+    status: int
+    fetched_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    published_at: datetime | None = None
+    capture_id: int | None = None  # the WARC capture of this response, if any

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from scrapy import Request
@@ -22,6 +24,8 @@ from scrapy.http.response.html import HtmlResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.statscollectors import StatsCollector
 from w3lib.url import canonicalize_url
+from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +36,84 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One stored response: from a manifest line (`file`), or from a WARC record
+    (`warc`: file and offset of the record holding the payload, read on demand)."""
+
     url: str
     status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: list[tuple[str, str]] | dict[str, str] = field(default_factory=dict)
     file: Path | None = None
+    warc: tuple[Path, int] | None = None
+    # A manifest entry answers conditional requests like a server; a capture is
+    # replayed as it was answered.
+    conditional: bool = True
+
+    def body(self) -> bytes:
+        if self.warc is not None:
+            return _warc_payload(*self.warc)
+        return self.file.read_bytes() if self.file else b""
+
+
+def load_replay_directory(directory: Path) -> dict[str, Entry]:
+    """A manifest directory, or else a directory holding ``*.warc.gz`` captures."""
+    if not (directory / "manifest.jsonl").is_file() and any(directory.rglob("*.warc.gz")):
+        return load_warc_directory(directory)
+    return load_manifest(directory)
+
+
+def load_warc_directory(directory: Path) -> dict[str, Entry]:
+    """Index the response and revisit records of every ``*.warc.gz`` under
+    `directory` (files in name order, records in file order; a later capture of a
+    URL wins). A revisit record is served with its own status and headers and the
+    payload of the record it refers to (same ``WARC-Payload-Digest``), looked for
+    in `directory` and then in the other run folders beside it, where an earlier
+    run wrote it."""
+    originals: dict[str, tuple[Path, int]] = {}
+    entries: dict[str, Entry] = {}
+    revisits: list[tuple[str, str, int, list[tuple[str, str]], Path, int]] = []
+    for path, offset, record in _records(directory):
+        digest = record.rec_headers.get_header("WARC-Payload-Digest")
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        status = int(record.http_headers.get_statuscode())
+        headers = list(record.http_headers.headers)
+        if record.rec_type == "response":
+            originals.setdefault(digest, (path, offset))
+            entries[canonicalize_url(url)] = Entry(
+                url=url, status=status, headers=headers, warc=(path, offset), conditional=False
+            )
+        else:
+            revisits.append((digest, url, status, headers, path, offset))
+            entries.pop(canonicalize_url(url), None)
+    if any(digest not in originals for digest, *_ in revisits):
+        for path, offset, record in _records(directory.parent):
+            if record.rec_type == "response" and directory not in path.parents:
+                digest = record.rec_headers.get_header("WARC-Payload-Digest")
+                originals.setdefault(digest, (path, offset))
+    for digest, url, status, headers, path, offset in revisits:
+        if digest not in originals:
+            raise ManifestError(f"{path}@{offset}: revisit of payload {digest} not found")
+        entries[canonicalize_url(url)] = Entry(
+            url=url, status=status, headers=headers, warc=originals[digest], conditional=False
+        )
+    return entries
+
+
+def _records(directory: Path) -> Iterator[tuple[Path, int, ArcWarcRecord]]:
+    """(file, offset, record) of each response and revisit record under `directory`."""
+    for path in sorted(directory.rglob("*.warc.gz")):
+        with path.open("rb") as stream:
+            iterator = ArchiveIterator(stream)
+            for record in iterator:
+                if record.rec_type in ("response", "revisit") and record.http_headers:
+                    yield path, iterator.get_record_offset(), record
+
+
+def _warc_payload(path: Path, offset: int) -> bytes:
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        record = next(iter(ArchiveIterator(stream)))
+        # raw_stream: the payload exactly as captured (no content decoding).
+        return record.raw_stream.read()
 
 
 def load_manifest(directory: Path) -> dict[str, Entry]:
@@ -72,7 +150,7 @@ class ReplayMiddleware:
 
     def __init__(self, directory: Path, stats: StatsCollector) -> None:
         self.directory = directory
-        self.entries = load_manifest(directory)
+        self.entries = load_replay_directory(directory)
         self.stats = stats
 
     @classmethod
@@ -91,13 +169,19 @@ class ReplayMiddleware:
             self.stats.inc_value("replay/miss")
             return Response(request.url, status=404, body=b"", request=request, flags=["replay"])
         try:
-            body = entry.file.read_bytes() if entry.file else b""
-        except OSError as error:
+            body = entry.body()
+        except (OSError, StopIteration) as error:
             self.stats.inc_value("replay/error")
             logger.error("Replay file for %s unreadable: %s", request.url, error)
             return Response(request.url, status=500, body=b"", request=request, flags=["replay"])
         self.stats.inc_value("replay/hit")
         headers = Headers(entry.headers)
+        if entry.conditional and entry.status == 200 and _not_modified(request, headers):
+            # As a server honouring the conditional request would: no body.
+            self.stats.inc_value("replay/not_modified")
+            return Response(
+                request.url, status=304, headers=headers, request=request, flags=["replay"]
+            )
         response_class = responsetypes.from_args(headers=headers, url=request.url, body=body)
         if response_class is Response and body.lstrip()[:1] == b"<":
             response_class = HtmlResponse
@@ -109,3 +193,21 @@ class ReplayMiddleware:
             request=request,
             flags=["replay"],
         )
+
+
+def _not_modified(request: Request, stored: Headers) -> bool:
+    """True when the request's validators match the stored response (RFC 9110 §13.1):
+    ``If-None-Match`` against ``ETag`` first; else ``If-Modified-Since`` against
+    ``Last-Modified``."""
+    if_none_match = request.headers.get("If-None-Match")
+    etag = stored.get("ETag")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
+        return etag is not None and (b"*" in tags or etag.removeprefix(b"W/") in tags)
+    if_modified_since = request.headers.get("If-Modified-Since")
+    last_modified = stored.get("Last-Modified")
+    if if_modified_since is None or last_modified is None:
+        return False
+    since = parsedate_to_datetime(if_modified_since.decode("latin-1"))
+    modified = parsedate_to_datetime(last_modified.decode("latin-1"))
+    return modified <= since

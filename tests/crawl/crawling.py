@@ -19,22 +19,39 @@ SEEDS = ROOT / "seeds"
 
 
 def crawl(
-    spider: str, replay_dir: Path | str | None, database_url: str, *arguments: str
+    spider: str,
+    replay_dir: Path | str | None,
+    database_url: str,
+    *arguments: str,
+    expect_exit: int = 0,
+    warc_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``scrapy crawl spider`` with REPLAY_DIR and DATABASE_URL from the environment.
+    """``scrapy crawl spider`` with REPLAY_DIR and DATABASE_URL from the environment,
+    capturing WARC files into `warc_dir` (no capture when None).
 
-    Raises with the crawl's log when it exits non-zero."""
+    Raises with the crawl's log when it exits with another code than `expect_exit`."""
     env = {key: value for key, value in os.environ.items() if key not in ("REPLAY_DIR",)}
     env["DATABASE_URL"] = database_url
+    env.update(test_environment(warc_dir))
     if replay_dir is not None:
         env["REPLAY_DIR"] = str(replay_dir)
     command = [sys.executable, "-m", "scrapy", "crawl", spider, *arguments]
     result = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr}")
+    if result.returncode != expect_exit:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}, not {expect_exit}:\n{result.stderr}"
+        )
     return result
+
+
+def test_environment(warc_dir: Path | None = None) -> dict[str, str]:
+    """Environment for test crawls: WARC capture only where a test asks for it,
+    never into the repository's own warc/ folder."""
+    if warc_dir is None:
+        return {"WARC_ENABLED": "0"}
+    return {"WARC_ENABLED": "1", "WARC_DIR": str(warc_dir)}
 
 
 @dataclass

@@ -1,0 +1,553 @@
+"""The ``news-archive`` command: search, show, export, stats, db upgrade, db current.
+
+The database comes from ``--database-url``, else the ``DATABASE_URL`` environment
+variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
+one line on stderr, ``news-archive: error: ...``, and a non-zero exit status:
+2 for a wrong command line (unknown site, bad date, unusable database URL),
+1 for a database that cannot be reached, is not migrated, or lacks the article.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, TextIO
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from archive_cli.output import fit, fit_around, format_cell, render_table, to_jsonable, write_json
+from storage import search as archive
+from storage.engine import (
+    alembic_config,
+    create_archive_engine,
+    current_revision,
+    mask_url,
+    upgrade_to_head,
+)
+
+PROGRAM = "news-archive"
+DEFAULT_DATABASE_URL = "sqlite:///archive.db"
+PG_CONNECT_TIMEOUT_SECONDS = 10
+CSV_LIST_SEPARATOR = ", "
+
+
+class CliError(Exception):
+    """A problem to report in one line, with the process exit status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except CliError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except BrokenPipeError:
+        # `news-archive export | head`: the reader left; that is not an error.
+        _silence_stdout()
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    # On every subparser too, so the option may come before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+        f"(default: $DATABASE_URL, else {DEFAULT_DATABASE_URL})",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Search and export the news archive.", parents=[common]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    search = commands.add_parser(
+        "search", parents=[common], help="articles whose title or body contains QUERY"
+    )
+    search.add_argument("query", metavar="QUERY", help="text to find (any length, any case)")
+    _add_filters(search)
+    search.add_argument("--limit", type=_positive_int, default=20, help="at most N hits (20)")
+    search.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    search.set_defaults(handler=run_search)
+
+    show = commands.add_parser(
+        "show", parents=[common], help="one article, its versions and what changed"
+    )
+    show.add_argument("article", metavar="URL|ID", help="article id, canonical URL or alias URL")
+    show.add_argument("--diff", action="store_true", help="unified diff between versions")
+    show.add_argument("--body", action="store_true", help="print the newest body too")
+    show.add_argument("--json", action="store_true", help="everything as one JSON object")
+    show.set_defaults(handler=run_show)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="stream articles as JSON Lines or CSV"
+    )
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _add_filters(export)
+    export.set_defaults(handler=run_export)
+
+    stats = commands.add_parser(
+        "stats", parents=[common], help="articles per site and day, last crawl runs"
+    )
+    stats.add_argument(
+        "--days", type=int, default=14, help="newest N publication days to list (0: all)"
+    )
+    stats.add_argument("--runs", type=int, default=10, help="last N crawl runs to list")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.set_defaults(handler=run_stats)
+
+    database = commands.add_parser("db", parents=[common], help="the database schema")
+    database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    database_commands.add_parser(
+        "upgrade", parents=[common], help="create or migrate the schema to the newest revision"
+    ).set_defaults(handler=run_db_upgrade)
+    database_commands.add_parser(
+        "current", parents=[common], help="the schema revision of the database"
+    ).set_defaults(handler=run_db_current)
+    return parser
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", help="only this site (spider name): skt_insight, maeil_ilbo")
+    parser.add_argument(
+        "--since",
+        type=_since,
+        help="published at or after: YYYY-MM-DD (a UTC day) or an ISO 8601 time",
+    )
+    parser.add_argument(
+        "--until",
+        type=_until,
+        help="published up to: YYYY-MM-DD (that UTC day included) or an ISO 8601 time (excluded)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _since(text: str) -> datetime:
+    return _parse_time(text, end_of_day=False)
+
+
+def _until(text: str) -> datetime:
+    return _parse_time(text, end_of_day=True)
+
+
+def _parse_time(text: str, *, end_of_day: bool) -> datetime:
+    """A date is a whole UTC day (an upper bound includes it); a time without a
+    zone is UTC, since the archive stores UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither YYYY-MM-DD nor an ISO 8601 time"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# ------------------------------------------------------------------ the database
+
+
+def database_url(arguments: argparse.Namespace) -> str:
+    """The URL the user chose: option, then environment, then the crawler's default."""
+    return (
+        getattr(arguments, "database_url", None)
+        or os.environ.get("DATABASE_URL")
+        or DEFAULT_DATABASE_URL
+    )
+
+
+def head_revision() -> str:
+    """The newest schema revision this program's migrations know."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations have no head revision"
+    return head
+
+
+@contextmanager
+def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> Iterator[Engine]:
+    """An engine on the user's database, checked to be reachable (and, for
+    `must_exist`, to be an existing file on SQLite); disposed afterwards."""
+    url = _parse_url(database_url(arguments))
+    shown = mask_url(url)
+    if must_exist and url.get_backend_name() == "sqlite":
+        path = url.database
+        if path and path != ":memory:" and not Path(path).exists():
+            raise CliError(
+                f"no SQLite database at {path}: crawl into it first, or create an empty "
+                f"archive with `{PROGRAM} db upgrade`",
+                exit_code=1,
+            )
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    try:
+        engine = create_archive_engine(url, **options)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise CliError(f"cannot use database URL {shown}: {exc}", exit_code=2) from None
+    try:
+        try:
+            with engine.connect():
+                pass
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise CliError(f"cannot connect to database {shown}: {reason}") from None
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _parse_url(text: str) -> URL:
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise CliError(
+            "cannot parse the database URL (expected sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB)",
+            exit_code=2,
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise CliError(
+            f"unsupported database {mask_url(url)}: the archive runs on sqlite or postgresql",
+            exit_code=2,
+        )
+    return url
+
+
+@contextmanager
+def open_migrated_archive(arguments: argparse.Namespace) -> Iterator[Engine]:
+    """`open_archive`, refusing a database whose schema is not the newest."""
+    with open_archive(arguments) as engine:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            raise CliError(_revision_problem(engine, current, head))
+        yield engine
+
+
+def _revision_problem(engine: Engine, current: str | None, head: str) -> str:
+    shown = mask_url(engine.url)
+    if current is None:
+        return f"database {shown} has no archive schema (not migrated): run `{PROGRAM} db upgrade`"
+    if ScriptDirectory.from_config(alembic_config()).get_revision(current) is None:
+        return (
+            f"database {shown} is at schema revision {current}, which this {PROGRAM} "
+            f"does not know (its newest is {head}): install a newer {PROGRAM}"
+        )
+    return (
+        f"database {shown} is at schema revision {current}, not the newest {head}: "
+        f"run `{PROGRAM} db upgrade`"
+    )
+
+
+def check_site(site: str | None) -> None:
+    """Refuse a site that is no spider's name, listing the known ones."""
+    if site is None:
+        return
+    # Imported here: the site modules pull in the extraction stack, which only
+    # this check needs.
+    from crawler.sites import SITES
+
+    if site not in SITES:
+        raise CliError(
+            f"unknown site {site!r}; known sites: {', '.join(sorted(SITES))}", exit_code=2
+        )
+
+
+# ------------------------------------------------------------------ commands
+
+
+def run_search(arguments: argparse.Namespace) -> int:
+    """``search QUERY``: hits as a table (id, date, site, title, snippet) or JSON."""
+    check_site(arguments.site)
+    with open_migrated_archive(arguments) as engine:
+        try:
+            hits = archive.search(
+                engine,
+                arguments.query,
+                site=arguments.site,
+                since=arguments.since,
+                until=arguments.until,
+                limit=arguments.limit,
+            )
+        except ValueError as exc:
+            raise CliError(str(exc), exit_code=2) from None
+    if arguments.json:
+        write_json([asdict(hit) for hit in hits], sys.stdout)
+        return 0
+    if not hits:
+        print(f"no article contains {arguments.query!r}")
+        return 0
+    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
+    title_width = 36
+    # id, date, site and the gaps take about 40 columns; the snippet gets the rest.
+    snippet_width = max(columns - title_width - 40, 30)
+    print(
+        render_table(
+            ("id", "published", "site", "title", "snippet"),
+            [
+                (
+                    hit.id,
+                    hit.published_at.date(),
+                    hit.site,
+                    fit(hit.title, title_width),
+                    fit_around(hit.snippet, snippet_width, archive.HIGHLIGHT_START),
+                )
+                for hit in hits
+            ],
+        )
+    )
+    print(f"\n{len(hits)} hit(s); `{PROGRAM} show ID` shows one article")
+    return 0
+
+
+def run_show(arguments: argparse.Namespace) -> int:
+    """``show URL|ID``: metadata, the versions, and with --diff what changed."""
+    with open_migrated_archive(arguments) as engine:
+        article = archive.article_with_versions(engine, arguments.article)
+    if article is None:
+        raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
+    if arguments.json:
+        write_json(article, sys.stdout)
+        return 0
+    print(article["title"])
+    fields = [
+        ("id", article["id"]),
+        ("site", article["site"]),
+        ("url", article["url"]),
+        ("published", article["published_at"]),
+        ("modified", article["modified_at"]),
+        ("author", article["author"]),
+        ("section", article["section"]),
+        ("tags", ", ".join(article["tags"])),
+        ("images", len(article["images"])),
+        ("first seen", article["first_seen_at"]),
+        ("last seen", article["last_seen_at"]),
+        ("last changed", article["last_changed_at"]),
+    ]
+    for name, value in fields:
+        print(f"  {name:<13}{format_cell(value)}".rstrip())
+    print("  (times in UTC)\n")
+    versions = article["versions"]
+    print(f"{len(versions)} version(s):")
+    print(
+        render_table(
+            ("version", "captured", "content hash", "characters", "note"),
+            [
+                (
+                    version["version"],
+                    version["captured_at"],
+                    version["content_hash"][:12],
+                    len(version["body"]),
+                    version["note"],
+                )
+                for version in versions
+            ],
+        )
+    )
+    if arguments.body:
+        print(f"\n{article['body']}")
+    if arguments.diff:
+        print()
+        print(version_diff(versions) or "one version only: nothing to compare")
+    return 0
+
+
+def version_diff(versions: Sequence[dict[str, Any]]) -> str:
+    """Unified diffs, line by line, of title and body between consecutive versions."""
+    parts: list[str] = []
+    for older, newer in pairwise(versions):
+        parts.extend(
+            difflib.unified_diff(
+                _diffable(older),
+                _diffable(newer),
+                fromfile=f"version {older['version']} ({format_cell(older['captured_at'])} UTC)",
+                tofile=f"version {newer['version']} ({format_cell(newer['captured_at'])} UTC)",
+                lineterm="",
+            )
+        )
+    return "\n".join(parts)
+
+
+def _diffable(version: dict[str, Any]) -> list[str]:
+    return [version["title"], "", *version["body"].splitlines()]
+
+
+def run_export(arguments: argparse.Namespace) -> int:
+    """``export``: every matching article, streamed, as JSON Lines or CSV (UTF-8)."""
+    check_site(arguments.site)
+    with open_migrated_archive(arguments) as engine:
+        rows = archive.iter_articles(
+            engine, site=arguments.site, since=arguments.since, until=arguments.until
+        )
+        writer = _write_jsonl if arguments.format == "jsonl" else _write_csv
+        if arguments.output is None:
+            count = writer(rows, _utf8_stdout())
+            sys.stdout.flush()
+        else:
+            try:
+                with arguments.output.open("w", encoding="utf-8", newline="") as stream:
+                    count = writer(rows, stream)
+            except OSError as exc:
+                raise CliError(f"cannot write {arguments.output}: {exc.strerror}") from None
+    target = arguments.output or "stdout"
+    print(f"exported {count} article(s) as {arguments.format} to {target}", file=sys.stderr)
+    return 0
+
+
+def _write_jsonl(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
+    count = 0
+    for row in rows:
+        stream.write(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _write_csv(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
+    writer = csv.writer(stream)
+    writer.writerow([*archive.EXPORT_COLUMNS, "tags", "image_urls"])
+    count = 0
+    for row in rows:
+        writer.writerow(
+            [
+                *(_csv_cell(row[name]) for name in archive.EXPORT_COLUMNS),
+                CSV_LIST_SEPARATOR.join(row["tags"]),
+                " ".join(image["url"] for image in row["images"]),
+            ]
+        )
+        count += 1
+    return count
+
+
+def _csv_cell(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _utf8_stdout() -> TextIO:
+    # Exports are UTF-8 whatever the locale says; CSV wants its own line endings.
+    sys.stdout.reconfigure(encoding="utf-8", newline="")  # type: ignore[union-attr]
+    return sys.stdout
+
+
+def run_stats(arguments: argparse.Namespace) -> int:
+    """``stats``: totals per site, articles per publication day, the last runs."""
+    with open_migrated_archive(arguments) as engine:
+        sites = archive.site_totals(engine)
+        days = archive.daily_counts(engine)
+        runs = archive.last_runs(engine, arguments.runs)
+    day_list = sorted({count.day for count in days}, reverse=True)
+    if arguments.days > 0:
+        day_list = day_list[: arguments.days]
+    if arguments.json:
+        shown_days = set(day_list)
+        write_json(
+            {
+                "sites": sites,
+                "daily_counts": [asdict(count) for count in days if count.day in shown_days],
+                "runs": runs,
+            },
+            sys.stdout,
+        )
+        return 0
+    print("Articles per site (times in UTC)")
+    print(
+        render_table(
+            ("site", "articles", "versions", "first published", "last published", "last seen"),
+            [
+                (
+                    site["site"],
+                    site["articles"],
+                    site["versions"],
+                    site["first_published_at"],
+                    site["last_published_at"],
+                    site["last_seen_at"],
+                )
+                for site in sites
+            ],
+        )
+    )
+    print(f"\nArticles per publication day (UTC), newest {len(day_list)} day(s)")
+    print(_daily_table(days, day_list, [site["site"] for site in sites]))
+    print(f"\nLast {len(runs)} crawl run(s)")
+    print(_runs_table(runs))
+    return 0
+
+
+def _daily_table(counts: Sequence[archive.DailyCount], days: list[date], sites: list[str]) -> str:
+    by_day_and_site = {(count.day, count.site): count.articles for count in counts}
+    return render_table(
+        ("day", *sites),
+        [(day, *(by_day_and_site.get((day, site), 0) for site in sites)) for day in days],
+    )
+
+
+def _runs_table(runs: Sequence[dict[str, Any]]) -> str:
+    headers = ("run", "spider", "started", "finished", "reason", "requests", "new", "changed")
+    headers += ("unchanged", "rejected", "failed", "healthy", "exit")
+    keys: tuple[str, ...] = ("id", "spider", "started_at", "finished_at", "finish_reason")
+    keys += ("requests", "articles_new", "articles_changed", "articles_unchanged")
+    keys += ("articles_rejected", "articles_failed", "health_ok", "exit_code")
+    return render_table(headers, [[run[key] for key in keys] for run in runs])
+
+
+def run_db_upgrade(arguments: argparse.Namespace) -> int:
+    """``db upgrade``: create the schema or migrate it to the newest revision."""
+    with open_archive(arguments, must_exist=False) as engine:
+        before = current_revision(engine)
+        try:
+            upgrade_to_head(engine)
+        except SQLAlchemyError as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise CliError(f"upgrade of {mask_url(engine.url)} failed: {first_line}") from None
+        after = current_revision(engine)
+    if before == after:
+        print(f"{mask_url(engine.url)}: already at the newest revision {after}")
+    else:
+        print(f"{mask_url(engine.url)}: upgraded from {before or 'an empty database'} to {after}")
+    return 0
+
+
+def run_db_current(arguments: argparse.Namespace) -> int:
+    """``db current``: the revision, and whether it is the newest."""
+    with open_archive(arguments) as engine:
+        current, head = current_revision(engine), head_revision()
+    if current == head:
+        print(f"{current} (head)")
+    else:
+        print(f"{current or 'none'}; the newest is {head}: run `{PROGRAM} db upgrade`")
+    return 0
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would raise BrokenPipeError again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

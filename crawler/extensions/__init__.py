@@ -1,0 +1,1 @@
+"""Scrapy extensions of the archive: whole-crawl concerns beside the pipeline."""

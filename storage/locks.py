@@ -1,0 +1,180 @@
+"""The run lock: at most one running crawl per spider and database.
+
+The lock is the spider's row in ``crawl_locks``.  A crawl inserts it at start,
+refreshes ``heartbeat_at`` while it runs and deletes it at the end.  A row left
+behind by a crawl that died (``kill -9``, a crashed host) must not block the next
+run forever, so a row is taken over when its holder is provably dead: it ran on
+this host and its process is gone, or its heartbeat is older than `stale_after`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Insert, Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.engine import READ_ONLY_OPTION
+from storage.models import CrawlLock
+
+_locks: Table = CrawlLock.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class LockResult:
+    """Outcome of `acquire_run_lock`.
+
+    `holder` is the lock row as a dict (``spider``, ``run_id``, ``hostname``,
+    ``pid``, ``acquired_at``, ``heartbeat_at``; times UTC-aware): ours when
+    `acquired`, the live holder's when not.  `taken_over` is the dead holder's row
+    when the lock was taken from it, else None.
+    """
+
+    acquired: bool
+    holder: dict[str, Any] | None
+    taken_over: dict[str, Any] | None = None
+
+
+def acquire_run_lock(
+    engine: Engine,
+    spider: str,
+    run_id: int | None,
+    hostname: str,
+    pid: int,
+    now: datetime,
+    stale_after: timedelta | float,
+) -> LockResult:
+    """Take the run lock of `spider` for process `pid` on `hostname`, run `run_id`.
+
+    `now` is an aware datetime; `stale_after` a `timedelta` or seconds.  Returns
+    ``acquired=False`` with the holder's row when a live crawl holds the lock.
+    """
+    if not isinstance(stale_after, timedelta):
+        stale_after = timedelta(seconds=stale_after)
+    ours = {
+        "run_id": run_id,
+        "hostname": hostname,
+        "pid": pid,
+        "acquired_at": now,
+        "heartbeat_at": now,
+    }
+    insert = _dialect_insert(engine)
+    # Two rounds: the holder may release between our INSERT and our SELECT.
+    for _ in range(2):
+        with engine.begin() as connection:
+            inserted = connection.execute(
+                insert(_locks)
+                .values(spider=spider, **ours)
+                # The primary key decides who is first, even between two hosts.
+                .on_conflict_do_nothing(index_elements=[_locks.c.spider])
+                .returning(_locks.c.spider)
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return LockResult(True, {"spider": spider, **ours})
+            row = (
+                connection.execute(select(_locks).where(_locks.c.spider == spider))
+                .mappings()
+                .one_or_none()
+            )
+        if row is not None:
+            break
+    else:
+        raise RuntimeError(f"the run lock of {spider!r} was taken and released twice")
+    holder = dict(row)
+    if not _holder_is_dead(holder, hostname, now, stale_after):
+        return LockResult(False, holder)
+    with engine.begin() as connection:
+        # Compare-and-swap on the row as we read it: of two runs that both saw the
+        # same dead holder, only one matches here; the other sees rowcount 0.
+        taken = connection.execute(
+            update(_locks)
+            .where(
+                _locks.c.spider == spider,
+                _locks.c.hostname == holder["hostname"],
+                _locks.c.pid == holder["pid"],
+                _locks.c.heartbeat_at == holder["heartbeat_at"],
+            )
+            .values(**ours)
+        ).rowcount
+    if taken == 1:
+        return LockResult(True, {"spider": spider, **ours}, taken_over=holder)
+    # Another run took it over in between: report who holds it now.
+    return LockResult(False, read_run_lock(engine, spider) or holder)
+
+
+def heartbeat(
+    engine: Engine, spider: str, pid: int, now: datetime, *, hostname: str | None = None
+) -> bool:
+    """Record that the crawl `pid` (on `hostname`, if given) still runs; `now` is
+    an aware datetime.  False when it no longer holds the lock (taken over as stale)."""
+    with engine.begin() as connection:
+        return (
+            connection.execute(
+                update(_locks)
+                .where(*_holder_clauses(spider, pid, hostname))
+                .values(heartbeat_at=now)
+            ).rowcount
+            == 1
+        )
+
+
+def release_run_lock(engine: Engine, spider: str, pid: int, *, hostname: str | None = None) -> bool:
+    """Delete the lock of `spider` if process `pid` (on `hostname`, if given) holds
+    it; True when a row was deleted."""
+    with engine.begin() as connection:
+        return (
+            connection.execute(
+                delete(_locks).where(*_holder_clauses(spider, pid, hostname))
+            ).rowcount
+            == 1
+        )
+
+
+def read_run_lock(engine: Engine, spider: str) -> dict[str, Any] | None:
+    """The lock row of `spider` as a dict, or None when no crawl holds it."""
+    # A reader: on SQLite it must not take (or wait for) the write lock.
+    with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
+        row = (
+            connection.execute(select(_locks).where(_locks.c.spider == spider))
+            .mappings()
+            .one_or_none()
+        )
+    return dict(row) if row is not None else None
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (signal 0 probes without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # It exists, it just belongs to another user.
+        return True
+    return True
+
+
+def _holder_is_dead(
+    holder: dict[str, Any], hostname: str, now: datetime, stale_after: timedelta
+) -> bool:
+    if holder["hostname"] == hostname and not process_exists(holder["pid"]):
+        return True
+    # Another host's process cannot be probed: only a silent heartbeat tells.
+    return now - holder["heartbeat_at"] > stale_after
+
+
+def _holder_clauses(spider: str, pid: int, hostname: str | None) -> list[Any]:
+    clauses = [_locks.c.spider == spider, _locks.c.pid == pid]
+    if hostname is not None:
+        clauses.append(_locks.c.hostname == hostname)
+    return clauses
+
+
+def _dialect_insert(engine: Engine) -> Callable[[Table], Insert]:
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert  # type: ignore[return-value]
+    return sqlite.insert  # type: ignore[return-value]

@@ -1,0 +1,456 @@
+"""Reading the archive for people: full-text search, export, one article's history, counts.
+
+Search is substring search, the same on both backends: a query matches an
+article whose title or body contains it (surrounding whitespace dropped, inner
+runs of whitespace as one space, Latin letters in any case). Korean needs
+substrings, not words: a word carries its particles (``카카오와``, ``카카오의``),
+so ``카카오`` must match inside a longer run of syllables.
+
+- SQLite, queries of 3+ characters: the FTS5 trigram table ``articles_fts``
+  (migration 0003), ``MATCH`` on the query as one FTS5 string, ranked by
+  ``bm25()`` with the title weighted `TITLE_WEIGHT` times the body, snippet by
+  ``snippet()``.
+- SQLite, shorter queries (``협력``, ``AI``): a trigram index cannot answer
+  them (``MATCH`` finds nothing by design, and ``LIKE`` on the FTS table is wrong
+  in SQLite 3.40), so ``instr()`` over ``articles`` — a full scan.
+- PostgreSQL: ``ILIKE '%query%'`` on title and body, served by the ``pg_trgm``
+  GIN indexes for 3+ characters (shorter patterns scan every row).
+
+Outside the FTS path the rank is the number of occurrences, each in the title
+counting `TITLE_WEIGHT`; snippets are cut in Python around the first occurrence.
+Higher ranks are better; they compare hits of one search only.
+
+All reads run with `READ_ONLY_OPTION`, so on SQLite they never hold the write
+lock against a running crawl.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+)
+
+from storage.engine import READ_ONLY_OPTION
+from storage.models import (
+    ArticleImage,
+    ArticleRecord,
+    ArticleTag,
+    ArticleVersion,
+    CrawlRun,
+    UrlAlias,
+)
+
+_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
+_versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
+_tags: Table = ArticleTag.__table__  # type: ignore[assignment]
+_images: Table = ArticleImage.__table__  # type: ignore[assignment]
+_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
+_runs: Table = CrawlRun.__table__  # type: ignore[assignment]
+
+# The trigram tokenizer indexes every run of three characters; shorter queries
+# have no trigram to look up.
+MIN_FTS_QUERY_CHARS = 3
+# One occurrence in the title outweighs this many in the body.
+TITLE_WEIGHT = 5.0
+# Marks around each occurrence in a snippet, and the sign of cut text.
+HIGHLIGHT_START = "«"
+HIGHLIGHT_END = "»"
+ELLIPSIS = "…"
+# Snippet length in characters (FTS5 counts tokens; a trigram token is one character).
+SNIPPET_CHARS = 48
+
+_FTS = table("articles_fts", column("rowid", Integer))
+_FTS_NAME = literal_column("articles_fts")
+_DAILY_COUNTS = table("daily_counts", column("site"), column("day", Date()), column("articles"))
+
+EXPORT_COLUMNS = (
+    "id",
+    "site",
+    "url",
+    "title",
+    "subtitle",
+    "author",
+    "published_at",
+    "modified_at",
+    "section",
+    "language",
+    "body",
+    "content_hash",
+    "first_seen_at",
+    "last_seen_at",
+    "last_changed_at",
+)
+RUN_COLUMNS = (
+    "id",
+    "spider",
+    "started_at",
+    "finished_at",
+    "finish_reason",
+    "requests",
+    "articles_new",
+    "articles_changed",
+    "articles_unchanged",
+    "articles_rejected",
+    "articles_failed",
+    "health_ok",
+    "exit_code",
+)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One article found by `search`.
+
+    `published_at` is UTC; `snippet` is about `SNIPPET_CHARS` characters of the
+    title or body around the query, occurrences between `HIGHLIGHT_START` and
+    `HIGHLIGHT_END`, cuts marked `ELLIPSIS`; `rank`: higher is better.
+    """
+
+    id: int
+    site: str
+    url: str
+    title: str
+    published_at: datetime
+    snippet: str
+    rank: float
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    """Articles of one site published on one UTC calendar day."""
+
+    site: str
+    day: date
+    articles: int
+
+
+def normalize_query(query: str) -> str:
+    """The query as searched: NFC (what the pages use; a macOS terminal may send
+    decomposed Hangul), surrounding whitespace dropped, inner runs as one space
+    (bodies are stored whitespace-normalised). Raises ValueError when empty."""
+    normalized = " ".join(unicodedata.normalize("NFC", query).split())
+    if not normalized:
+        raise ValueError("empty search query")
+    return normalized
+
+
+def search(
+    engine: Engine,
+    query: str,
+    *,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+) -> list[SearchHit]:
+    """Articles whose title or body contains `query`, best first, at most `limit`.
+
+    `site` is a spider name; `since` (inclusive) and `until` (exclusive) bound
+    ``published_at`` and must be timezone-aware.
+    """
+    query = normalize_query(query)
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    dialect = engine.dialect.name
+    with _reader(engine).connect() as connection:
+        if dialect == "sqlite" and len(query) >= MIN_FTS_QUERY_CHARS:
+            return _search_fts5(connection, query, site, since, until, limit)
+        if dialect == "sqlite":
+            matches = _contains_sqlite(query)
+        elif dialect == "postgresql":
+            matches = _contains_postgresql(query)
+        else:
+            raise NotImplementedError(f"no search for the {dialect} dialect")
+        needle = func.lower(query)
+        rank = TITLE_WEIGHT * _occurrences(func.lower(_articles.c.title), needle) + _occurrences(
+            func.lower(_articles.c.body), needle
+        )
+        statement = _filtered(
+            select(
+                *_hit_columns(),
+                _articles.c.body,
+                rank.label("rank"),
+            ).where(matches),
+            site,
+            since,
+            until,
+        )
+        order = (rank.desc(), _articles.c.published_at.desc(), _articles.c.id)
+        rows = connection.execute(statement.order_by(*order).limit(limit)).all()
+    return [
+        SearchHit(
+            id=row.id,
+            site=row.site,
+            url=row.url,
+            title=row.title,
+            published_at=row.published_at,
+            snippet=make_snippet(row.body if _contains(row.body, query) else row.title, query),
+            rank=float(row.rank),
+        )
+        for row in rows
+    ]
+
+
+def _search_fts5(
+    connection: Connection,
+    query: str,
+    site: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[SearchHit]:
+    # bm25() is lower for better matches; weights are per column (title, body).
+    bm25 = func.bm25(_FTS_NAME, TITLE_WEIGHT, 1.0)
+    snippet = func.snippet(_FTS_NAME, -1, HIGHLIGHT_START, HIGHLIGHT_END, ELLIPSIS, SNIPPET_CHARS)
+    statement = _filtered(
+        select(*_hit_columns(), snippet.label("snippet"), (-bm25).label("rank"))
+        .select_from(_FTS.join(_articles, _articles.c.id == _FTS.c.rowid))
+        .where(_FTS_NAME.match(fts5_string(query))),
+        site,
+        since,
+        until,
+    )
+    rows = connection.execute(
+        statement.order_by(bm25, _articles.c.published_at.desc(), _articles.c.id).limit(limit)
+    ).all()
+    return [
+        SearchHit(
+            id=row.id,
+            site=row.site,
+            url=row.url,
+            title=row.title,
+            published_at=row.published_at,
+            snippet=" ".join(row.snippet.split()),
+            rank=float(row.rank),
+        )
+        for row in rows
+    ]
+
+
+def fts5_string(query: str) -> str:
+    """`query` as one FTS5 string (a phrase), so that ``"``, ``*``, ``:``, ``-``,
+    ``AND`` or ``NEAR`` in it are text, not query syntax."""
+    return '"' + query.replace('"', '""') + '"'
+
+
+def _contains_sqlite(query: str) -> ColumnElement[bool]:
+    # lower() on both sides: SQLite's folds ASCII only, so the query must be folded
+    # by the same function as the text, not by Python's.
+    needle = func.lower(query)
+    return (func.instr(func.lower(_articles.c.title), needle) > 0) | (
+        func.instr(func.lower(_articles.c.body), needle) > 0
+    )
+
+
+def _contains_postgresql(query: str) -> ColumnElement[bool]:
+    # ILIKE on the bare columns, so that the pg_trgm GIN indexes on them apply.
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query) + "%"
+    return _articles.c.title.ilike(pattern, escape="\\") | _articles.c.body.ilike(
+        pattern, escape="\\"
+    )
+
+
+def _occurrences(haystack: ColumnElement[str], needle: ColumnElement[str]) -> ColumnElement[Any]:
+    """Non-overlapping occurrences of `needle` in `haystack`, in SQL both backends speak."""
+    return (func.length(haystack) - func.length(func.replace(haystack, needle, ""))) / func.length(
+        needle
+    )
+
+
+def _hit_columns() -> tuple[ColumnElement[Any], ...]:
+    columns = _articles.c
+    return (columns.id, columns.site, columns.url, columns.title, columns.published_at)
+
+
+def _filtered(
+    statement: Select[Any], site: str | None, since: datetime | None, until: datetime | None
+) -> Select[Any]:
+    if site is not None:
+        statement = statement.where(_articles.c.site == site)
+    if since is not None:
+        statement = statement.where(_articles.c.published_at >= since)
+    if until is not None:
+        statement = statement.where(_articles.c.published_at < until)
+    return statement
+
+
+def _contains(text: str | None, query: str) -> bool:
+    return text is not None and re.search(re.escape(query), text, re.IGNORECASE) is not None
+
+
+def make_snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of `text` (whitespace runs as one space) around the
+    first occurrence of `query` (any case), every occurrence in it highlighted as
+    ``snippet()`` does; the start of `text` when it does not contain `query`."""
+    flat = " ".join(text.split())
+    # A regex, not str.lower(): lowering can change a string's length ("İ"), and
+    # with it every index into the original.
+    pattern = re.compile(re.escape(query), re.IGNORECASE)
+    first = pattern.search(flat)
+    if first is None:
+        return flat[:width] + (ELLIPSIS if len(flat) > width else "")
+    start = max(first.start() - (width - len(first.group(0))) // 2, 0)
+    end = max(min(start + width, len(flat)), first.end())
+    start = max(min(start, end - width), 0)  # near the end: take the room on the left
+    window = pattern.sub(lambda m: HIGHLIGHT_START + m.group(0) + HIGHLIGHT_END, flat[start:end])
+    return (ELLIPSIS if start > 0 else "") + window + (ELLIPSIS if end < len(flat) else "")
+
+
+def iter_articles(
+    engine: Engine,
+    *,
+    site: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch_size: int = 500,
+) -> Iterator[dict[str, Any]]:
+    """Every stored article (newest version), oldest publication first, as a dict of
+    `EXPORT_COLUMNS` (datetimes UTC-aware) plus ``tags`` (list of str) and ``images``
+    (list of dicts with ``url``, ``caption``, ``alt``); filters as in `search`.
+
+    Streams: PostgreSQL reads through a server-side cursor, `batch_size` rows at a
+    time, and tags and images are fetched per batch; memory does not grow with
+    the archive. The connection stays open until the iterator is exhausted or closed.
+    """
+    statement = _filtered(
+        select(*(_articles.c[name] for name in EXPORT_COLUMNS)), site, since, until
+    ).order_by(_articles.c.published_at, _articles.c.id)
+    with _reader(engine).connect() as connection:
+        result = connection.execution_options(yield_per=batch_size).execute(statement)
+        for batch in result.mappings().partitions():
+            ids = [row["id"] for row in batch]
+            tags = _tags_by_article(connection, ids)
+            images = _images_by_article(connection, ids)
+            for row in batch:
+                yield {**row, "tags": tags.get(row["id"], []), "images": images.get(row["id"], [])}
+
+
+def _tags_by_article(connection: Connection, ids: Sequence[int]) -> dict[int, list[str]]:
+    tags: dict[int, list[str]] = {}
+    for article_id, tag in connection.execute(
+        select(_tags.c.article_id, _tags.c.tag)
+        .where(_tags.c.article_id.in_(ids))
+        .order_by(_tags.c.article_id, _tags.c.position)
+    ):
+        tags.setdefault(article_id, []).append(tag)
+    return tags
+
+
+def _images_by_article(
+    connection: Connection, ids: Sequence[int]
+) -> dict[int, list[dict[str, str | None]]]:
+    images: dict[int, list[dict[str, str | None]]] = {}
+    for row in connection.execute(
+        select(_images.c.article_id, _images.c.url, _images.c.caption, _images.c.alt)
+        .where(_images.c.article_id.in_(ids))
+        .order_by(_images.c.article_id, _images.c.position)
+    ):
+        images.setdefault(row.article_id, []).append(
+            {"url": row.url, "caption": row.caption, "alt": row.alt}
+        )
+    return images
+
+
+def article_with_versions(engine: Engine, url_or_id: str | int) -> dict[str, Any] | None:
+    """One article by id (an int, or a string of digits), canonical URL or any URL
+    known in ``url_aliases``: its columns (``sources`` left as JSON text), ``tags``,
+    ``images`` (as in `iter_articles`) and ``versions``, the ``article_versions``
+    rows oldest first as dicts. None when no article matches."""
+    with _reader(engine).connect() as connection:
+        if isinstance(url_or_id, int) or url_or_id.isdigit():
+            where = _articles.c.id == int(url_or_id)
+        else:
+            canonical = connection.execute(
+                select(_aliases.c.canonical_url).where(_aliases.c.url == url_or_id)
+            ).scalar_one_or_none()
+            where = _articles.c.url.in_({url_or_id, canonical or url_or_id})
+        row = connection.execute(select(_articles).where(where)).mappings().first()
+        if row is None:
+            return None
+        article = dict(row)
+        article["tags"] = _tags_by_article(connection, [row["id"]]).get(row["id"], [])
+        article["images"] = _images_by_article(connection, [row["id"]]).get(row["id"], [])
+        article["versions"] = [
+            dict(version)
+            for version in connection.execute(
+                select(_versions)
+                .where(_versions.c.article_id == row["id"])
+                .order_by(_versions.c.version)
+            ).mappings()
+        ]
+    return article
+
+
+def daily_counts(
+    engine: Engine, *, site: str | None = None, since: date | None = None
+) -> list[DailyCount]:
+    """Articles per site and UTC day of publication (the ``daily_counts`` view),
+    newest day first; optionally of one site, from day `since` on."""
+    statement = select(_DAILY_COUNTS.c.site, _DAILY_COUNTS.c.day, _DAILY_COUNTS.c.articles)
+    if site is not None:
+        statement = statement.where(_DAILY_COUNTS.c.site == site)
+    if since is not None:
+        statement = statement.where(_DAILY_COUNTS.c.day >= since)
+    statement = statement.order_by(_DAILY_COUNTS.c.day.desc(), _DAILY_COUNTS.c.site)
+    with _reader(engine).connect() as connection:
+        return [DailyCount(*row) for row in connection.execute(statement)]
+
+
+def site_totals(engine: Engine) -> list[dict[str, Any]]:
+    """Per site (spider name): ``articles``, ``versions``, ``first_published_at``,
+    ``last_published_at`` and ``last_seen_at`` (UTC), by site name."""
+    versions = (
+        select(_articles.c.site, func.count().label("versions"))
+        .select_from(_versions.join(_articles))
+        .group_by(_articles.c.site)
+        .subquery()
+    )
+    statement = (
+        select(
+            _articles.c.site,
+            func.count().label("articles"),
+            versions.c.versions,
+            func.min(_articles.c.published_at).label("first_published_at"),
+            func.max(_articles.c.published_at).label("last_published_at"),
+            func.max(_articles.c.last_seen_at).label("last_seen_at"),
+        )
+        .join(versions, versions.c.site == _articles.c.site)
+        .group_by(_articles.c.site, versions.c.versions)
+        .order_by(_articles.c.site)
+    )
+    with _reader(engine).connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def last_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
+    """The `limit` most recently started crawl runs, newest first, as dicts of
+    `RUN_COLUMNS` (times UTC; figures None until a run has finished)."""
+    statement = (
+        select(*(_runs.c[name] for name in RUN_COLUMNS))
+        .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
+        .limit(limit)
+    )
+    with _reader(engine).connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def _reader(engine: Engine) -> Engine:
+    return engine.execution_options(**{READ_ONLY_OPTION: True})

@@ -1,0 +1,155 @@
+"""Revisit state of article URLs (table ``url_state``) and alias look-ups for discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.engine import READ_ONLY_OPTION
+from storage.models import ArticleRecord, UrlAlias, UrlState
+
+_state: Table = UrlState.__table__  # type: ignore[assignment]
+_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
+_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
+# Keeps IN (...) lists well under SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class VisitState:
+    """What the archive knows of one canonical URL."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    published_at: datetime | None
+    last_visit_at: datetime
+    next_visit_at: datetime
+    last_status: int | None
+
+    def archived_before(self, moment: datetime) -> bool:
+        """Fetched successfully (200 or 304) before `moment`."""
+        return self.last_status in (200, 304) and self.last_visit_at < moment
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    """One visit to write: the response's validators and when to come back."""
+
+    site: str
+    url: str
+    status: int
+    visited_at: datetime
+    next_visit_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    published_at: datetime | None = None
+
+
+def states(engine: Engine, urls: Iterable[str]) -> dict[str, VisitState]:
+    """Visit state of each of `urls` that has one."""
+    wanted = sorted(set(urls))
+    found: dict[str, VisitState] = {}
+    reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+    with reader.connect() as connection:
+        for start in range(0, len(wanted), _CHUNK):
+            query = select(*_state_columns()).where(
+                _state.c.url.in_(wanted[start : start + _CHUNK])
+            )
+            for row in connection.execute(query):
+                found[row.url] = VisitState(*row)
+    return found
+
+
+def due(engine: Engine, site: str, now: datetime, limit: int) -> list[VisitState]:
+    """Up to `limit` URLs of `site` whose next visit is due, most overdue first."""
+    query = (
+        select(*_state_columns())
+        .where(_state.c.site == site, _state.c.next_visit_at <= now)
+        .order_by(_state.c.next_visit_at)
+        .limit(limit)
+    )
+    reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+    with reader.connect() as connection:
+        return [VisitState(*row) for row in connection.execute(query)]
+
+
+def canonical_of(engine: Engine, urls: Iterable[str]) -> dict[str, str]:
+    """Canonical URL of each of `urls` that is a known alias (e.g. a shortlink)."""
+    wanted = sorted(set(urls))
+    found: dict[str, str] = {}
+    reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+    with reader.connect() as connection:
+        for start in range(0, len(wanted), _CHUNK):
+            query = select(_aliases.c.url, _aliases.c.canonical_url).where(
+                _aliases.c.url.in_(wanted[start : start + _CHUNK])
+            )
+            found.update({row.url: row.canonical_url for row in connection.execute(query)})
+    return found
+
+
+def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
+    """Upsert the visits in one transaction; a 304 keeps the stored validators and age."""
+    if not visits:
+        return
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    with engine.begin() as connection:
+        for visit in sorted(visits, key=lambda v: v.url):  # fixed lock order
+            statement = insert(_state).values(
+                url=visit.url,
+                site=visit.site,
+                etag=visit.etag,
+                last_modified=visit.last_modified,
+                last_status=visit.status,
+                published_at=visit.published_at,
+                last_visit_at=visit.visited_at,
+                next_visit_at=visit.next_visit_at,
+                visits=1,
+            )
+            excluded = statement.excluded
+            keep = _state.c
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[_state.c.url],
+                    set_={
+                        "etag": _coalesce(excluded.etag, keep.etag),
+                        "last_modified": _coalesce(excluded.last_modified, keep.last_modified),
+                        "last_status": excluded.last_status,
+                        "published_at": _coalesce(excluded.published_at, keep.published_at),
+                        "last_visit_at": excluded.last_visit_at,
+                        "next_visit_at": excluded.next_visit_at,
+                        "visits": keep.visits + 1,
+                    },
+                )
+            )
+            if visit.status == 304:
+                # Not modified: the stored article was seen again, unchanged.
+                connection.execute(
+                    update(_articles)
+                    .where(
+                        _articles.c.url == visit.url, _articles.c.last_seen_at < visit.visited_at
+                    )
+                    .values(last_seen_at=visit.visited_at)
+                )
+
+
+def _coalesce(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.coalesce(new, old)
+
+
+def _state_columns() -> tuple[ColumnElement[Any], ...]:
+    c = _state.c
+    return (
+        c.url,
+        c.etag,
+        c.last_modified,
+        c.published_at,
+        c.last_visit_at,
+        c.next_visit_at,
+        c.last_status,
+    )

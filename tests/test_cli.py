@@ -1,0 +1,316 @@
+"""The installed ``news-archive`` command, run as a user runs it (a subprocess), on
+both backends, over 매일일보's seed crawl and its day 2 (which edits 800101)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from archive_cli.main import head_revision
+from storage.engine import alembic_config, create_archive_engine
+from tests.conftest import fresh_database
+from tests.crawl.crawling import ROOT, SEEDS, crawl
+
+NEWS_ARCHIVE = Path(sys.executable).with_name("news-archive")
+MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
+MAEIL_SEED = MAEIL.format(714398)
+EDITED = MAEIL.format(800101)
+ARTICLES = 6  # 5 on day 1, 1 new on day 2
+ARTICLES_SINCE_2026 = 5  # all but the 2020 seed
+
+
+def news_archive(
+    *arguments: str, database_url: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``news-archive ARGUMENTS`` from the repository root; DATABASE_URL unset
+    unless given in `env`."""
+    assert NEWS_ARCHIVE.exists(), f"{NEWS_ARCHIVE} missing: run `pip install -e .`"
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment.update(env or {})
+    option = ["--database-url", database_url] if database_url is not None else []
+    return subprocess.run(
+        [str(NEWS_ARCHIVE), *option, *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+
+
+def succeed(*arguments: str, database_url: str) -> str:
+    result = news_archive(*arguments, database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ],
+)
+def archive_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """URL of an archive holding 매일일보's day 1 and day 2."""
+    always_due = ("-s", "REVISIT_SCHEDULE=*=0s")
+    with fresh_database(request.param, tmp_path_factory.mktemp("cli")) as url:
+        crawl("maeil_ilbo", SEEDS / "maeil_ilbo", url, *always_due)
+        crawl("maeil_ilbo", SEEDS / "maeil_ilbo_day2", url, *always_due)
+        yield url
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+def test_search_json(archive_url: str) -> None:
+    hits = json.loads(succeed("search", "초협력", "--json", database_url=archive_url))
+    assert [hit["url"] for hit in hits] == [MAEIL_SEED]
+    assert set(hits[0]) == {"id", "site", "url", "title", "published_at", "snippet", "rank"}
+    assert "초협력" in hits[0]["snippet"]
+    assert hits[0]["published_at"] == "2020-06-21T00:00:00+00:00"
+
+
+def test_search_short_query_and_filters(archive_url: str) -> None:
+    everything = json.loads(succeed("search", "AI", "--json", database_url=archive_url))
+    assert MAEIL_SEED in [hit["url"] for hit in everything]
+    recent = json.loads(
+        succeed(
+            "search",
+            "AI",
+            "--json",
+            "--since",
+            "2026-01-01",
+            "--limit",
+            "50",
+            database_url=archive_url,
+        )
+    )
+    assert recent
+    assert MAEIL_SEED not in [hit["url"] for hit in recent]
+    day = json.loads(
+        succeed(
+            "search",
+            "AI",
+            "--json",
+            "--since",
+            "2020-06-21",
+            "--until",
+            "2020-06-21",
+            "--site",
+            "maeil_ilbo",
+            database_url=archive_url,
+        )
+    )
+    assert [hit["url"] for hit in day] == [MAEIL_SEED]
+
+
+def test_search_table(archive_url: str) -> None:
+    output = succeed("search", "똠방각하", database_url=archive_url)
+    lines = output.splitlines()
+    assert lines[0].split() == ["id", "published", "site", "title", "snippet"]
+    assert "2026-11-21" in lines[2]
+    assert "«똠방각하»" in lines[2]
+    assert "1 hit(s)" in output
+    assert "no article contains" in succeed("search", "없는말없는말", database_url=archive_url)
+
+
+def test_database_url_from_the_environment(archive_url: str) -> None:
+    result = news_archive("search", "초협력", "--json", env={"DATABASE_URL": archive_url})
+    assert result.returncode == 0, result.stderr
+    assert [hit["url"] for hit in json.loads(result.stdout)] == [MAEIL_SEED]
+
+
+# --- show ------------------------------------------------------------------------------
+
+
+def test_show_with_diff(archive_url: str) -> None:
+    output = succeed("show", EDITED, "--diff", database_url=archive_url)
+    assert output.startswith("삼성전자, 차세대 HBM4 양산 돌입")
+    assert "2 version(s)" in output
+    assert "--- version 1 (" in output
+    assert "+++ version 2 (" in output
+    assert "+한편 삼성전자는 주요 고객사의 HBM4 품질 인증 절차도" in output
+    removed = [line for line in output.splitlines() if line.startswith("-증권가는")]
+    assert len(removed) == 1
+    assert "실적 개선을 점치고" in removed[0]
+
+
+def test_show_by_id_as_json(archive_url: str) -> None:
+    hit = json.loads(succeed("search", "초협력", "--json", database_url=archive_url))[0]
+    article = json.loads(succeed("show", str(hit["id"]), "--json", database_url=archive_url))
+    assert article["url"] == MAEIL_SEED
+    assert [version["version"] for version in article["versions"]] == [1]
+    assert "one version only" in succeed("show", MAEIL_SEED, "--diff", database_url=archive_url)
+
+
+def test_show_unknown_article(archive_url: str) -> None:
+    result = news_archive("show", "https://example.com/none", database_url=archive_url)
+    assert result.returncode == 1
+    assert "no archived article 'https://example.com/none'" in result.stderr
+
+
+# --- export ----------------------------------------------------------------------------
+
+
+def test_export_jsonl_to_stdout(archive_url: str) -> None:
+    result = news_archive("export", database_url=archive_url)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == ARTICLES
+    assert f"exported {ARTICLES} article(s) as jsonl to stdout" in result.stderr
+    seed = next(row for row in rows if row["url"] == MAEIL_SEED)
+    assert seed["published_at"] == "2020-06-21T00:00:00+00:00"
+    assert isinstance(seed["images"], list) and isinstance(seed["tags"], list)
+    assert "초협력" in seed["body"]
+
+
+def test_export_csv_to_a_file_with_filters(archive_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "articles.csv"
+    succeed(
+        "export",
+        "--format",
+        "csv",
+        "-o",
+        str(target),
+        "--site",
+        "maeil_ilbo",
+        "--since",
+        "2026-01-01",
+        database_url=archive_url,
+    )
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
+    assert len(rows) == ARTICLES_SINCE_2026
+    assert MAEIL_SEED not in [row["url"] for row in rows]
+    edited = next(row for row in rows if row["url"] == EDITED)
+    assert "품질 인증 절차" in edited["body"]  # the newest version, newlines kept
+    assert "\n" in edited["body"]
+    assert edited["image_urls"].count("https://") == 3
+
+
+# --- stats and db ----------------------------------------------------------------------
+
+
+def test_stats(archive_url: str) -> None:
+    output = succeed("stats", database_url=archive_url)
+    assert "Articles per site" in output
+    assert "Articles per publication day (UTC)" in output
+    assert "Last 2 crawl run(s)" in output
+    site_line = next(line for line in output.splitlines() if line.startswith("maeil_ilbo"))
+    assert site_line.split()[1:3] == [str(ARTICLES), str(ARTICLES + 1)]
+    stats = json.loads(succeed("stats", "--json", "--days", "0", database_url=archive_url))
+    assert sum(day["articles"] for day in stats["daily_counts"]) == ARTICLES
+    assert [run["spider"] for run in stats["runs"]] == ["maeil_ilbo", "maeil_ilbo"]
+
+
+def test_db_current(archive_url: str) -> None:
+    assert succeed("db", "current", database_url=archive_url).strip() == f"{head_revision()} (head)"
+
+
+def test_db_upgrade_creates_an_archive(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert "upgraded from an empty database to" in succeed("db", "upgrade", database_url=url)
+    assert "already at the newest revision" in succeed("db", "upgrade", database_url=url)
+    assert succeed("db", "current", database_url=url).strip() == f"{head_revision()} (head)"
+    assert "no article contains" in succeed("search", "카카오", database_url=url)
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def test_unparseable_database_url() -> None:
+    result = news_archive("search", "카카오", database_url="not a database url")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "news-archive: error: cannot parse the database URL "
+        "(expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
+    )
+
+
+def test_unreachable_database_names_it_without_its_password() -> None:
+    url = "postgresql+psycopg://reader:hunter2@127.0.0.1:1/archive"
+    result = news_archive("stats", database_url=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "news-archive: error: cannot connect to database "
+        "postgresql+psycopg://reader:***@127.0.0.1:1/archive: "
+    )
+    assert "hunter2" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_sqlite_file(tmp_path: Path) -> None:
+    result = news_archive("search", "카카오", database_url=f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.returncode == 1
+    assert "no SQLite database at" in result.stderr
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_database_not_migrated(database_url: str) -> None:
+    if database_url.startswith("sqlite:///"):
+        sqlite3.connect(database_url.removeprefix("sqlite:///")).close()
+    result = news_archive("search", "카카오", database_url=database_url)
+    assert result.returncode == 1
+    assert "has no archive schema (not migrated): run `news-archive db upgrade`" in result.stderr
+
+
+def test_database_behind_head(sqlite_url: str) -> None:
+    engine = create_archive_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+            connection.commit()
+    finally:
+        engine.dispose()
+    result = news_archive("export", database_url=sqlite_url)
+    assert result.returncode == 1
+    assert (
+        f"is at schema revision 0002, not the newest {head_revision()}: "
+        "run `news-archive db upgrade`"
+    ) in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_site(archive_url: str) -> None:
+    result = news_archive("search", "카카오", "--site", "chosun", database_url=archive_url)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "news-archive: error: unknown site 'chosun'; known sites: maeil_ilbo, skt_insight"
+    )
+    result = news_archive("export", "--site", "chosun", database_url=archive_url)
+    assert result.returncode == 2
+    assert "unknown site 'chosun'" in result.stderr
+
+
+def test_bad_date() -> None:
+    result = news_archive("search", "카카오", "--since", "yesterday")
+    assert result.returncode == 2
+    assert "'yesterday' is neither YYYY-MM-DD nor an ISO 8601 time" in result.stderr
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "archive_cli", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        encoding="utf-8",
+        check=False,
+    )
+    assert result.returncode == 0
+    for name in ("search", "show", "export", "stats", "db"):
+        assert name in result.stdout
