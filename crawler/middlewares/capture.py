@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from sqlalchemy import Engine
+from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -134,7 +136,9 @@ class WarcCaptureMiddleware:
             return None
         return stored.url, stored.fetched_at.strftime(WARC_DATE_FORMAT)
 
-    def _response_record(self, writer: WARCWriter, request: Request, response: Response, date: str):  # type: ignore[no-untyped-def]
+    def _response_record(
+        self, writer: WARCWriter, request: Request, response: Response, date: str
+    ) -> ArcWarcRecord:
         reason = _reason(response.status)
         headers = [
             (key.decode("latin-1"), value.decode("latin-1"))
@@ -152,20 +156,17 @@ class WarcCaptureMiddleware:
         )
 
     def _request_record(
-        self,
-        writer: WARCWriter,
-        request: Request,
-        response_record,  # type: ignore[no-untyped-def]
-        date: str,
-    ):
-        path = request.url.split("/", 3)[3] if request.url.count("/") >= 3 else ""
+        self, writer: WARCWriter, request: Request, response_record: ArcWarcRecord, date: str
+    ) -> ArcWarcRecord:
+        parts = urlsplit(request.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = [
             (key.decode("latin-1"), value.decode("latin-1"))
             for key, values in request.headers.items()
             for value in values
         ]
         http_headers = StatusAndHeaders(
-            f"{request.method} /{path} HTTP/1.1", headers, is_http_request=True
+            f"{request.method} {target} HTTP/1.1", headers, is_http_request=True
         )
         return writer.create_warc_record(
             request.url,

@@ -186,3 +186,19 @@ def test_reextraction_can_be_limited(sqlite_url: str, tmp_path: Path) -> None:
     assert by_url["targets"] == 1
     with pytest.raises(KeyError, match="unknown site"):
         reextract_module.reextract(sqlite_url, warc, site="nope", progress=False)
+
+
+def test_warc_files_rotate_by_size_and_replay_across_files(sqlite_url: str, tmp_path: Path) -> None:
+    warc = tmp_path / "warc"
+    crawl(
+        "maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-s", "WARC_MAX_BYTES=20000", warc_dir=warc
+    )
+    (run,) = [p for p in warc.iterdir() if p.is_dir()]
+    files = sorted(run.glob("*.warc.gz"))
+    assert len(files) >= 4
+    assert all(f.stat().st_size < 20000 + 40000 for f in files)  # one record past the limit
+    indexed = {name for (name,) in _rows(sqlite_url, "SELECT DISTINCT warc_file FROM captures")}
+    assert indexed == {f"{run.name}/{f.name}" for f in files}
+    rebuilt = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    crawl("maeil_ilbo", run, rebuilt)
+    assert _content(rebuilt) == _content(sqlite_url)
