@@ -2,6 +2,12 @@
 
 Nothing here runs at import time; callers (the crawler's pipeline, tests,
 scripts) build an engine from the ``DATABASE_URL`` setting they were given.
+
+The Alembic scripts live in the top-level ``migrations/`` folder of a checkout,
+which is not a Python package: an egg built by ``scrapyd-deploy`` (or any
+non-editable install) does not carry it.  There `upgrade_to_head` only checks
+that the database is already at `SCHEMA_REVISION` and otherwise says how to
+migrate it from a checkout.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# The newest revision in migrations/versions/, i.e. Alembic's head: the schema this
+# code expects.  Bump it with every new migration (tests/storage/test_engine.py
+# fails while it differs from the head).
+SCHEMA_REVISION = "0004"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # wait up to 30 s for another writer's lock
@@ -104,12 +115,27 @@ def alembic_config() -> Config:
     return config
 
 
+class SchemaNotUpgradableError(RuntimeError):
+    """The database is not at `SCHEMA_REVISION` and this installation has no
+    migrations to bring it there (the code runs from an egg or a wheel)."""
+
+
+def migrations_available() -> bool:
+    """Whether the Alembic scripts are on disk next to the code (a checkout or an
+    editable install), as opposed to an egg or a wheel without them."""
+    return (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "versions").is_dir()
+
+
 def upgrade_to_head(url_or_engine: str | URL | Engine | Connection) -> None:
     """Bring the database to the newest schema revision (a no-op when it is there).
 
     Accepts a URL, an engine (left open) or a connection (committed here).
     Concurrent callers are safe: SQLite serialises them through ``BEGIN
     IMMEDIATE``, PostgreSQL through an advisory lock taken in ``env.py``.
+
+    Without the migrations folder (see `migrations_available`) nothing is
+    migrated: a database at `SCHEMA_REVISION` passes, any other raises
+    `SchemaNotUpgradableError` naming the command to run from a checkout.
     """
     if isinstance(url_or_engine, Connection):
         _upgrade(url_or_engine)
@@ -124,11 +150,37 @@ def upgrade_to_head(url_or_engine: str | URL | Engine | Connection) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    if not migrations_available():
+        _require_schema_revision(connection)
+        connection.commit()
+        return
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
     # env.py commits the transaction it began; this commits one the caller had open.
     connection.commit()
+
+
+def _require_schema_revision(connection: Connection) -> None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision == SCHEMA_REVISION:
+        return
+    shown = mask_url(connection.engine.url)
+    found = f"schema revision {revision}" if revision else "no archive schema (never migrated)"
+    raise SchemaNotUpgradableError(
+        f"database {shown} has {found}, but this code needs revision {SCHEMA_REVISION} "
+        f"and cannot migrate it: the migrations folder is not installed ({MIGRATIONS_DIR} "
+        "is missing, as when running from a Scrapyd egg). From a checkout of the project, "
+        "run `news-archive db upgrade --database-url URL` (or `alembic -x url=URL upgrade "
+        "head`) with this database's URL, then start the crawl again"
+        + (
+            "; if the database was migrated by a newer version of the project, "
+            "deploy that version instead"
+            if revision
+            else ""
+        )
+        + "."
+    )
 
 
 def current_revision(url_or_engine: str | URL | Engine) -> str | None:

@@ -13,8 +13,9 @@ so ``카카오`` must match inside a longer run of syllables.
 - SQLite, shorter queries (``협력``, ``AI``): a trigram index cannot answer
   them (``MATCH`` finds nothing by design, and ``LIKE`` on the FTS table is wrong
   in SQLite 3.40), so ``instr()`` over ``articles`` — a full scan.
-- PostgreSQL: ``ILIKE '%query%'`` on title and body, served by the ``pg_trgm``
-  GIN indexes for 3+ characters (shorter patterns scan every row).
+- PostgreSQL: ``ILIKE '%query%'`` on title and body (``LIKE`` when the query
+  has no letter with case), served by the ``pg_trgm`` GIN indexes for 3+
+  characters (shorter patterns scan every row).
 
 Outside the FTS path the rank is the number of occurrences, each in the title
 counting `TITLE_WEIGHT`; snippets are cut in Python around the first occurrence.
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -43,6 +44,7 @@ from sqlalchemy import (
     Table,
     column,
     func,
+    literal,
     literal_column,
     select,
     table,
@@ -173,10 +175,13 @@ def search(
     with _reader(engine).connect() as connection:
         if dialect == "sqlite" and len(query) >= MIN_FTS_QUERY_CHARS:
             return _search_fts5(connection, query, site, since, until, limit)
+        # Folding case costs a pass over every matching body (most of the time of
+        # a PostgreSQL search); Hangul has no case, so skip it when nothing could fold.
+        fold = _identity if query.lower() == query.upper() else func.lower
         if dialect == "sqlite":
-            matches = _contains_sqlite(query)
+            matches = _contains_sqlite(query, fold)
         elif dialect == "postgresql":
-            matches = _contains_postgresql(query)
+            matches = _contains_postgresql(query, caseless=fold is _identity)
             if len(query) >= MIN_FTS_QUERY_CHARS:
                 # The planner prices ILIKE like any cheap operator and does not
                 # count detoasting long bodies, so it prefers a sequential scan
@@ -186,9 +191,9 @@ def search(
                 connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         else:
             raise NotImplementedError(f"no search for the {dialect} dialect")
-        needle = func.lower(query)
-        rank = TITLE_WEIGHT * _occurrences(func.lower(_articles.c.title), needle) + _occurrences(
-            func.lower(_articles.c.body), needle
+        needle = fold(literal(query))
+        rank = TITLE_WEIGHT * _occurrences(fold(_articles.c.title), needle) + _occurrences(
+            fold(_articles.c.body), needle
         )
         statement = _filtered(
             select(
@@ -258,18 +263,29 @@ def fts5_string(query: str) -> str:
     return '"' + query.replace('"', '""') + '"'
 
 
-def _contains_sqlite(query: str) -> ColumnElement[bool]:
-    # lower() on both sides: SQLite's folds ASCII only, so the query must be folded
-    # by the same function as the text, not by Python's.
-    needle = func.lower(query)
-    return (func.instr(func.lower(_articles.c.title), needle) > 0) | (
-        func.instr(func.lower(_articles.c.body), needle) > 0
+def _identity(value: ColumnElement[str]) -> ColumnElement[str]:
+    return value
+
+
+def _contains_sqlite(
+    query: str, fold: Callable[[ColumnElement[str]], ColumnElement[str]]
+) -> ColumnElement[bool]:
+    # The same SQL fold on both sides: SQLite's lower() folds ASCII only, so the
+    # query must be folded by it, not by Python's str.lower().
+    needle = fold(literal(query))
+    return (func.instr(fold(_articles.c.title), needle) > 0) | (
+        func.instr(fold(_articles.c.body), needle) > 0
     )
 
 
-def _contains_postgresql(query: str) -> ColumnElement[bool]:
-    # ILIKE on the bare columns, so that the pg_trgm GIN indexes on them apply.
+def _contains_postgresql(query: str, *, caseless: bool) -> ColumnElement[bool]:
+    # (I)LIKE on the bare columns, so that the pg_trgm GIN indexes on them apply;
+    # LIKE when the query has no letter with case, as it skips ILIKE's folding.
     pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query) + "%"
+    if caseless:
+        return _articles.c.title.like(pattern, escape="\\") | _articles.c.body.like(
+            pattern, escape="\\"
+        )
     return _articles.c.title.ilike(pattern, escape="\\") | _articles.c.body.ilike(
         pattern, escape="\\"
     )

@@ -28,6 +28,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -56,6 +57,8 @@ class WarcCaptureMiddleware:
         self.spider_name = "?"
         # digest → (uri, date) of payloads written in this run, before the index is asked
         self.seen: dict[str, tuple[str, str]] = {}
+        # index rows not yet written (database unreachable)
+        self.pending: list[CaptureRecord] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
@@ -82,6 +85,18 @@ class WarcCaptureMiddleware:
 
     def spider_closed(self, spider: Spider) -> None:
         self._close_file()
+        if self.pending and self.engine is not None:
+            try:
+                for row in list(self.pending):
+                    captures.add(self.engine, row)
+                    self.pending.remove(row)
+            except SQLAlchemyError as error:
+                logger.error(
+                    "%d WARC records in %s stay unindexed: %s",
+                    len(self.pending),
+                    self.run_directory,
+                    error,
+                )
         if self.engine is not None:
             self.engine.dispose()
 
@@ -110,28 +125,46 @@ class WarcCaptureMiddleware:
         writer.write_record(self._request_record(writer, request, response_record, date))
         if original is None:
             self.seen[digest] = (response.url, date)
-        capture_id = captures.add(
-            self.engine,
-            CaptureRecord(
-                spider=self.spider_name,
-                url=response.url,
-                fetched_at=fetched_at,
-                status=response.status,
-                payload_digest=digest,
-                record_type="revisit" if original else "response",
-                warc_file=str(Path(self.run_directory.name) / name),
-                offset=offset,
-                length=length,
-            ),
+        record_row = CaptureRecord(
+            spider=self.spider_name,
+            url=response.url,
+            fetched_at=fetched_at,
+            status=response.status,
+            payload_digest=digest,
+            record_type="revisit" if original else "response",
+            warc_file=str(Path(self.run_directory.name) / name),
+            offset=offset,
+            length=length,
         )
-        response.meta["capture_id"] = capture_id
+        response.meta["capture_id"] = self._index(record_row)
         return response
+
+    def _index(self, row: CaptureRecord) -> int | None:
+        """Index the record; its id, or None while the database is unreachable.
+
+        The record is safe in the WARC file already: a database outage must not
+        cost the page, so unindexed rows wait and are retried with the next
+        response and at close (without a link to the version they produced)."""
+        assert self.engine is not None
+        self.pending.append(row)
+        try:
+            while self.pending:
+                capture_id = captures.add(self.engine, self.pending[0])
+                self.pending.pop(0)
+        except SQLAlchemyError as error:
+            logger.warning("Capture index write failed, %d rows kept: %s", len(self.pending), error)
+            return None
+        return capture_id
 
     def _original(self, digest: str) -> tuple[str, str] | None:
         if digest in self.seen:
             return self.seen[digest]
         assert self.engine is not None
-        stored = captures.first_with_digest(self.engine, digest)
+        try:
+            stored = captures.first_with_digest(self.engine, digest)
+        except SQLAlchemyError:
+            # Unknown for now: a full record costs bytes, never a page.
+            return None
         if stored is None:
             return None
         return stored.url, stored.fetched_at.strftime(WARC_DATE_FORMAT)

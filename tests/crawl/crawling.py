@@ -32,7 +32,7 @@ def crawl(
     Raises with the crawl's log when it exits with another code than `expect_exit`."""
     env = {key: value for key, value in os.environ.items() if key not in ("REPLAY_DIR",)}
     env["DATABASE_URL"] = database_url
-    env.update(test_environment(warc_dir))
+    env.update(crawl_environment(warc_dir))
     if replay_dir is not None:
         env["REPLAY_DIR"] = str(replay_dir)
     command = [sys.executable, "-m", "scrapy", "crawl", spider, *arguments]
@@ -46,7 +46,7 @@ def crawl(
     return result
 
 
-def test_environment(warc_dir: Path | None = None) -> dict[str, str]:
+def crawl_environment(warc_dir: Path | None = None) -> dict[str, str]:
     """Environment for test crawls: WARC capture only where a test asks for it,
     never into the repository's own warc/ folder."""
     if warc_dir is None:

@@ -5,6 +5,7 @@ and rebuilt by replaying the WARC files, run by run, into a fresh database."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -202,3 +203,38 @@ def test_warc_files_rotate_by_size_and_replay_across_files(sqlite_url: str, tmp_
     rebuilt = f"sqlite:///{tmp_path / 'rebuilt.db'}"
     crawl("maeil_ilbo", run, rebuilt)
     assert _content(rebuilt) == _content(sqlite_url)
+
+
+def test_reextract_command(sqlite_url: str, tmp_path: Path) -> None:
+    warc = tmp_path / "warc"
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, warc_dir=warc)
+    command = [
+        str(Path(sys.executable).parent / "news-archive"),
+        "reextract",
+        "--database-url",
+        sqlite_url,
+        "--no-progress",
+        "--json",
+    ]
+    done = subprocess.run(
+        [*command, "--warc-dir", str(warc), "--site", "maeil_ilbo", "--since", "2026-01-01"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"targets": 4, "unchanged": 4}
+    missing = subprocess.run(
+        [*command, "--warc-dir", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "no WARC folder" in missing.stderr
+    unknown = subprocess.run(
+        [*command, "--warc-dir", str(warc), "--site", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "unknown site" in unknown.stderr

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tests.conftest import fresh_database
-from tests.crawl.crawling import ROOT, crawl, snapshot
+from tests.crawl.crawling import ROOT, crawl, crawl_environment, snapshot
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -102,6 +102,8 @@ def start_crawl(
 ) -> Running:
     env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
     env.update(DATABASE_URL=database_url, REPLAY_DIR=str(replay_dir))
+    # WARC capture into the test's own folder (never the checkout's warc/)
+    env.update(crawl_environment(log_path.parent / "warc"))
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "scrapy", "crawl", spider, *arguments],
@@ -240,6 +242,7 @@ def test_a_second_run_of_a_running_spider_exits_and_writes_nothing(
 def crawl_blocked(replay_dir: Path, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
     env.update(DATABASE_URL=database_url, REPLAY_DIR=str(replay_dir))
+    env.update(crawl_environment())
     return subprocess.run(
         [sys.executable, "-m", "scrapy", "crawl", "maeil_ilbo", "-L", "INFO"],
         cwd=ROOT,

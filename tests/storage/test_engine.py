@@ -1,4 +1,5 @@
-"""Engines: SQLite pragmas and locking, migration location, URL masking."""
+"""Engines: SQLite pragmas and locking, migration location, URL masking, and the
+schema check that replaces migrating when the code runs without ``migrations/``."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
+from storage import engine as engine_module
 from storage.engine import (
     MIGRATIONS_DIR,
     READ_ONLY_OPTION,
+    SCHEMA_REVISION,
+    SchemaNotUpgradableError,
     alembic_config,
     create_archive_engine,
     current_revision,
     mask_url,
+    migrations_available,
     upgrade_to_head,
 )
 
@@ -93,3 +100,76 @@ def test_migrations_dir_does_not_depend_on_cwd(
     upgrade_to_head(url)
     assert current_revision(url) == ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert not (tmp_path / "archive.db").exists()
+
+
+def test_schema_revision_is_the_alembic_head() -> None:
+    """SCHEMA_REVISION is what an egg without migrations checks for: it must be
+    bumped together with every new migration."""
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [SCHEMA_REVISION]
+
+
+@pytest.fixture
+def without_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as from a Scrapyd egg: the migrations folder is not there."""
+    monkeypatch.setattr(engine_module, "MIGRATIONS_DIR", tmp_path / "egg" / "migrations")
+    assert not migrations_available()
+
+
+def test_migrations_are_available_in_a_checkout() -> None:
+    assert migrations_available()
+
+
+def test_without_migrations_a_database_at_head_is_a_no_op(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    upgrade_to_head(database_url)  # migrated from the checkout first
+    request.getfixturevalue("without_migrations")
+    upgrade_to_head(database_url)
+    engine = create_archive_engine(database_url)
+    try:
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            upgrade_to_head(connection)
+            assert not connection.in_transaction()  # committed, as on the normal path
+    finally:
+        engine.dispose()
+    assert current_revision(database_url) == SCHEMA_REVISION
+
+
+@pytest.mark.usefixtures("without_migrations")
+def test_without_migrations_an_empty_database_is_an_error_saying_what_to_run(
+    database_url: str,
+) -> None:
+    with pytest.raises(SchemaNotUpgradableError) as raised:
+        upgrade_to_head(database_url)
+    message = str(raised.value)
+    assert "no archive schema (never migrated)" in message
+    assert f"needs revision {SCHEMA_REVISION}" in message
+    assert "news-archive db upgrade --database-url URL" in message
+    assert "alembic -x url=URL upgrade head" in message
+    assert mask_url(database_url) in message
+    engine = create_archive_engine(database_url)
+    try:
+        assert inspect(engine).get_table_names() == []  # nothing was created
+    finally:
+        engine.dispose()
+
+
+def test_without_migrations_an_older_database_is_an_error_and_left_alone(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = create_archive_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.commit()
+    finally:
+        engine.dispose()
+    monkeypatch.setattr(engine_module, "MIGRATIONS_DIR", tmp_path / "egg" / "migrations")
+    with pytest.raises(SchemaNotUpgradableError, match=r"has schema revision 0003, but") as raised:
+        upgrade_to_head(database_url)
+    assert "news-archive db upgrade" in str(raised.value)
+    assert current_revision(database_url) == "0003"
