@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,8 @@ from tests.crawl.crawling import SEEDS, Snapshot, crawl, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 SKT = "https://news.sktelecom.com/{}"
-SEED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+# The real text of one page of each site (from ../shared/seeds), the fixtures' source.
+SEED_TEXT = SEEDS / "source"
 
 
 @pytest.fixture(
