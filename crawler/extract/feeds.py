@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urljoin
 
 from lxml import etree
+
+from crawler.extract.article import FeedEntry
+from crawler.extract.bylines import byline_names
 
 
 class FeedError(ValueError):
@@ -65,3 +71,29 @@ def _item(element: etree._Element) -> RawItem:
         description=text("description"),
         guid=text("guid"),
     )
+
+
+def feed_entries(
+    body: bytes,
+    feed_url: str,
+    *,
+    parse_date: Callable[[str | None], datetime | None],
+    brands: Iterable[str] = (),
+) -> list[FeedEntry]:
+    """The items of an RSS feed as `FeedEntry` values: links made absolute, the
+    ``pubDate`` read with the site's `parse_date`, authors reduced to names (a
+    brand in `brands` is no author). Items without a link are skipped."""
+    brands = tuple(brands)
+    return [
+        FeedEntry(
+            url=urljoin(feed_url, item.link),
+            title=item.title,
+            published_at=parse_date(item.pub_date),
+            published_raw=item.pub_date,
+            authors=tuple(name for a in item.authors for name in byline_names(a, brands)),
+            categories=item.categories,
+            summary=item.description,
+        )
+        for item in read_rss(body)
+        if item.link
+    ]

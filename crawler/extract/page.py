@@ -126,3 +126,9 @@ def dated(parser: Callable[[str], datetime | None], raw: str | None) -> tuple[da
     """``(parsed, raw)`` when `raw` parses with `parser`, else None."""
     parsed = parser(raw) if raw else None
     return (parsed, raw.strip()) if parsed and raw else None
+
+
+def language_of(page: Page) -> str:
+    """The page's language: ``<html lang>``, else ``og:locale``, else Korean."""
+    locale = page.signals.meta("og:locale")
+    return page.signals.language or (locale.split("_")[0] if locale else "ko")

@@ -23,9 +23,9 @@ from crawler.extract.article import Article, FeedEntry, Rejection
 from crawler.extract.body import body_lines, figures, lines_of, text_of, without_furniture
 from crawler.extract.bylines import byline_names
 from crawler.extract.dates import parse_iso, parse_korea_local
-from crawler.extract.feeds import read_rss
+from crawler.extract.feeds import feed_entries as read_feed
 from crawler.extract.metadata import Pick, first, unique
-from crawler.extract.page import Page, assemble, dated, load_page
+from crawler.extract.page import Page, assemble, dated, language_of, load_page
 
 NAME = "maeil_ilbo"
 ALLOWED_DOMAINS = ("m-i.kr",)
@@ -109,22 +109,7 @@ def canonical_url(url: str) -> str | None:
 
 def feed_entries(body: bytes, feed_url: str) -> list[FeedEntry]:
     """Entries of an NDSoft RSS feed; ``pubDate`` is Korea time without a zone."""
-    entries = []
-    for item in read_rss(body):
-        if not item.link:
-            continue
-        entries.append(
-            FeedEntry(
-                url=urljoin(feed_url, item.link),
-                title=item.title,
-                published_at=parse_korea_local(item.pub_date),
-                published_raw=item.pub_date,
-                authors=tuple(n for a in item.authors for n in byline_names(a, BRANDS)),
-                categories=item.categories,
-                summary=item.description,
-            )
-        )
-    return entries
+    return read_feed(body, feed_url, parse_date=parse_korea_local, brands=BRANDS)
 
 
 def list_url(page: int, section: str | None = None) -> str:
@@ -241,7 +226,7 @@ def extract(
             ),
         ),
         images=images,
-        language=_language(page),
+        language=language_of(page),
     )
 
 
@@ -317,8 +302,3 @@ def _authors(page: Page, info: list[str]) -> Pick[tuple[str, ...]] | None:
         ("feed", lambda: page.feed.authors if page.feed else ()),
         ("meta-author", lambda: byline_names(page.signals.meta("author"), BRANDS)),
     )
-
-
-def _language(page: Page) -> str:
-    locale = page.signals.meta("og:locale")
-    return page.signals.language or (locale.split("_")[0] if locale else "ko")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lxml.cssselect import CSSSelector
 
@@ -19,9 +19,9 @@ from crawler.extract.article import Article, FeedEntry, Rejection
 from crawler.extract.body import body_lines, figures, text_of, without_furniture
 from crawler.extract.bylines import byline_names
 from crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
-from crawler.extract.feeds import read_rss
+from crawler.extract.feeds import feed_entries as read_feed
 from crawler.extract.metadata import Pick, first, unique
-from crawler.extract.page import Page, assemble, dated, load_page
+from crawler.extract.page import Page, assemble, dated, language_of, load_page
 
 NAME = "skt_insight"
 ALLOWED_DOMAINS = ("news.sktelecom.com", "sktinsight.com")
@@ -61,22 +61,7 @@ def canonical_url(url: str) -> str | None:
 
 def feed_entries(body: bytes, feed_url: str) -> list[FeedEntry]:
     """Entries of the WordPress RSS 2.0 feed (RFC 822 ``pubDate``)."""
-    entries = []
-    for item in read_rss(body):
-        if not item.link:
-            continue
-        entries.append(
-            FeedEntry(
-                url=urljoin(feed_url, item.link),
-                title=item.title,
-                published_at=parse_rfc822(item.pub_date),
-                published_raw=item.pub_date,
-                authors=tuple(n for a in item.authors for n in byline_names(a, BRANDS)),
-                categories=item.categories,
-                summary=item.description,
-            )
-        )
-    return entries
+    return read_feed(body, feed_url, parse_date=parse_rfc822, brands=BRANDS)
 
 
 def is_list_url(url: str) -> bool:
@@ -176,7 +161,7 @@ def extract(
             ("article:tag", lambda: unique(page.signals.meta_all("article:tag"))),
         ),
         images=images,
-        language=_language(page),
+        language=language_of(page),
     )
 
 
@@ -223,8 +208,3 @@ def _published(page: Page) -> Pick[tuple[datetime, str]] | None:
 def _attribute(page: Page, selector: CSSSelector, name: str) -> str | None:
     found = selector(page.document)
     return found[0].get(name) if found else None
-
-
-def _language(page: Page) -> str:
-    locale = page.signals.meta("og:locale")
-    return page.signals.language or (locale.split("_")[0] if locale else "ko")

@@ -54,6 +54,7 @@ def test_a_normal_crawl_exits_0_with_its_figures_recorded(database_url: str) -> 
     settings = json.loads(run["settings"])
     assert "s3cret" not in run["settings"]
     assert settings["DATABASE_URL"] == make_url(database_url).render_as_string(hide_password=True)
+    assert settings["INCREMENTAL"] is True and settings["REVISIT_SCHEDULE"]
     health = _health(run)
     assert all(check["ok"] for check in health)
     assert {"articles_parsed", "fill_rate", "body_source", "error_rate"} <= {
