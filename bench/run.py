@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.sites import SITES  # noqa: E402
+from news_archive.crawler.sites import SITES  # noqa: E402
 from tests.golden import fixture_pages  # noqa: E402
 
 FEEDS = {
@@ -200,7 +200,7 @@ def main() -> int:
     database_bytes = sum(p.stat().st_size for p in out.glob("bench.db*"))
     warc_bytes = sum(p.stat().st_size for p in warc.rglob("*.warc.gz"))
 
-    from crawler.reextract import reextract
+    from news_archive.crawler.reextract import reextract
 
     started = time.perf_counter()
     counts = reextract(f"sqlite:///{database}", warc, progress=False)

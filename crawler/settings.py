@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 BOT_NAME = "news_archive"
-SPIDER_MODULES = ["crawler.spiders"]
-NEWSPIDER_MODULE = "crawler.spiders"
+SPIDER_MODULES = ["news_archive.crawler.spiders"]
+NEWSPIDER_MODULE = "news_archive.crawler.spiders"
 
 # --- the archive -----------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite:///archive.db"
@@ -33,13 +33,13 @@ WARC_ENABLED = os.environ.get("WARC_ENABLED", "1").lower() not in ("0", "false",
 WARC_DIR = os.environ.get("WARC_DIR") or "warc"
 WARC_MAX_BYTES = 100 * 1024 * 1024
 
-ITEM_PIPELINES = {"crawler.pipelines.ArchivePipeline": 300}
+ITEM_PIPELINES = {"news_archive.crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,
     # after redirect/retry/robots have seen the request.
-    "crawler.middlewares.replay.ReplayMiddleware": 950,
+    "news_archive.crawler.middlewares.replay.ReplayMiddleware": 950,
     # Downloader side of replay: sees every response as it came, before decompression.
-    "crawler.middlewares.capture.WarcCaptureMiddleware": 960,
+    "news_archive.crawler.middlewares.capture.WarcCaptureMiddleware": 960,
 }
 
 # --- run lock ---------------------------------------------------------------
@@ -50,15 +50,15 @@ RUN_LOCK_ENABLED = True
 RUN_LOCK_STALE_AFTER = 600
 RUN_LOCK_HEARTBEAT = 30
 EXTENSIONS = {
-    "crawler.extensions.runlock.RunLock": 100,
+    "news_archive.crawler.extensions.runlock.RunLock": 100,
 }
 # --- end run lock -------------------------------------------------------------
 
 # --- run records and health checks -------------------------------------------
 # Our `crawl` replaces Scrapy's: exit 3 when a health check fails, 75 when already running.
-COMMANDS_MODULE = "crawler.commands"
+COMMANDS_MODULE = "news_archive.crawler.commands"
 # Fills the crawl_runs figures and runs the checks when the spider closes (README).
-EXTENSIONS = {**EXTENSIONS, "crawler.extensions.health.RunHealth": 500}
+EXTENSIONS = {**EXTENSIONS, "news_archive.crawler.extensions.health.RunHealth": 500}
 # False: figures are still recorded, checks are not run (crawl_runs.health_ok NULL).
 HEALTH_CHECKS_ENABLED = True
 # Articles parsed at least this many when the feed or list pages had entries to fetch.

@@ -16,8 +16,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, pool, text
 
-from storage.engine import create_archive_engine, mask_url
-from storage.models import Base
+from news_archive.storage.engine import create_archive_engine, mask_url
+from news_archive.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, Table, func, select, update
 
-from storage.models import ArticleRecord, ArticleVersion, Capture
+from news_archive.storage.models import ArticleRecord, ArticleVersion, Capture
 
 _captures: Table = Capture.__table__  # type: ignore[assignment]
 _articles: Table = ArticleRecord.__table__  # type: ignore[assignment]

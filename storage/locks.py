@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, Insert, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.engine import READ_ONLY_OPTION
-from storage.models import CrawlLock
+from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.models import CrawlLock
 
 _locks: Table = CrawlLock.__table__  # type: ignore[assignment]
 

@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
-from storage.engine import READ_ONLY_OPTION
-from storage.models import (
+from news_archive.crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
+from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.models import (
     ArticleImage,
     ArticleRecord,
     ArticleTag,

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, or_, select, update
 
-from storage.engine import READ_ONLY_OPTION
-from storage.models import CrawlRun
+from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.models import CrawlRun
 
 _runs: Table = CrawlRun.__table__  # type: ignore[assignment]
 

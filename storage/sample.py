@@ -1,4 +1,4 @@
-"""Print a sample of the archive: ``python -m storage.sample [DATABASE_URL]``.
+"""Print a sample of the archive: ``python -m news_archive.storage.sample [DATABASE_URL]``.
 
 The query is the README's "what is in the archive" example.
 """

@@ -50,8 +50,8 @@ from sqlalchemy import (
     table,
 )
 
-from storage.engine import READ_ONLY_OPTION
-from storage.models import (
+from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.models import (
     ArticleImage,
     ArticleRecord,
     ArticleTag,

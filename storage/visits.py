@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.engine import READ_ONLY_OPTION
-from storage.models import ArticleRecord, UrlAlias, UrlState
+from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.models import ArticleRecord, UrlAlias, UrlState
 
 _state: Table = UrlState.__table__  # type: ignore[assignment]
 _aliases: Table = UrlAlias.__table__  # type: ignore[assignment]

@@ -14,8 +14,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from storage.engine import create_archive_engine, upgrade_to_head
-from storage.repository import ArchiveRepository
+from news_archive.storage.engine import create_archive_engine, upgrade_to_head
+from news_archive.storage.repository import ArchiveRepository
 
 POSTGRES_SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 POSTGRES_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"

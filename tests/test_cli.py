@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from alembic import command
 
-from archive_cli.main import head_revision
-from storage.engine import alembic_config, create_archive_engine
+from news_archive.cli.main import head_revision
+from news_archive.storage.engine import alembic_config, create_archive_engine
 from tests.conftest import fresh_database
 from tests.crawl.crawling import ROOT, SEEDS, crawl
 
@@ -305,7 +305,7 @@ def test_bad_date() -> None:
 
 def test_python_dash_m_runs_the_same_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "archive_cli", "--help"],
+        [sys.executable, "-m", "news_archive", "--help"],
         cwd=ROOT,
         capture_output=True,
         encoding="utf-8",

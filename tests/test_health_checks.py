@@ -11,9 +11,9 @@ import pytest
 from scrapy.settings import Settings
 from sqlalchemy import Engine
 
-import crawler.settings as project_settings
-from crawler.extensions.health import _setting
-from crawler.health import (
+import news_archive.crawler.settings as project_settings
+from news_archive.crawler.extensions.health import _setting
+from news_archive.crawler.health import (
     CHECKS,
     HEALTH_SETTINGS,
     Check,
@@ -24,8 +24,8 @@ from crawler.health import (
     run_figures,
     threshold,
 )
-from storage.repository import ArchiveRepository
-from storage.runs import (
+from news_archive.storage.repository import ArchiveRepository
+from news_archive.storage.runs import (
     previous_runs,
     record_exit_code,
     record_health,

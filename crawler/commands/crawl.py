@@ -23,9 +23,9 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 from sqlalchemy.exc import SQLAlchemyError
 
-from crawler.extensions.health import HEALTH_FAILED_EXIT_CODE
-from storage.engine import create_archive_engine
-from storage.runs import record_exit_code
+from news_archive.crawler.extensions.health import HEALTH_FAILED_EXIT_CODE
+from news_archive.storage.engine import create_archive_engine
+from news_archive.storage.runs import record_exit_code
 
 logger = logging.getLogger(__name__)
 

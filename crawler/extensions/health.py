@@ -28,9 +28,9 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
-from crawler.health import HEALTH_SETTINGS, RunInput, evaluate, run_figures
-from storage.engine import create_archive_engine
-from storage.runs import previous_runs, record_health, record_run_figures
+from news_archive.crawler.health import HEALTH_SETTINGS, RunInput, evaluate, run_figures
+from news_archive.storage.engine import create_archive_engine
+from news_archive.storage.runs import previous_runs, record_health, record_run_figures
 
 logger = logging.getLogger(__name__)
 

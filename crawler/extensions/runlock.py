@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.task import LoopingCall
 
-from storage.engine import create_archive_engine
-from storage.locks import acquire_run_lock, heartbeat, release_run_lock
+from news_archive.storage.engine import create_archive_engine
+from news_archive.storage.locks import acquire_run_lock, heartbeat, release_run_lock
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from storage import captures
-from storage.captures import CaptureRecord
-from storage.engine import create_archive_engine, upgrade_to_head
+from news_archive.storage import captures
+from news_archive.storage.captures import CaptureRecord
+from news_archive.storage.engine import create_archive_engine, upgrade_to_head
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from crawler.sites import maeil_ilbo, skt_insight
+from news_archive.crawler.sites import maeil_ilbo, skt_insight
 
 SITES: dict[str, ModuleType] = {module.NAME: module for module in (maeil_ilbo, skt_insight)}
 

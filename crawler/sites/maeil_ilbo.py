@@ -19,13 +19,19 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from lxml import html as lxml_html
 from lxml.cssselect import CSSSelector
 
-from crawler.extract.article import Article, FeedEntry, Rejection
-from crawler.extract.body import body_lines, figures, lines_of, text_of, without_furniture
-from crawler.extract.bylines import byline_names
-from crawler.extract.dates import parse_iso, parse_korea_local
-from crawler.extract.feeds import feed_entries as read_feed
-from crawler.extract.metadata import Pick, first, unique
-from crawler.extract.page import Page, assemble, dated, language_of, load_page
+from news_archive.crawler.extract.article import Article, FeedEntry, Rejection
+from news_archive.crawler.extract.body import (
+    body_lines,
+    figures,
+    lines_of,
+    text_of,
+    without_furniture,
+)
+from news_archive.crawler.extract.bylines import byline_names
+from news_archive.crawler.extract.dates import parse_iso, parse_korea_local
+from news_archive.crawler.extract.feeds import feed_entries as read_feed
+from news_archive.crawler.extract.metadata import Pick, first, unique
+from news_archive.crawler.extract.page import Page, assemble, dated, language_of, load_page
 
 NAME = "maeil_ilbo"
 ALLOWED_DOMAINS = ("m-i.kr",)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crawler.sites import maeil_ilbo
-from crawler.spiders.base import ArchiveSpider
+from news_archive.crawler.sites import maeil_ilbo
+from news_archive.crawler.spiders.base import ArchiveSpider
 
 
 class MaeilIlboSpider(ArchiveSpider):

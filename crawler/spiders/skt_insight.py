@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crawler.sites import skt_insight
-from crawler.spiders.base import ArchiveSpider
+from news_archive.crawler.sites import skt_insight
+from news_archive.crawler.spiders.base import ArchiveSpider
 
 
 class SktInsightSpider(ArchiveSpider):

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from crawler import reextract as reextract_module
-from crawler.sites import maeil_ilbo
+from news_archive.crawler import reextract as reextract_module
+from news_archive.crawler.sites import maeil_ilbo
 from tests.conftest import fresh_database
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 

@@ -12,7 +12,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.middlewares.replay import ManifestError, ReplayMiddleware, load_manifest
+from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware, load_manifest
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"

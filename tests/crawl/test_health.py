@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import make_url
 
-from storage.models import CrawlLock
+from news_archive.storage.models import CrawlLock
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
+from news_archive.crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"

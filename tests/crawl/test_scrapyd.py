@@ -1,8 +1,8 @@
 """Scrapyd: ``scrapyd-deploy`` builds an egg with scrapy.cfg's ``[deploy]`` section,
 a local Scrapyd (127.0.0.1, a free port) takes it, and a job scheduled through
 ``schedule.json`` crawls the 매일일보 replay fixtures into an archive migrated
-beforehand from the checkout; the egg has no ``migrations/``, so a job against an
-unmigrated archive stops with the message that says how to migrate it.
+beforehand from the checkout; Alembic cannot run scripts from inside a zipped egg, so
+a job against an unmigrated archive stops with the message that says how to migrate it.
 
 Skipped when scrapyd or scrapyd-client is not installed (both are in the ``test``
 extra, so CI has them)."""
@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from storage.engine import SCHEMA_REVISION, upgrade_to_head
+from news_archive.storage.engine import SCHEMA_REVISION, upgrade_to_head
 from tests.crawl.crawling import ROOT, SEEDS, snapshot
 
 pytestmark = pytest.mark.skipif(
@@ -40,9 +40,17 @@ pytestmark = pytest.mark.skipif(
 
 PROJECT = "news_archive"
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
-# What the egg is built from: the packaging inputs and the packages of the checkout,
-# and migrations/ too, to show that the egg leaves it out.
-EGG_SOURCES = ("scrapy.cfg", "pyproject.toml", "README.md", "crawler", "storage", "archive_cli")
+# What the egg is built from: the packaging inputs and the packages of the checkout.
+EGG_SOURCES = (
+    "scrapy.cfg",
+    "pyproject.toml",
+    "README.md",
+    "archive",
+    "crawler",
+    "storage",
+    "migrations",
+    "cli",
+)
 STARTUP_SECONDS = 30.0
 JOB_SECONDS = 120.0
 
@@ -156,7 +164,7 @@ def deployed(scrapyd: Scrapyd, tmp_path_factory: pytest.TempPathFactory) -> Path
     Built from a copy of the checkout: scrapyd-deploy writes a setup.py, build/ and
     an .egg-info folder next to scrapy.cfg, which must not land in the shared tree."""
     source = tmp_path_factory.mktemp("checkout")
-    for name in (*EGG_SOURCES, "migrations"):
+    for name in EGG_SOURCES:
         if (ROOT / name).is_dir():
             shutil.copytree(
                 ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
@@ -186,10 +194,15 @@ def deployed(scrapyd: Scrapyd, tmp_path_factory: pytest.TempPathFactory) -> Path
     with zipfile.ZipFile(egg) as archive:
         names = archive.namelist()
         entry_points = archive.read("EGG-INFO/entry_points.txt").decode()
-    assert {"crawler/settings.py", "storage/engine.py", "archive_cli/main.py"} <= set(names)
-    assert not [name for name in names if name.startswith("migrations/")]
+    assert {
+        "news_archive/crawler/settings.py",
+        "news_archive/storage/engine.py",
+        "news_archive/cli/main.py",
+    } <= set(names)
+    # Only the one import name: nothing generic such as `crawler/` at the egg's top.
+    assert {name.split("/")[0] for name in names} == {"news_archive", "EGG-INFO"}
     # Scrapyd finds the settings module through this entry point (pyproject.toml).
-    assert "[scrapy]\nsettings = crawler.settings" in entry_points
+    assert "[scrapy]\nsettings = news_archive.crawler.settings" in entry_points
 
     uploaded = subprocess.run(
         _deploy_command("--egg", str(egg), "--version", "1"),
@@ -268,7 +281,7 @@ def test_a_job_against_an_unmigrated_archive_says_how_to_migrate_it(
     )
     assert "SchemaNotUpgradableError" in log, log
     # Raised by the egg's code, not the checkout's (which would have migrated).
-    assert f"{PROJECT}/1.egg/storage/engine.py" in log, log
+    assert f"{PROJECT}/1.egg/news_archive/storage/engine.py" in log, log
     assert f"needs revision {SCHEMA_REVISION}" in log, log
     assert "news-archive db upgrade --database-url URL" in log, log
     engine = create_engine(database_url)

@@ -11,8 +11,8 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from storage import engine as engine_module
-from storage.engine import (
+from news_archive.storage import engine as engine_module
+from news_archive.storage.engine import (
     MIGRATIONS_DIR,
     READ_ONLY_OPTION,
     SCHEMA_REVISION,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from storage.locks import (
+from news_archive.storage.locks import (
     acquire_run_lock,
     heartbeat,
     process_exists,

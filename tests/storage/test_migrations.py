@@ -12,13 +12,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from storage.engine import (
+from news_archive.storage.engine import (
     alembic_config,
     create_archive_engine,
     current_revision,
     upgrade_to_head,
 )
-from storage.models import Base
+from news_archive.storage.models import Base
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {

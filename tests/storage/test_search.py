@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import Engine, text
 
-from storage.engine import create_archive_engine
-from storage.search import (
+from news_archive.storage.engine import create_archive_engine
+from news_archive.storage.search import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     SNIPPET_CHARS,

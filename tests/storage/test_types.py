@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
-from storage.engine import create_archive_engine
-from storage.types import UTCDateTime
+from news_archive.storage.engine import create_archive_engine
+from news_archive.storage.types import UTCDateTime
 
 KST = timezone(timedelta(hours=9))
 

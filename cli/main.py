@@ -1,4 +1,4 @@
-"""The ``news-archive`` command: search, show, export, stats, db upgrade, db current.
+"""The ``news-archive`` command: crawl, search, show, export, stats, reextract, db.
 
 The database comes from ``--database-url``, else the ``DATABASE_URL`` environment
 variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
@@ -29,9 +29,16 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from archive_cli.output import fit, fit_around, format_cell, render_table, to_jsonable, write_json
-from storage import search as archive
-from storage.engine import (
+from news_archive.cli.output import (
+    fit,
+    fit_around,
+    format_cell,
+    render_table,
+    to_jsonable,
+    write_json,
+)
+from news_archive.storage import search as archive
+from news_archive.storage.engine import (
     alembic_config,
     create_archive_engine,
     current_revision,
@@ -40,6 +47,7 @@ from storage.engine import (
 )
 
 PROGRAM = "news-archive"
+SETTINGS_MODULE = "news_archive.crawler.settings"
 DEFAULT_DATABASE_URL = "sqlite:///archive.db"
 PG_CONNECT_TIMEOUT_SECONDS = 10
 CSV_LIST_SEPARATOR = ", "
@@ -82,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROGRAM, description="Search and export the news archive.", parents=[common]
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    crawl = commands.add_parser(
+        "crawl",
+        parents=[common],
+        help="crawl a site into the archive, from any directory (as `scrapy crawl SPIDER` "
+        "in a checkout)",
+        description="Run `scrapy crawl SPIDER` with the project's settings; every option "
+        "after SPIDER goes to it (-a NAME=VALUE, -s NAME=VALUE, -O FILE, -L LEVEL). "
+        "Exits as the crawl does: 0 healthy, 3 health check failed, 75 already running.",
+    )
+    crawl.add_argument("spider", metavar="SPIDER", help="the site's spider name (`scrapy list`)")
+    crawl.add_argument("scrapy_arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    crawl.set_defaults(handler=run_crawl)
 
     search = commands.add_parser(
         "search", parents=[common], help="articles whose title or body contains QUERY"
@@ -295,7 +316,7 @@ def check_site(site: str | None) -> None:
         return
     # Imported here: the site modules pull in the extraction stack, which only
     # this check needs.
-    from crawler.sites import SITES
+    from news_archive.crawler.sites import SITES
 
     if site not in SITES:
         raise CliError(
@@ -304,6 +325,25 @@ def check_site(site: str | None) -> None:
 
 
 # ------------------------------------------------------------------ commands
+
+
+def run_crawl(arguments: argparse.Namespace) -> int:
+    """``crawl SPIDER [scrapy crawl options]``: Scrapy's ``crawl`` command (the
+    project's own, with its exit codes) on the installed settings module, so it runs
+    the same from any directory as ``scrapy crawl`` does in the checkout."""
+    from scrapy.cmdline import execute
+
+    check_site(arguments.spider)
+    # Wins over a scrapy.cfg in the current directory (Scrapy only sets a default).
+    os.environ["SCRAPY_SETTINGS_MODULE"] = SETTINGS_MODULE
+    argv = ["scrapy", "crawl", arguments.spider, *arguments.scrapy_arguments]
+    if getattr(arguments, "database_url", None):
+        argv += ["-s", f"DATABASE_URL={arguments.database_url}"]
+    try:
+        execute(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    return 0
 
 
 def run_search(arguments: argparse.Namespace) -> int:
@@ -548,7 +588,7 @@ def run_reextract(arguments: argparse.Namespace) -> int:
     with open_migrated_archive(arguments):
         pass  # reachable and at the newest schema; re-extraction opens its own engine
     # Imported here: it pulls in the extraction stack and the process pool.
-    from crawler.reextract import reextract
+    from news_archive.crawler.reextract import reextract
 
     counts = reextract(
         database_url(arguments),
