@@ -19,19 +19,19 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from news_archive.crawler.extract.article import (
-    AliasSeen,
-    Article,
-    FetchFailure,
-    PageVisit,
-    Rejection,
-)
 from news_archive.crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
 from news_archive.storage.captures import link_to_version as link_captures
 from news_archive.storage.engine import create_archive_engine, mask_url, upgrade_to_head
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError
 from news_archive.storage.visits import VisitRecord
 from news_archive.storage.visits import record as record_visits
+from news_archive.vocabulary import (
+    AliasSeen,
+    Article,
+    FetchFailure,
+    PageVisit,
+    Rejection,
+)
 
 logger = logging.getLogger(__name__)
 

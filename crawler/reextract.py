@@ -22,11 +22,11 @@ from pathlib import Path
 from tqdm import tqdm
 from warcio.archiveiterator import ArchiveIterator
 
-from news_archive.crawler.extract.article import Article, Rejection
 from news_archive.crawler.sites import SITES
 from news_archive.storage.captures import ReextractionTarget, reextraction_targets
 from news_archive.storage.engine import create_archive_engine
 from news_archive.storage.repository import ArchiveRepository
+from news_archive.vocabulary import Article, Rejection
 
 NOTE = "re-extraction"
 BATCH = 100

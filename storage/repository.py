@@ -18,7 +18,6 @@ from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from news_archive.crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
 from news_archive.storage.engine import READ_ONLY_OPTION
 from news_archive.storage.models import (
     ArticleImage,
@@ -29,6 +28,7 @@ from news_archive.storage.models import (
     CrawlRun,
     UrlAlias,
 )
+from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 
 logger = logging.getLogger(__name__)
 

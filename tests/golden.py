@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from news_archive.crawler.extract.article import Article, Rejection
 from news_archive.crawler.sites import SITES
+from news_archive.vocabulary import Article, Rejection
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 FETCHED_AT = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from lxml import etree
 from lxml import html as lxml_html
 from trafilatura.settings import use_config
 
-from news_archive.crawler.extract.article import Image
+from news_archive.vocabulary import Image
 
 # trafilatura drops extractions under 250 characters by default and then tries its
 # fallback extractors; short news items are real articles, so keep everything and

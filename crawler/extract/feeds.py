@@ -9,8 +9,8 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from news_archive.crawler.extract.article import FeedEntry
 from news_archive.crawler.extract.bylines import byline_names
+from news_archive.vocabulary import FeedEntry
 
 
 class FeedError(ValueError):

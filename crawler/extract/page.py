@@ -12,9 +12,9 @@ from datetime import datetime
 from lxml import etree
 from lxml import html as lxml_html
 
-from news_archive.crawler.extract.article import Article, FeedEntry, Image, Rejection
 from news_archive.crawler.extract.decode import DecodeError, decode_html
 from news_archive.crawler.extract.metadata import Pick, Signals
+from news_archive.vocabulary import Article, FeedEntry, Image, Rejection
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MIN_BODY_CHARACTERS = 40

@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from lxml import html as lxml_html
 from lxml.cssselect import CSSSelector
 
-from news_archive.crawler.extract.article import Article, FeedEntry, Rejection
 from news_archive.crawler.extract.body import (
     body_lines,
     figures,
@@ -32,6 +31,7 @@ from news_archive.crawler.extract.dates import parse_iso, parse_korea_local
 from news_archive.crawler.extract.feeds import feed_entries as read_feed
 from news_archive.crawler.extract.metadata import Pick, first, unique
 from news_archive.crawler.extract.page import Page, assemble, dated, language_of, load_page
+from news_archive.vocabulary import Article, FeedEntry, Rejection
 
 NAME = "maeil_ilbo"
 ALLOWED_DOMAINS = ("m-i.kr",)

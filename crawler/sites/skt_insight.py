@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lxml.cssselect import CSSSelector
 
-from news_archive.crawler.extract.article import Article, FeedEntry, Rejection
 from news_archive.crawler.extract.body import body_lines, figures, text_of, without_furniture
 from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
 from news_archive.crawler.extract.feeds import feed_entries as read_feed
 from news_archive.crawler.extract.metadata import Pick, first, unique
 from news_archive.crawler.extract.page import Page, assemble, dated, language_of, load_page
+from news_archive.vocabulary import Article, FeedEntry, Rejection
 
 NAME = "skt_insight"
 ALLOWED_DOMAINS = ("news.sktelecom.com", "sktinsight.com")

@@ -24,7 +24,12 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from sqlalchemy import Engine
 from twisted.python.failure import Failure
 
-from news_archive.crawler.extract.article import (
+from news_archive.crawler.extract.dates import KOREA
+from news_archive.crawler.extract.feeds import FeedError
+from news_archive.storage import visits
+from news_archive.storage.engine import create_archive_engine, upgrade_to_head
+from news_archive.storage.visits import VisitState
+from news_archive.vocabulary import (
     AliasSeen,
     Article,
     FeedEntry,
@@ -32,11 +37,6 @@ from news_archive.crawler.extract.article import (
     PageVisit,
     Rejection,
 )
-from news_archive.crawler.extract.dates import KOREA
-from news_archive.crawler.extract.feeds import FeedError
-from news_archive.storage import visits
-from news_archive.storage.engine import create_archive_engine, upgrade_to_head
-from news_archive.storage.visits import VisitState
 
 
 class ArchiveSpider(scrapy.Spider):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from news_archive.crawler.extract.article import Article, FeedEntry
 from news_archive.crawler.sites import maeil_ilbo, skt_insight
+from news_archive.vocabulary import Article, FeedEntry
 from tests.golden import SEEDS
 
 FETCHED_AT = datetime(2026, 11, 23, tzinfo=UTC)

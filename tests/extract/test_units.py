@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from news_archive.crawler.extract.article import content_hash
 from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
 from news_archive.crawler.extract.decode import DecodeError, decode_html
 from news_archive.crawler.extract.feeds import FeedError, read_rss
 from news_archive.crawler.sites import maeil_ilbo, skt_insight
+from news_archive.vocabulary import content_hash
 
 
 @pytest.mark.parametrize(

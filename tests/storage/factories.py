@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from news_archive.crawler.extract.article import Article, Image
+from news_archive.vocabulary import Article, Image
 
 FETCHED_AT = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 PUBLISHED_AT = datetime(2024, 4, 30, 23, 30, tzinfo=UTC)

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, delete, select
 
-from news_archive.crawler.extract.article import AliasSeen, Article, FetchFailure, Image, Rejection
 from news_archive.storage.engine import create_archive_engine
 from news_archive.storage.models import ArticleRecord, ArticleTag, ArticleVersion
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError
+from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 from tests.storage.factories import FETCHED_AT, later, make_article
 
 

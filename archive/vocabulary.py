@@ -1,7 +1,10 @@
-"""The values extraction produces: an `Article`, or a `Rejection` that says why not.
+"""The vocabulary every layer shares: article, image, feed entry, rejection, fetch
+failure, alias and visit, and the content hash that decides a new version.
 
-These are plain frozen dataclasses so that extraction stays pure (no Scrapy, no
-SQLAlchemy) and so that Scrapy's item machinery (itemadapter) accepts them as items.
+The ground floor of the house: this module imports nothing of the project, so the
+crawler produces these values and storage persists them without either importing
+the other.  Plain frozen dataclasses, so that extraction stays pure (no Scrapy, no
+SQLAlchemy) and Scrapy's item machinery (itemadapter) accepts them as items.
 """
 
 from __future__ import annotations
