@@ -152,3 +152,4 @@ class PageVisit:
     last_modified: str | None = None
     published_at: datetime | None = None
     capture_id: int | None = None  # the WARC capture of this response, if any
+    next_visit_at: datetime | None = None  # when the URL is due again (the schedule's say)

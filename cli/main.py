@@ -48,7 +48,6 @@ from news_archive.storage.engine import (
 
 PROGRAM = "news-archive"
 SETTINGS_MODULE = "news_archive.crawler.settings"
-DEFAULT_DATABASE_URL = "sqlite:///archive.db"
 PG_CONNECT_TIMEOUT_SECONDS = 10
 CSV_LIST_SEPARATOR = ", "
 
@@ -84,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url",
         default=argparse.SUPPRESS,
         help="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
-        f"(default: $DATABASE_URL, else {DEFAULT_DATABASE_URL})",
+        "(default: the crawler's DATABASE_URL setting: $DATABASE_URL, else "
+        "sqlite:///archive.db)",
     )
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description="Search and export the news archive.", parents=[common]
@@ -221,11 +221,10 @@ def _parse_time(text: str, *, end_of_day: bool) -> datetime:
 
 def database_url(arguments: argparse.Namespace) -> str:
     """The URL the user chose: option, then environment, then the crawler's default."""
-    return (
-        getattr(arguments, "database_url", None)
-        or os.environ.get("DATABASE_URL")
-        or DEFAULT_DATABASE_URL
-    )
+    # The crawler's settings module is the one place that reads the environment.
+    from news_archive.crawler import settings
+
+    return getattr(arguments, "database_url", None) or settings.DATABASE_URL
 
 
 def head_revision() -> str:

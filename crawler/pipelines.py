@@ -14,17 +14,17 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from news_archive.crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
-from news_archive.storage.captures import link_to_version as link_captures
-from news_archive.storage.engine import create_archive_engine, mask_url, upgrade_to_head
-from news_archive.storage.repository import ArchiveRepository, BatchStoreError
+from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.storage.archive import (
+    Archive,
+    ArchiveError,
+    DatabaseUnavailable,
+    StoreFailures,
+)
 from news_archive.storage.visits import VisitRecord
-from news_archive.storage.visits import record as record_visits
 from news_archive.vocabulary import (
     AliasSeen,
     Article,
@@ -34,23 +34,6 @@ from news_archive.vocabulary import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Settings worth keeping with each run, to explain its figures later.
-RECORDED_SETTINGS = (
-    "DATABASE_URL",
-    "REPLAY_DIR",
-    "ARCHIVE_BATCH_SIZE",
-    "USER_AGENT",
-    "ROBOTSTXT_OBEY",
-    "DOWNLOAD_DELAY",
-    "AUTOTHROTTLE_ENABLED",
-    "INCREMENTAL",
-    "REVISIT_SCHEDULE",
-    "REVISIT_LIMIT",
-    "WARC_ENABLED",
-    "WARC_DIR",
-)
-
 
 # Fields whose fill rate a run reports (``archive/filled/<field>``).
 TRACKED_FIELDS = (
@@ -69,54 +52,36 @@ TRACKED_FIELDS = (
 class ArchivePipeline:
     """Store articles, aliases and problems of one crawl in the archive database."""
 
-    def __init__(
-        self, crawler: Crawler, database_url: str, batch_size: int, schedule: str = DEFAULT_SCHEDULE
-    ) -> None:
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
         self.crawler = crawler
-        self.database_url = database_url
-        self.batch_size = max(1, batch_size)
+        self.run = crawler.get_extension(ArchiveRun)
+        self.batch_size = max(1, settings.getint("ARCHIVE_BATCH_SIZE"))
         self.articles: list[Article] = []
         self.aliases: list[AliasSeen] = []
         self.problems: list[Rejection | FetchFailure] = []
         self.visits: list[VisitRecord] = []
         # (capture id, canonical URL): WARC captures to link to the version they produced
         self.capture_links: list[tuple[int, str]] = []
-        self.schedule = parse_schedule(schedule)
-        self.repository: ArchiveRepository | None = None
-        self.run_id: int | None = None
+        self.archive: Archive | None = None
         # Write retries while the database is unreachable (ARCHIVE_RETRY_SECONDS): no
         # flush is attempted before `retry_at` (time.monotonic()); `retry_delay` doubles
         # with each failed attempt and is 0 after a good one.
-        self.retry_seconds = 120.0
+        self.retry_seconds = settings.getfloat("ARCHIVE_RETRY_SECONDS")
         self.retry_delay = 0.0
         self.retry_at = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
-        pipeline = cls(
-            crawler,
-            crawler.settings.get("DATABASE_URL"),
-            crawler.settings.getint("ARCHIVE_BATCH_SIZE", 50),
-            crawler.settings.get("REVISIT_SCHEDULE") or DEFAULT_SCHEDULE,
-        )
-        pipeline.retry_seconds = crawler.settings.getfloat("ARCHIVE_RETRY_SECONDS", 120)
-        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
-        return pipeline
+        return cls(crawler)
 
     @property
     def stats(self) -> Any:
         return self.crawler.stats
 
     def open_spider(self) -> None:
-        engine = create_archive_engine(self.database_url)
-        # The first crawl on an empty SQLite file just works: schema to head first.
-        upgrade_to_head(engine)
-        self.repository = ArchiveRepository(engine)
-        settings = {name: self.crawler.settings.get(name) for name in RECORDED_SETTINGS}
-        settings["DATABASE_URL"] = mask_url(self.database_url)
-        self.run_id = self.repository.start_run(self._spider_name(), settings)
-        # The run lock extension (spider_opened, after this) records the run it holds.
-        self.stats.set_value("archive/run_id", self.run_id)
+        # The crawl's one archive (the first crawl on an empty SQLite file migrates it).
+        self.archive = self.run.archive
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Article):
@@ -152,9 +117,7 @@ class ArchivePipeline:
             url=visit.url,
             status=visit.status,
             visited_at=visit.fetched_at,
-            next_visit_at=next_visit(
-                visit.published_at, visit.fetched_at, self.schedule, visit.status
-            ),
+            next_visit_at=visit.next_visit_at or visit.fetched_at,
             etag=visit.etag,
             last_modified=visit.last_modified,
             published_at=visit.published_at,
@@ -201,13 +164,11 @@ class ArchivePipeline:
         """One connection check-out (PostgreSQL pings it) before a batch is tried:
         while the server is down, the repository's per-article retries would otherwise
         each wait out their own backoff."""
-        assert self.repository is not None
-        try:
-            with self.repository.engine.connect():
-                return True
-        except SQLAlchemyError as error:
-            logger.warning("Archive database still unreachable: %s", error)
-            return False
+        assert self.archive is not None
+        if self.archive.reachable():
+            return True
+        logger.warning("Archive database %s still unreachable", self.archive.url)
+        return False
 
     def _write(self) -> None:
         """Write each buffer; a buffer is emptied only once its rows are committed.
@@ -217,41 +178,43 @@ class ArchivePipeline:
         on a transient error (connection lost, lock timeout) the articles stay
         buffered for the next flush, so a passing outage loses nothing extracted.
         """
-        assert self.repository is not None
+        assert self.archive is not None
         now = datetime.now(UTC)
         try:
             if self.articles:
                 self._store_articles()
             if self.aliases:
-                self.repository.record_aliases(self.aliases, now)
+                self.archive.articles.record_aliases(self.aliases, now)
                 self.stats.inc_value("archive/aliases", len(self.aliases))
                 self.aliases = []
             if self.problems:
-                self.repository.record_errors(self.run_id, self._spider_name(), self.problems, now)
+                self.archive.runs.record_errors(
+                    self.run.run_id, self._spider_name(), self.problems, now
+                )
                 self.problems = []
             if self.visits:
                 # After the articles, so that a revisit is only scheduled for what is stored.
-                record_visits(self.repository.engine, self.visits)
-                link_captures(self.repository.engine, self.capture_links)
+                self.archive.visits.record(self.visits)
+                self.archive.captures.link_to_versions(self.capture_links)
                 self.visits = []
                 self.capture_links = []
-        except SQLAlchemyError as error:
+        except ArchiveError as error:
             self.stats.inc_value("archive/store_error")
             logger.error(
                 "Archive write failed, %d articles kept for retry: %s", len(self.articles), error
             )
 
     def _store_articles(self) -> None:
-        assert self.repository is not None
+        assert self.archive is not None
         try:
-            outcomes: list[str | None] = list(self.repository.store_articles(self.articles))
-            failures: list[tuple[int, BaseException]] = []
-        except BatchStoreError as error:
+            outcomes: list[str | None] = list(self.archive.articles.store(self.articles))
+            failures: list[tuple[int, ArchiveError]] = []
+        except StoreFailures as error:
             outcomes, failures = list(error.outcomes), error.failures
         kept: list[Article] = []
         for index, failure in failures:
             article = self.articles[index]
-            if isinstance(failure, OperationalError | InterfaceError):
+            if isinstance(failure, DatabaseUnavailable):
                 kept.append(article)
                 continue
             self.stats.inc_value("archive/failed/store_failed")
@@ -311,16 +274,6 @@ class ArchivePipeline:
                 len(self.articles),
                 ", ".join(a.url for a in self.articles),
             )
-
-    def spider_closed(self, spider: Spider, reason: str) -> None:
-        if self.repository is None or self.run_id is None:
-            return
-        try:
-            self.repository.finish_run(
-                self.run_id, reason, self.stats.get_stats(), datetime.now(UTC)
-            )
-        finally:
-            self.repository.engine.dispose()
 
     def _spider_name(self) -> str:
         spider = self.crawler.spider

@@ -33,6 +33,10 @@ WARC_ENABLED = os.environ.get("WARC_ENABLED", "1").lower() not in ("0", "false",
 WARC_DIR = os.environ.get("WARC_DIR") or "warc"
 WARC_MAX_BYTES = 100 * 1024 * 1024
 
+SPIDER_MIDDLEWARES = {
+    # Skip what is not due, conditional revisits, due revisits, the next visit.
+    "news_archive.crawler.middlewares.incremental.IncrementalMiddleware": 550,
+}
 ITEM_PIPELINES = {"news_archive.crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,
@@ -49,16 +53,15 @@ DOWNLOADER_MIDDLEWARES = {
 RUN_LOCK_ENABLED = True
 RUN_LOCK_STALE_AFTER = 600
 RUN_LOCK_HEARTBEAT = 30
-EXTENSIONS = {
-    "news_archive.crawler.extensions.runlock.RunLock": 100,
-}
+# The crawl's owner (crawler/extensions/run.py): the one engine, the run record, the
+# lock, the health checks and the exit code; every other component reaches it.
+EXTENSIONS = {"news_archive.crawler.extensions.run.ArchiveRun": 100}
 # --- end run lock -------------------------------------------------------------
 
 # --- run records and health checks -------------------------------------------
 # Our `crawl` replaces Scrapy's: exit 3 when a health check fails, 75 when already running.
 COMMANDS_MODULE = "news_archive.crawler.commands"
-# Fills the crawl_runs figures and runs the checks when the spider closes (README).
-EXTENSIONS = {**EXTENSIONS, "news_archive.crawler.extensions.health.RunHealth": 500}
+# ArchiveRun fills the crawl_runs figures and runs the checks when the spider closes.
 # False: figures are still recorded, checks are not run (crawl_runs.health_ok NULL).
 HEALTH_CHECKS_ENABLED = True
 # Articles parsed at least this many when the feed or list pages had entries to fetch.

@@ -2,13 +2,12 @@
 
 The database comes from, in order: a connection handed over in
 ``config.attributes["connection"]`` (what `storage.engine.upgrade_to_head`
-does), ``-x url=...`` on the command line, the ``DATABASE_URL`` environment
-variable, else ``sqlite:///archive.db``.
+does), or ``-x url=...`` on the command line (``news-archive db upgrade`` reads
+``DATABASE_URL`` through the crawler's settings).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from logging.config import fileConfig
 from typing import Any
@@ -46,11 +45,15 @@ def _include_name(name: str | None, type_: str, parent_names: Mapping[str, Any])
 
 
 def _database_url() -> str:
-    return (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or os.environ.get("DATABASE_URL")
-        or "sqlite:///archive.db"
-    )
+    # No environment fallback here: the crawler's settings are the one place that
+    # reads DATABASE_URL (`news-archive db upgrade` uses them).
+    url = context.get_x_argument(as_dictionary=True).get("url")
+    if not url:
+        raise SystemExit(
+            "name the database: alembic -x url=URL upgrade head "
+            "(or run `news-archive db upgrade`, which reads DATABASE_URL)"
+        )
+    return url
 
 
 def run_migrations_offline() -> None:

@@ -12,10 +12,17 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from scrapy.utils.reactor import install_reactor, is_reactor_installed
 from sqlalchemy import Engine
 
+import news_archive.crawler.settings as project_settings
 from news_archive.storage.engine import create_archive_engine, upgrade_to_head
 from news_archive.storage.repository import ArchiveRepository
+
+# In-process component tests build crawlers with the project's TWISTED_REACTOR; a
+# heartbeat's LoopingCall would otherwise install Twisted's default reactor first.
+if not is_reactor_installed():
+    install_reactor(project_settings.TWISTED_REACTOR)
 
 POSTGRES_SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 POSTGRES_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"

@@ -12,7 +12,7 @@ from scrapy.settings import Settings
 from sqlalchemy import Engine
 
 import news_archive.crawler.settings as project_settings
-from news_archive.crawler.extensions.health import _setting
+from news_archive.crawler.extensions.run import threshold_setting as _setting
 from news_archive.crawler.health import (
     CHECKS,
     HEALTH_SETTINGS,

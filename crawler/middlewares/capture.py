@@ -27,15 +27,13 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from news_archive.storage import captures
+from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.storage.archive import ArchiveError, Captures
 from news_archive.storage.captures import CaptureRecord
-from news_archive.storage.engine import create_archive_engine, upgrade_to_head
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +43,15 @@ WARC_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 class WarcCaptureMiddleware:
     """Write each response to the run's WARC files and index it in ``captures``."""
 
-    def __init__(self, directory: Path, max_bytes: int, database_url: str) -> None:
+    def __init__(self, crawler: Crawler, directory: Path, max_bytes: int) -> None:
+        self.crawler = crawler
         self.root = directory
         self.max_bytes = max_bytes
-        self.database_url = database_url
         self.run_directory: Path | None = None
         self.file: IO[bytes] | None = None
         self.writer: WARCWriter | None = None
         self.serial = 0
-        self.engine: Engine | None = None
+        self.captures: Captures | None = None
         self.spider_name = "?"
         # digest → (uri, date) of payloads written in this run, before the index is asked
         self.seen: dict[str, tuple[str, str]] = {}
@@ -63,13 +61,9 @@ class WarcCaptureMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
         settings = crawler.settings
-        if not settings.getbool("WARC_ENABLED", True) or not settings.get("WARC_DIR"):
+        if not settings.getbool("WARC_ENABLED") or not settings.get("WARC_DIR"):
             raise NotConfigured("WARC capture is off (WARC_ENABLED / WARC_DIR)")
-        middleware = cls(
-            Path(settings.get("WARC_DIR")),
-            settings.getint("WARC_MAX_BYTES", 100 * 1024 * 1024),
-            settings.get("DATABASE_URL"),
-        )
+        middleware = cls(crawler, Path(settings["WARC_DIR"]), settings.getint("WARC_MAX_BYTES"))
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         return middleware
@@ -79,29 +73,27 @@ class WarcCaptureMiddleware:
         started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.run_directory = self.root / f"{spider.name}-{started}-{os.getpid()}"
         self.run_directory.mkdir(parents=True, exist_ok=True)
-        self.engine = create_archive_engine(self.database_url)
-        upgrade_to_head(self.engine)
+        # The index lives in the crawl's one archive (ArchiveRun builds and migrates it).
+        self.captures = self.crawler.get_extension(ArchiveRun).archive.captures
         logger.info("Capturing responses to %s", self.run_directory)
 
     def spider_closed(self, spider: Spider) -> None:
         self._close_file()
-        if self.pending and self.engine is not None:
+        if self.pending and self.captures is not None:
             try:
                 for row in list(self.pending):
-                    captures.add(self.engine, row)
+                    self.captures.add(row)
                     self.pending.remove(row)
-            except SQLAlchemyError as error:
+            except ArchiveError as error:
                 logger.error(
                     "%d WARC records in %s stay unindexed: %s",
                     len(self.pending),
                     self.run_directory,
                     error,
                 )
-        if self.engine is not None:
-            self.engine.dispose()
 
     def process_response(self, request: Request, response: Response) -> Response:
-        if self.engine is None or self.run_directory is None:
+        if self.captures is None or self.run_directory is None:
             return response
         fetched_at = datetime.now(UTC)
         writer, file, name = self._current_writer()
@@ -145,13 +137,13 @@ class WarcCaptureMiddleware:
         The record is safe in the WARC file already: a database outage must not
         cost the page, so unindexed rows wait and are retried with the next
         response and at close (without a link to the version they produced)."""
-        assert self.engine is not None
+        assert self.captures is not None
         self.pending.append(row)
         try:
             while self.pending:
-                capture_id = captures.add(self.engine, self.pending[0])
+                capture_id = self.captures.add(self.pending[0])
                 self.pending.pop(0)
-        except SQLAlchemyError as error:
+        except ArchiveError as error:
             logger.warning("Capture index write failed, %d rows kept: %s", len(self.pending), error)
             return None
         return capture_id
@@ -159,10 +151,10 @@ class WarcCaptureMiddleware:
     def _original(self, digest: str) -> tuple[str, str] | None:
         if digest in self.seen:
             return self.seen[digest]
-        assert self.engine is not None
+        assert self.captures is not None
         try:
-            stored = captures.first_with_digest(self.engine, digest)
-        except SQLAlchemyError:
+            stored = self.captures.first_with_digest(digest)
+        except ArchiveError:
             # Unknown for now: a full record costs bytes, never a page.
             return None
         if stored is None:

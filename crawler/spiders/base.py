@@ -1,13 +1,9 @@
 """Discovery shared by both spiders: feeds and list pages → article requests.
 
 A spider decides only which URLs to fetch, in what order, and when to stop;
-what a page means is the site module's business (`crawler.sites`).
-
-Incremental by default (setting ``INCREMENTAL``): a run fetches its feed and list
-pages, articles the archive has never seen, and known articles whose revisit is
-due (``url_state.next_visit_at``), those with ``If-None-Match`` /
-``If-Modified-Since`` from the stored validators. Known articles that are not due
-are skipped even when the feed lists them.
+what a page means is the site module's business (`crawler.sites`), and what the
+archive already holds (skip what is not due, conditional revisits, due revisits,
+the next visit) is the incremental middleware's (`crawler.middlewares.incremental`).
 """
 
 from __future__ import annotations
@@ -21,22 +17,12 @@ import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
-from sqlalchemy import Engine
 from twisted.python.failure import Failure
 
 from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError
-from news_archive.storage import visits
-from news_archive.storage.engine import create_archive_engine, upgrade_to_head
-from news_archive.storage.visits import VisitState
-from news_archive.vocabulary import (
-    AliasSeen,
-    Article,
-    FeedEntry,
-    FetchFailure,
-    PageVisit,
-    Rejection,
-)
+from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
+from news_archive.vocabulary import AliasSeen, Article, FeedEntry, FetchFailure
 
 
 class ArchiveSpider(scrapy.Spider):
@@ -68,78 +54,47 @@ class ArchiveSpider(scrapy.Spider):
         self.since = date.fromisoformat(since) if since else None
         self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
         self.past_archived = (past_archived or "").lower() in ("1", "true", "yes")
-        self.started_at = datetime.now(UTC)
-        self.archive: Engine | None = None
 
     async def start(self) -> AsyncIterator[Any]:
-        self.started_at = datetime.now(UTC)
-        if self.settings.getbool("INCREMENTAL", True):
-            self.archive = create_archive_engine(self.settings.get("DATABASE_URL"))
-            # The state tables must exist before the first look-up (a no-op at head).
-            upgrade_to_head(self.archive)
         urls = self.requested_urls or list(self.site.FEED_URLS)
         if self.since and not self.requested_urls:
             urls += self.site.backfill_start_urls(self.sections)
         for url in urls:
             if self.site.canonical_url(url):
-                for output in self.follow_article(url, None):
+                for output in self.follow_article(url):
                     yield output
             else:
                 yield self.listing_request(url)
-        if self.archive is not None and not self.requested_urls:
-            limit = self.settings.getint("REVISIT_LIMIT", 500)
-            due = visits.due(self.archive, self.name, self.started_at, limit)
-            self.crawler.stats.set_value("archive/revisits/due", len(due))
-            for state in due:
-                yield self.article_request(state.url, None, state)
-
-    def closed(self, reason: str) -> None:
-        if self.archive is not None:
-            self.archive.dispose()
 
     def listing_request(self, url: str) -> scrapy.Request:
         return scrapy.Request(
             url, callback=self.parse_listing, errback=self.on_failure, priority=-1
         )
 
-    def article_request(
-        self, url: str, entry: FeedEntry | None, state: VisitState | None
-    ) -> scrapy.Request:
-        """A request for an article page; conditional when the archive holds validators."""
-        headers = {}
-        if state is not None and state.etag:
-            headers["If-None-Match"] = state.etag
-        if state is not None and state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
+    def article_request(self, url: str, entry: FeedEntry | None = None) -> scrapy.Request:
+        """A request for an article page (the feed entry, if any, goes to the callback)."""
         return scrapy.Request(
             url,
-            headers=headers,
             callback=self.parse_article,
             errback=self.on_failure,
             cb_kwargs={"entry": entry},
-            # 304 is an answer, not an error, for a conditional request; the stored
-            # age schedules the next visit when the page itself is not sent again.
-            meta={
-                "handle_httpstatus_list": [304],
-                "published_at": state.published_at if state else None,
-            },
+            meta={ARTICLE_PAGE: True},
         )
 
-    def follow_article(
-        self, url: str, entry: FeedEntry | None, state: VisitState | None = None
-    ) -> Iterator[Any]:
+    def follow_article(self, url: str, entry: FeedEntry | None = None) -> Iterator[Any]:
         """A request for the article `url` names, by its canonical URL when the URL
         alone tells it (AMP, print, tracking parameters, old host), and a note of
         the alias. Scrapy's duplicate filter then sees one URL per article."""
         canonical = self.site.canonical_url(url)
         if canonical and canonical != url:
             yield AliasSeen(self.name, url, canonical)
-        yield self.article_request(canonical or url, entry, state)
+        yield self.article_request(canonical or url, entry)
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
-        """A feed or list page: follow each new or due item; in backfill, the next page
-        too, until items are older than ``since`` or (unless ``past_archived``)
-        already archived by an earlier run."""
+        """A feed or list page: follow each item; in backfill, the next page too,
+        until items are older than ``since`` (the incremental middleware also stops
+        it at a page listing an article an earlier run archived, unless
+        ``past_archived``)."""
         stats = self.crawler.stats
         try:
             if self.site.is_list_url(response.url):
@@ -153,87 +108,44 @@ class ArchiveSpider(scrapy.Spider):
         stats.inc_value("archive/listing/entries", len(entries))
         if not entries:
             self.logger.warning("Listing %s has no entries", response.url)
-        known = self._known(entries)
-        reached_older = reached_archived = False
+        reached_older = False
         for entry in entries:
             if self.since and self._older_than_since(entry):
                 reached_older = True
                 continue
-            state = known.get(entry.url)
-            if state is not None and state.archived_before(self.started_at):
-                reached_archived = True
-            if state is not None and state.next_visit_at > self.started_at:
-                stats.inc_value("archive/skipped/not_due")
-                continue
-            yield from self.follow_article(entry.url, entry, state)
-        stop_at_archived = reached_archived and not self.past_archived
-        if self.since and entries and not reached_older and not stop_at_archived:
+            yield from self.follow_article(entry.url, entry)
+        if self.since and entries and not reached_older:
             next_url = self.site.next_page_url(response.url)
             if next_url:
-                yield self.listing_request(next_url)
-
-    def _known(self, entries: list[FeedEntry]) -> dict[str, VisitState]:
-        """Visit state of each entry's article, keyed by the entry's URL as listed."""
-        if self.archive is None:
-            return {}
-        canonical = {entry.url: self.site.canonical_url(entry.url) for entry in entries}
-        # Links the URL alone cannot resolve (shortlinks) may be known aliases.
-        unresolved = [url for url, found in canonical.items() if found is None]
-        canonical.update(visits.canonical_of(self.archive, unresolved) if unresolved else {})
-        states = visits.states(self.archive, [url for url in canonical.values() if url])
-        return {url: states[c] for url, c in canonical.items() if c in states}
+                request = self.listing_request(next_url)
+                request.meta[STOP_AT_ARCHIVED] = not self.past_archived
+                yield request
 
     def _older_than_since(self, entry: FeedEntry) -> bool:
         assert self.since is not None
         published = entry.published_at
         return published is not None and published.astimezone(KOREA).date() < self.since
 
-    def parse_article(self, response: Response, entry: FeedEntry | None) -> Iterator[Any]:
-        """Extract the page; the pipeline stores an `Article`, records a `Rejection`,
-        and schedules the next visit from the `PageVisit`."""
-        fetched_at = datetime.now(UTC)
-        request_headers = response.request.headers if response.request else {}
-        if "If-None-Match" in request_headers or "If-Modified-Since" in request_headers:
-            self.crawler.stats.inc_value("archive/revisits/conditional")
-        visit = {
-            "site": self.name,
-            "status": response.status,
-            "fetched_at": fetched_at,
-            "etag": _header(response, "ETag"),
-            "last_modified": _header(response, "Last-Modified"),
-            "capture_id": response.meta.get("capture_id"),
-        }
-        if response.status == 304:
-            yield PageVisit(
-                url=response.url, published_at=response.meta.get("published_at"), **visit
-            )
-            return
+    def parse_article(self, response: Response, entry: FeedEntry | None = None) -> Iterator[Any]:
+        """Extract the page: an `Article` for the pipeline to store, or a `Rejection`
+        saying why not; and the aliases the request was redirected through."""
         result = self.site.extract(
-            response.url, response.body, _headers(response), fetched_at, entry
+            response.url, response.body, _headers(response), _fetched_at(response), entry
         )
         if isinstance(result, Article):
             for alias in response.meta.get("redirect_urls", []):
                 if alias != result.url:
                     yield AliasSeen(self.name, alias, result.url)
         yield result
-        if isinstance(result, Article):
-            yield PageVisit(url=result.url, published_at=result.published_at, **visit)
-        elif isinstance(result, Rejection):
-            yield PageVisit(url=self.site.canonical_url(response.url) or response.url, **visit)
 
-    def on_failure(self, failure: Failure) -> Iterable[FetchFailure | PageVisit]:
+    def on_failure(self, failure: Failure) -> Iterable[FetchFailure]:
         """Every failed request becomes a `FetchFailure` the pipeline records."""
         request = failure.request  # type: ignore[attr-defined]
         if failure.check(HttpError):
             status = failure.value.response.status
-            problem = FetchFailure(
-                self.name, request.url, f"http_{status}", status, f"HTTP {status}"
-            )
-            if request.callback != self.parse_article:
-                return [problem]
-            # Schedules the retry of an article URL (5xx soon, 4xx daily), not every run.
-            visit = PageVisit(self.name, request.url, status, datetime.now(UTC))
-            return [problem, visit]
+            return [
+                FetchFailure(self.name, request.url, f"http_{status}", status, f"HTTP {status}")
+            ]
         if failure.check(IgnoreRequest):
             # RobotsTxtMiddleware says so in its message; other refusals are "ignored".
             reason = "robots_forbidden" if "robots.txt" in str(failure.value) else "ignored"
@@ -257,9 +169,10 @@ def _headers(response: Response) -> dict[str, str]:
     }
 
 
-def _header(response: Response, name: str) -> str | None:
-    value = response.headers.get(name)
-    return value.decode("latin-1") if value else None
+def _fetched_at(response: Response) -> datetime:
+    """When the response arrived: the ``Date`` Scrapy cannot give, so now (UTC); the
+    clock is read here, never inside extraction."""
+    return datetime.now(UTC)
 
 
 def _slug(name: str) -> str:

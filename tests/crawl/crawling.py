@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scrapy import Spider
+from scrapy.crawler import Crawler
+from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
+
+import news_archive.crawler.settings as project_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -44,6 +49,18 @@ def crawl(
             f"{' '.join(command)} exited {result.returncode}, not {expect_exit}:\n{result.stderr}"
         )
     return result
+
+
+def project_crawler(spidercls: type[Spider], **overrides: Any) -> Crawler:
+    """An in-process crawler with the project's settings (as `scrapy crawl` has them)
+    and `overrides`, its extensions built (``crawler.get_extension`` works) and its
+    spider created: what Scrapy's own component tests use, without the reactor."""
+    settings = {name: getattr(project_settings, name) for name in dir(project_settings)}
+    settings = {name: value for name, value in settings.items() if name.isupper()}
+    settings |= {"WARC_ENABLED": False, "LOG_LEVEL": "WARNING", **overrides}
+    crawler = get_crawler(spidercls, settings)
+    crawler.spider = crawler._create_spider()
+    return crawler
 
 
 def crawl_environment(warc_dir: Path | None = None) -> dict[str, str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
 
+from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.pipelines import ArchivePipeline
 from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
 from news_archive.vocabulary import Article
+from tests.crawl.crawling import project_crawler
 from tests.golden import extract, fixture_pages
 
 
@@ -25,18 +26,20 @@ def _articles() -> list[Article]:
 
 
 def test_a_refused_article_is_recorded_and_its_batch_is_stored(sqlite_url: str) -> None:
-    crawler = get_crawler(MaeilIlboSpider, {"DATABASE_URL": sqlite_url, "ARCHIVE_BATCH_SIZE": 3})
-    crawler.spider = MaeilIlboSpider.from_crawler(crawler)
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=sqlite_url, ARCHIVE_BATCH_SIZE=3)
     crawler.stats.open_spider()
+    run = crawler.get_extension(ArchiveRun)
     pipeline = ArchivePipeline.from_crawler(crawler)
     good = _articles()[:4]
     # A naive datetime is refused by the storage layer's UTC type, for good.
     bad = dataclasses.replace(good[1], published_at=good[1].published_at.replace(tzinfo=None))
     pipeline.open_spider()
+    run.spider_opened(crawler.spider)
     for item in (good[0], bad, good[2], good[3]):
         pipeline.process_item(item)
     pipeline.close_spider()
-    pipeline.spider_closed(crawler.spider, "finished")
+    run.spider_closed(crawler.spider, "finished")
+    run.engine_stopped()
 
     engine = create_engine(sqlite_url)
     with engine.connect() as connection:

@@ -1,0 +1,285 @@
+"""The one owner of a crawl: `ArchiveRun`, a Scrapy extension.
+
+It builds the crawl's one `Archive` (one engine, one migration check), records
+the run in ``crawl_runs``, holds the run lock with a heartbeat, judges the run's
+health when the spider closes and decides the exit code.  Every other component
+(the pipeline, the spider, the capture middleware, the ``crawl`` command) reaches
+it with ``crawler.get_extension(ArchiveRun)``: none builds an engine of its own,
+none finds the run through stats or the order of signal handlers.
+
+Life of a run:
+
+- first use of `ArchiveRun.archive` (the pipeline's ``open_spider``): the engine is
+  built and the schema brought to head;
+- ``spider_opened``: the run row is written, then the lock taken; a lock held by a
+  live crawl closes the spider at once with the finish reason ``already_running``
+  (before any start request is read) and the exit code is 75;
+- every ``RUN_LOCK_HEARTBEAT`` seconds: the lock's heartbeat;
+- ``spider_closed`` (after the pipeline's final flush): the run's finish reason,
+  stats and figures are recorded, the health checks of `crawler.health` run against
+  the previous runs, the lock is released;
+- the ``crawl`` command then asks `exit_code` and records it with `record_exit_code`.
+
+Settings (defaults in `crawler.settings`): ``DATABASE_URL``, ``RUN_LOCK_ENABLED``,
+``RUN_LOCK_STALE_AFTER``, ``RUN_LOCK_HEARTBEAT``, ``HEALTH_CHECKS_ENABLED`` and the
+``HEALTH_*`` thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import CloseSpider
+from scrapy.settings import BaseSettings
+from twisted.internet.task import LoopingCall
+
+from news_archive.crawler.health import HEALTH_SETTINGS, RunInput, evaluate, run_figures
+from news_archive.storage.archive import Archive, ArchiveError
+
+logger = logging.getLogger(__name__)
+
+# Finish reason of a run that found another crawl of its spider holding the lock.
+ALREADY_RUNNING = "already_running"
+# Exit codes the `crawl` command ends with (also stored in crawl_runs.exit_code).
+HEALTHY_EXIT_CODE = 0
+HEALTH_FAILED_EXIT_CODE = 3
+ALREADY_RUNNING_EXIT_CODE = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
+
+# Settings worth keeping with each run, to explain its figures later.
+RECORDED_SETTINGS = (
+    "DATABASE_URL",
+    "REPLAY_DIR",
+    "ARCHIVE_BATCH_SIZE",
+    "USER_AGENT",
+    "ROBOTSTXT_OBEY",
+    "DOWNLOAD_DELAY",
+    "AUTOTHROTTLE_ENABLED",
+    "INCREMENTAL",
+    "REVISIT_SCHEDULE",
+    "REVISIT_LIMIT",
+    "WARC_ENABLED",
+    "WARC_DIR",
+)
+
+
+class ArchiveRun:
+    """The archive, the run record, the lock, the health and the exit code of a crawl."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        self.crawler = crawler
+        self.database_url: str = settings["DATABASE_URL"]
+        self.lock_enabled = settings.getbool("RUN_LOCK_ENABLED")
+        self.stale_after = timedelta(seconds=settings.getfloat("RUN_LOCK_STALE_AFTER"))
+        self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
+        self.checks_enabled = settings.getbool("HEALTH_CHECKS_ENABLED")
+        self.thresholds = _thresholds(settings) if self.checks_enabled else {}
+        self.recorded_settings = {name: settings.get(name) for name in RECORDED_SETTINGS}
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.run_id: int | None = None
+        self.health_ok: bool | None = None
+        self.finish_reason: str | None = None
+        self._archive: Archive | None = None
+        self._lock_held = False
+        self._beat: LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchiveRun:
+        run = cls(crawler)
+        crawler.signals.connect(run.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(run.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(run.engine_stopped, signal=signals.engine_stopped)
+        return run
+
+    # ------------------------------------------------------------------ the archive
+
+    @property
+    def archive(self) -> Archive:
+        """The crawl's archive, built and migrated on first use, once."""
+        if self._archive is None:
+            self._archive = Archive.open(self.database_url)
+            self.crawler.stats.inc_value("archive/engines_built")
+        return self._archive
+
+    # ------------------------------------------------------------------ signals
+
+    def spider_opened(self, spider: Spider) -> None:
+        """Record the run, then take the lock (or close as ``already_running``)."""
+        settings = dict(self.recorded_settings, DATABASE_URL=self.archive.url)
+        self.run_id = self.archive.runs.start(spider.name, settings)
+        # For people reading the stats; no component reads it back.
+        self.crawler.stats.set_value("archive/run_id", self.run_id)
+        if self.lock_enabled:
+            self._take_lock(spider.name)
+
+    def _take_lock(self, spider_name: str) -> None:
+        stats = self.crawler.stats
+        result = self.archive.locks.acquire(
+            spider_name, self.run_id, self.hostname, self.pid, _now(), self.stale_after
+        )
+        if not result.acquired:
+            holder = result.holder or {}
+            held_by = (
+                f"pid {holder.get('pid')} on host {holder.get('hostname')} "
+                f"since {_iso(holder.get('acquired_at'))}"
+            )
+            stats.set_value("archive/lock/held_by", held_by)
+            logger.warning("Another %s crawl is running (%s); exiting", spider_name, held_by)
+            raise CloseSpider(ALREADY_RUNNING)
+        self._lock_held = True
+        if result.taken_over is not None:
+            dead = result.taken_over
+            stats.set_value(
+                "archive/lock/taken_over", f"pid {dead['pid']} on host {dead['hostname']}"
+            )
+            logger.warning(
+                "Took over the %s run lock of a dead crawl (pid %s on host %s, last heartbeat %s)",
+                spider_name,
+                dead["pid"],
+                dead["hostname"],
+                _iso(dead["heartbeat_at"]),
+            )
+        self._beat = LoopingCall(self._heartbeat, spider_name)
+        self._beat.start(self.heartbeat_seconds, now=False)
+
+    def _heartbeat(self, spider_name: str) -> None:
+        try:
+            still_held = self.archive.locks.heartbeat(
+                spider_name, self.pid, _now(), hostname=self.hostname
+            )
+        except ArchiveError as error:
+            # An outage must not stop the LoopingCall: the next beat may pass, and the
+            # lock only goes stale after RUN_LOCK_STALE_AFTER.
+            logger.warning("Run lock heartbeat failed: %s", error)
+            return
+        if not still_held:
+            self.crawler.stats.inc_value("archive/lock/lost")
+            logger.error(
+                "The %s run lock was taken over by another crawl (no heartbeat for %s?)",
+                spider_name,
+                self.stale_after,
+            )
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        """Record how the run ended, judge its health, give the lock back."""
+        self.finish_reason = reason
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        try:
+            if self.run_id is not None:
+                self._record_end(spider.name, reason)
+        finally:
+            self._release_lock(spider.name)
+
+    def _record_end(self, spider_name: str, reason: str) -> None:
+        """Figures and health first, so that the stats stored last include the verdict."""
+        assert self.run_id is not None
+        stats = self.crawler.stats
+        try:
+            figures = {"hostname": self.hostname, "pid": self.pid, **run_figures(stats.get_stats())}
+            self.archive.runs.record_figures(self.run_id, figures)
+            if self.checks_enabled and reason != ALREADY_RUNNING:
+                self._judge_health(spider_name)
+            self.archive.runs.finish(self.run_id, reason, stats.get_stats(), _now())
+        except ArchiveError as error:
+            logger.error("Could not record the end of run %s: %s", self.run_id, error)
+
+    def _judge_health(self, spider_name: str) -> None:
+        assert self.run_id is not None
+        stats = self.crawler.stats
+        history = int(self.thresholds["HEALTH_HISTORY_RUNS"])
+        previous = self.archive.runs.previous(spider_name, history, self.run_id)
+        results = evaluate(RunInput(spider_name, stats.get_stats(), previous, self.thresholds))
+        failed = [result for result in results if not result.ok]
+        for result in failed:
+            stats.inc_value(f"archive/health/failed/{result.name}")
+            logger.error("HEALTH CHECK FAILED: %s (%s)", result.message, spider_name)
+        self.health_ok = not failed
+        stats.set_value("archive/health/ok", self.health_ok)
+        if failed:
+            logger.error(
+                "%d of %d health checks failed for %s run %s; the crawl exits %d",
+                len(failed),
+                len(results),
+                spider_name,
+                self.run_id,
+                HEALTH_FAILED_EXIT_CODE,
+            )
+        else:
+            logger.info("All %d health checks passed for %s", len(results), spider_name)
+        self.archive.runs.record_health(
+            self.run_id, self.health_ok, [result.as_dict() for result in results], self.exit_code
+        )
+
+    def _release_lock(self, spider_name: str) -> None:
+        if not self._lock_held:
+            return
+        try:
+            self.archive.locks.release(spider_name, self.pid, hostname=self.hostname)
+        except ArchiveError as error:
+            # Not fatal: our pid is gone after exit, so the next run here takes it over.
+            logger.warning("Could not release the %s run lock: %s", spider_name, error)
+        finally:
+            self._lock_held = False
+
+    def engine_stopped(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+    # ------------------------------------------------------------------ the outcome
+
+    @property
+    def exit_code(self) -> int:
+        """What the crawl process should exit with: 3 when a health check failed,
+        75 when another crawl held the lock, else 0."""
+        if self.health_ok is False:
+            return HEALTH_FAILED_EXIT_CODE
+        if self.finish_reason == ALREADY_RUNNING:
+            return ALREADY_RUNNING_EXIT_CODE
+        return HEALTHY_EXIT_CODE
+
+    def record_exit_code(self, exit_code: int) -> None:
+        """Store the exit code the process ends with in the run's row."""
+        if self.run_id is None:
+            return
+        try:
+            self.archive.runs.record_exit_code(self.run_id, exit_code)
+        except ArchiveError as error:
+            # The exit code itself still reaches the scheduler; only the record is lost.
+            logger.error(
+                "Could not record exit code %d of run %s: %s", exit_code, self.run_id, error
+            )
+        finally:
+            self.archive.close()
+
+
+def _thresholds(settings: BaseSettings) -> dict[str, Any]:
+    missing = [name for name in HEALTH_SETTINGS if settings.get(name) is None]
+    if missing:
+        # A check without its threshold would judge against nothing: refuse to start.
+        raise ValueError(f"health check settings missing: {', '.join(missing)}")
+    return {name: threshold_setting(settings, name) for name in HEALTH_SETTINGS}
+
+
+def threshold_setting(settings: BaseSettings, name: str) -> Any:
+    """A threshold as the checks want it: a dict for per-spider mappings (given on
+    the command line as JSON), a float otherwise."""
+    value = settings.get(name)
+    if isinstance(value, dict) or (isinstance(value, str) and value.lstrip().startswith("{")):
+        return settings.getdict(name)
+    return settings.getfloat(name)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: object) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)

@@ -1,0 +1,336 @@
+"""The archive's one door: `Archive`, one object over one engine.
+
+Everything outside ``storage/`` reaches the database through an `Archive`:
+
+    archive = Archive.open("sqlite:///archive.db")      # builds the engine, migrates
+    archive.articles.store([...])                      # articles, versions, aliases
+    archive.visits.due("maeil_ilbo", now, 500)          # incremental crawl state
+    archive.runs.start("maeil_ilbo", {...})             # crawl_runs, crawl_errors
+    archive.locks.acquire(...)                          # crawl_locks
+    archive.captures.add(...)                           # the WARC index
+    archive.reads.search("카카오")                       # search, export, stats
+    archive.close()
+
+Callers never see SQLAlchemy or a driver: a failure that may pass by itself (the
+server is down or restarting, a connection dropped, a lock wait timed out) is
+raised as `DatabaseUnavailable`; any other database failure as `ArchiveError`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from news_archive.storage import captures as _captures
+from news_archive.storage import locks as _locks
+from news_archive.storage import runs as _runs
+from news_archive.storage import search as _search
+from news_archive.storage import visits as _visits
+from news_archive.storage.captures import CaptureRecord, ReextractionTarget, StoredPayload
+from news_archive.storage.engine import (
+    create_archive_engine,
+    current_revision,
+    mask_url,
+    upgrade_to_head,
+)
+from news_archive.storage.locks import LockResult
+from news_archive.storage.repository import ArchiveRepository, BatchStoreError, StoreOutcome
+from news_archive.storage.visits import VisitRecord, VisitState
+from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Rejection
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class ArchiveError(Exception):
+    """The database refused an operation (a constraint, bad data, a bug)."""
+
+
+class DatabaseUnavailable(ArchiveError):
+    """The database cannot be reached right now (down, restarting, connection lost,
+    lock wait timed out): trying again later may succeed."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` (a SQLAlchemy or driver error) may pass by itself."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def translate(error: BaseException) -> ArchiveError:
+    """`error` as the archive's own exception type (its message kept)."""
+    if isinstance(error, ArchiveError):
+        return error
+    kind = DatabaseUnavailable if is_transient(error) else ArchiveError
+    return kind(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Raise SQLAlchemy's errors as `DatabaseUnavailable` / `ArchiveError`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise translate(error) from error
+
+    return wrapper
+
+
+class StoreFailures(ArchiveError):
+    """Some articles of a batch could not be stored; the others were committed.
+
+    `outcomes` holds each article's outcome, or None where it failed, in input order;
+    `failures` pairs the index of each failed article with its (translated) error."""
+
+    def __init__(
+        self, outcomes: list[StoreOutcome | None], failures: list[tuple[int, ArchiveError]]
+    ) -> None:
+        super().__init__(f"{len(failures)} of {len(outcomes)} articles not stored")
+        self.outcomes = outcomes
+        self.failures = failures
+
+
+class Articles:
+    """Articles, their versions, tags, images and URL aliases."""
+
+    def __init__(self, repository: ArchiveRepository) -> None:
+        self._repository = repository
+
+    def store(self, articles: Sequence[Article], *, note: str | None = None) -> list[StoreOutcome]:
+        """Store `articles` (batched, one transaction, falling back to one per article);
+        return ``new``/``changed``/``unchanged`` for each. Raises `StoreFailures`
+        when some could not be stored, `DatabaseUnavailable` when none could be tried."""
+        try:
+            return self._repository.store_articles(articles, note=note)
+        except BatchStoreError as error:
+            raise StoreFailures(
+                list(error.outcomes),
+                [(index, translate(failure)) for index, failure in error.failures],
+            ) from error
+        except SQLAlchemyError as error:
+            raise translate(error) from error
+
+    @_guarded
+    def record_aliases(self, aliases: Sequence[AliasSeen], seen_at: datetime) -> None:
+        self._repository.record_aliases(aliases, seen_at)
+
+    @_guarded
+    def count(self, site: str | None = None) -> int:
+        return self._repository.count_articles(site)
+
+
+class Visits:
+    """When each article URL was visited and when it is due again (``url_state``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_guarded
+    def states(self, urls: Iterable[str]) -> dict[str, VisitState]:
+        return _visits.states(self._engine, urls)
+
+    @_guarded
+    def due(self, site: str, now: datetime, limit: int) -> list[VisitState]:
+        return _visits.due(self._engine, site, now, limit)
+
+    @_guarded
+    def canonical_of(self, urls: Iterable[str]) -> dict[str, str]:
+        return _visits.canonical_of(self._engine, urls)
+
+    @_guarded
+    def record(self, visits: Sequence[VisitRecord]) -> None:
+        _visits.record(self._engine, visits)
+
+
+class Runs:
+    """Crawl runs (``crawl_runs``) and their problems (``crawl_errors``)."""
+
+    def __init__(self, engine: Engine, repository: ArchiveRepository) -> None:
+        self._engine = engine
+        self._repository = repository
+
+    @_guarded
+    def start(self, spider: str, settings: dict[str, Any]) -> int:
+        return self._repository.start_run(spider, settings)
+
+    @_guarded
+    def finish(
+        self, run_id: int, finish_reason: str, stats: dict[str, Any], finished_at: datetime
+    ) -> None:
+        self._repository.finish_run(run_id, finish_reason, stats, finished_at)
+
+    @_guarded
+    def record_errors(
+        self,
+        run_id: int | None,
+        spider: str,
+        problems: Sequence[Rejection | FetchFailure],
+        occurred_at: datetime,
+    ) -> None:
+        self._repository.record_errors(run_id, spider, problems, occurred_at)
+
+    @_guarded
+    def record_figures(self, run_id: int, figures: Mapping[str, Any]) -> None:
+        _runs.record_run_figures(self._engine, run_id, figures)
+
+    @_guarded
+    def record_health(
+        self, run_id: int, ok: bool, results: list[dict[str, Any]], exit_code: int
+    ) -> None:
+        _runs.record_health(self._engine, run_id, ok, results, exit_code)
+
+    @_guarded
+    def record_exit_code(self, run_id: int, exit_code: int) -> None:
+        _runs.record_exit_code(self._engine, run_id, exit_code)
+
+    @_guarded
+    def previous(self, spider: str, limit: int, before_run_id: int) -> list[dict[str, Any]]:
+        return _runs.previous_runs(self._engine, spider, limit, before_run_id)
+
+
+class Locks:
+    """The one-crawl-per-spider lock (``crawl_locks``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_guarded
+    def acquire(
+        self,
+        spider: str,
+        run_id: int | None,
+        hostname: str,
+        pid: int,
+        now: datetime,
+        stale_after: timedelta,
+    ) -> LockResult:
+        return _locks.acquire_run_lock(
+            self._engine, spider, run_id, hostname, pid, now, stale_after
+        )
+
+    @_guarded
+    def heartbeat(self, spider: str, pid: int, now: datetime, *, hostname: str) -> bool:
+        return _locks.heartbeat(self._engine, spider, pid, now, hostname=hostname)
+
+    @_guarded
+    def release(self, spider: str, pid: int, *, hostname: str) -> bool:
+        return _locks.release_run_lock(self._engine, spider, pid, hostname=hostname)
+
+
+class Captures:
+    """The index of the WARC captures (``captures``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_guarded
+    def add(self, record: CaptureRecord) -> int:
+        return _captures.add(self._engine, record)
+
+    @_guarded
+    def first_with_digest(self, digest: str) -> StoredPayload | None:
+        return _captures.first_with_digest(self._engine, digest)
+
+    @_guarded
+    def link_to_versions(self, links: list[tuple[int, str]]) -> None:
+        _captures.link_to_version(self._engine, links)
+
+    @_guarded
+    def reextraction_targets(self, **limits: Any) -> list[ReextractionTarget]:
+        return _captures.reextraction_targets(self._engine, **limits)
+
+
+class Reads:
+    """What people ask of the archive: search, one article, export, counts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_guarded
+    def search(self, query: str, **filters: Any) -> list[_search.SearchHit]:
+        return _search.search(self._engine, query, **filters)
+
+    def articles(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        try:
+            yield from _search.iter_articles(self._engine, **filters)
+        except SQLAlchemyError as error:
+            raise translate(error) from error
+
+    @_guarded
+    def article_with_versions(self, url_or_id: str | int) -> dict[str, Any] | None:
+        return _search.article_with_versions(self._engine, url_or_id)
+
+    @_guarded
+    def daily_counts(self, **filters: Any) -> list[_search.DailyCount]:
+        return _search.daily_counts(self._engine, **filters)
+
+    @_guarded
+    def site_totals(self) -> list[dict[str, Any]]:
+        return _search.site_totals(self._engine)
+
+    @_guarded
+    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return _search.last_runs(self._engine, limit)
+
+
+class Archive:
+    """The archive behind one engine; the only object other layers hold."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        repository = ArchiveRepository(engine)
+        self.articles = Articles(repository)
+        self.visits = Visits(engine)
+        self.runs = Runs(engine, repository)
+        self.locks = Locks(engine)
+        self.captures = Captures(engine)
+        self.reads = Reads(engine)
+
+    @classmethod
+    def open(cls, url: str | URL, *, migrate: bool = True) -> Archive:
+        """Build the engine for `url` and, with `migrate`, bring the schema to head
+        (once; a no-op when it is there)."""
+        engine = create_archive_engine(url)
+        if migrate:
+            try:
+                upgrade_to_head(engine)
+            except SQLAlchemyError as error:
+                engine.dispose()
+                raise translate(error) from error
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked, for logs and records."""
+        return mask_url(self.engine.url)
+
+    @_guarded
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: never migrated)."""
+        return current_revision(self.engine)
+
+    def reachable(self) -> bool:
+        """Whether a connection can be had now (PostgreSQL pings it)."""
+        try:
+            with self.engine.connect():
+                return True
+        except SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        """Close the pooled connections (the object may still be used afterwards)."""
+        self.engine.dispose()

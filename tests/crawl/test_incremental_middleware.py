@@ -1,0 +1,134 @@
+"""The incremental spider middleware in-process: a real crawler object with the
+project's settings, a real archive on both backends, inline responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.http import HtmlResponse
+
+from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.middlewares.incremental import STOP_AT_ARCHIVED, IncrementalMiddleware
+from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.storage.visits import VisitRecord
+from news_archive.vocabulary import AliasSeen, PageVisit, Rejection
+from tests.crawl.crawling import project_crawler
+
+ARTICLE = "https://www.m-i.kr/news/articleView.html?idxno={}"
+FEED = "https://www.m-i.kr/rss/allArticle.xml"
+PUBLISHED = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def crawler(database_url: str) -> Iterator[Crawler]:
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url)
+    crawler.stats.open_spider()
+    yield crawler
+    crawler.get_extension(ArchiveRun).engine_stopped()
+
+
+def _remember(crawler: Crawler, idxno: int, *, due_in: timedelta, **fields: Any) -> None:
+    now = datetime.now(UTC)
+    visit = VisitRecord(
+        site="maeil_ilbo",
+        url=ARTICLE.format(idxno),
+        status=fields.pop("status", 200),
+        visited_at=now - timedelta(days=1),
+        next_visit_at=now + due_in,
+        published_at=PUBLISHED,
+        **fields,
+    )
+    crawler.get_extension(ArchiveRun).archive.visits.record([visit])
+
+
+def _middleware(crawler: Crawler) -> IncrementalMiddleware:
+    middleware = IncrementalMiddleware.from_crawler(crawler)
+    middleware.spider_opened(crawler.spider)
+    return middleware
+
+
+def _listing_output(crawler: Crawler, middleware: IncrementalMiddleware, *items: Any) -> list[Any]:
+    response = HtmlResponse(FEED, body=b"<rss/>", request=Request(FEED))
+    return list(middleware.process_spider_output(response, list(items), crawler.spider))
+
+
+def test_known_articles_that_are_not_due_are_skipped(crawler: Crawler) -> None:
+    _remember(crawler, 1, due_in=timedelta(days=3), etag='"a"')
+    _remember(crawler, 2, due_in=-timedelta(hours=1), etag='"b"', last_modified="Mon, 05 Jan")
+    middleware = _middleware(crawler)
+    spider = crawler.spider
+    new, not_due, due = (spider.article_request(ARTICLE.format(n)) for n in (3, 1, 2))
+    alias = AliasSeen("maeil_ilbo", "https://m-i.kr/x", ARTICLE.format(3))
+    output = _listing_output(crawler, middleware, alias, new, not_due, due)
+    assert output[0] is alias
+    assert [request.url for request in output[1:]] == [ARTICLE.format(3), ARTICLE.format(2)]
+    assert output[1] is new and not new.headers.get("If-None-Match")
+    conditional = output[2]
+    assert conditional.headers["If-None-Match"] == b'"b"'
+    assert conditional.headers["If-Modified-Since"] == b"Mon, 05 Jan"
+    assert 304 in conditional.meta["handle_httpstatus_list"]
+    assert crawler.stats.get_value("archive/skipped/not_due") == 1
+
+
+def test_backfill_stops_at_a_page_listing_an_archived_article(crawler: Crawler) -> None:
+    _remember(crawler, 1, due_in=timedelta(days=3))
+    middleware = _middleware(crawler)
+    next_page = Request("https://www.m-i.kr/news/articleList.html?page=2")
+    next_page.meta[STOP_AT_ARCHIVED] = True
+    output = _listing_output(
+        crawler, middleware, crawler.spider.article_request(ARTICLE.format(1)), next_page
+    )
+    assert output == []
+    assert crawler.stats.get_value("archive/backfill/stopped_at_archived") == 1
+    # With past_archived the spider does not mark it: paging goes on.
+    next_page.meta[STOP_AT_ARCHIVED] = False
+    assert _listing_output(crawler, middleware, next_page) == [next_page]
+
+
+def test_a_304_is_a_visit_with_the_next_due_date_and_nothing_else(crawler: Crawler) -> None:
+    middleware = _middleware(crawler)
+    request = crawler.spider.article_request(ARTICLE.format(7))
+    request.headers["If-None-Match"] = '"a"'
+    request.meta["published_at"] = PUBLISHED
+    response = HtmlResponse(request.url, status=304, body=b"", request=request)
+    rejected = Rejection("maeil_ilbo", request.url, "empty_page", "no body")
+    (visit,) = middleware.process_spider_output(response, [rejected], crawler.spider)
+    assert isinstance(visit, PageVisit)
+    assert (visit.url, visit.status, visit.published_at) == (request.url, 304, PUBLISHED)
+    assert visit.next_visit_at is not None and visit.next_visit_at > visit.fetched_at
+    assert crawler.stats.get_value("archive/revisits/conditional") == 1
+
+
+def test_a_rejected_page_is_revisited_a_day_later(crawler: Crawler) -> None:
+    middleware = _middleware(crawler)
+    url = ARTICLE.format(8) + "&utm_source=feed"
+    request = crawler.spider.article_request(url)
+    response = HtmlResponse(url, body=b"<html></html>", request=request)
+    rejected = Rejection("maeil_ilbo", url, "not_article", "no body")
+    output = list(middleware.process_spider_output(response, [rejected], crawler.spider))
+    assert output[0] is rejected
+    visit = output[1]
+    assert visit.url == ARTICLE.format(8)  # canonical
+    assert visit.next_visit_at - visit.fetched_at == timedelta(days=1)
+
+
+def test_with_incremental_off_everything_is_fetched_and_visits_still_recorded(
+    database_url: str,
+) -> None:
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, INCREMENTAL=False)
+    crawler.stats.open_spider()
+    try:
+        _remember(crawler, 1, due_in=timedelta(days=3))
+        middleware = _middleware(crawler)
+        known = crawler.spider.article_request(ARTICLE.format(1))
+        assert _listing_output(crawler, middleware, known) == [known]
+        response = HtmlResponse(known.url, status=304, body=b"", request=known)
+        (visit,) = middleware.process_spider_output(response, [], crawler.spider)
+        assert isinstance(visit, PageVisit)
+    finally:
+        crawler.get_extension(ArchiveRun).engine_stopped()
