@@ -55,7 +55,12 @@ RUN_LOCK_STALE_AFTER = 600
 RUN_LOCK_HEARTBEAT = 30
 # The crawl's owner (crawler/extensions/run.py): the one engine, the run record, the
 # lock, the health checks and the exit code; every other component reaches it.
-EXTENSIONS = {"news_archive.crawler.extensions.run.ArchiveRun": 100}
+EXTENSIONS = {
+    "news_archive.crawler.extensions.run.ArchiveRun": 100,
+    # `-O articles.jsonl` exports articles, not the pipeline's bookkeeping records.
+    "scrapy.extensions.feedexport.FeedExporter": None,
+    "news_archive.crawler.extensions.feeds.ArticleFeedExporter": 0,
+}
 # --- end run lock -------------------------------------------------------------
 
 # --- run records and health checks -------------------------------------------

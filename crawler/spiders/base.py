@@ -66,6 +66,13 @@ class ArchiveSpider(scrapy.Spider):
             else:
                 yield self.listing_request(url)
 
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        """Scrapy's default callback (``scrapy parse --spider=NAME URL``): an article
+        URL is extracted as an article, anything else read as a feed or list page."""
+        if self.site.canonical_url(response.url):
+            return self.parse_article(response)
+        return self.parse_listing(response)
+
     def listing_request(self, url: str) -> scrapy.Request:
         return scrapy.Request(
             url, callback=self.parse_listing, errback=self.on_failure, priority=-1
