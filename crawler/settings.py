@@ -1,12 +1,24 @@
 """Scrapy settings of the archive: the only module that reads the environment.
 
-``DATABASE_URL`` and ``REPLAY_DIR`` may be given as environment variables;
-``-s NAME=VALUE`` on the command line wins over both.
+``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED`` and ``INCREMENTAL``
+may be given as environment variables (shared/INTERFACE.md); ``-s NAME=VALUE`` on the
+command line wins over the environment.  Every default is written here once:
+components read their settings without defaults of their own.
 """
 
 from __future__ import annotations
 
 import os
+
+
+def _environment_flag(name: str, default: bool) -> bool:
+    """A boolean setting given as an environment variable (``0``/``false``/``no``/``off``
+    are False), else `default`."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
 
 BOT_NAME = "news_archive"
 SPIDER_MODULES = ["news_archive.crawler.spiders"]
@@ -22,14 +34,14 @@ ARCHIVE_BATCH_SIZE = 50
 ARCHIVE_RETRY_SECONDS = 120
 
 # Incremental crawls: fetch feeds, new articles and due revisits only (README).
-INCREMENTAL = True
+INCREMENTAL = _environment_flag("INCREMENTAL", True)
 # AGE=INTERVAL steps by article age; see crawler/schedule.py.
 REVISIT_SCHEDULE = "1d=3h,7d=1d,30d=7d,*=90d"
 # At most this many due revisits per run, most overdue first.
 REVISIT_LIMIT = 500
 
 # Raw capture: every response into gzip WARC files under WARC_DIR (README).
-WARC_ENABLED = os.environ.get("WARC_ENABLED", "1").lower() not in ("0", "false", "no", "off")
+WARC_ENABLED = _environment_flag("WARC_ENABLED", True)
 WARC_DIR = os.environ.get("WARC_DIR") or "warc"
 WARC_MAX_BYTES = 100 * 1024 * 1024
 
