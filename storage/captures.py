@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy import Engine, func, select, update
 
-from news_archive.storage.models import ArticleRecord, ArticleVersion, Capture
-
-_captures: Table = Capture.__table__  # type: ignore[assignment]
-_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
-_versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
+from news_archive.storage import tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +35,18 @@ def add(engine: Engine, record: CaptureRecord) -> int:
     """Insert one capture row; its id."""
     with engine.begin() as connection:
         return connection.execute(
-            _captures.insert().values(**asdict(record)).returning(_captures.c.id)
+            tables.captures.insert().values(**asdict(record)).returning(tables.captures.c.id)
         ).scalar_one()
 
 
 def first_with_digest(engine: Engine, digest: str) -> StoredPayload | None:
     """The first full response record with this payload digest, if any."""
     query = (
-        select(_captures.c.url, _captures.c.fetched_at)
-        .where(_captures.c.payload_digest == digest, _captures.c.record_type == "response")
-        .order_by(_captures.c.id)
+        select(tables.captures.c.url, tables.captures.c.fetched_at)
+        .where(
+            tables.captures.c.payload_digest == digest, tables.captures.c.record_type == "response"
+        )
+        .order_by(tables.captures.c.id)
         .limit(1)
     )
     with engine.connect() as connection:
@@ -63,16 +61,16 @@ def link_to_version(engine: Engine, links: list[tuple[int, str]]) -> None:
     with engine.begin() as connection:
         for capture_id, canonical_url in links:
             newest = (
-                select(_versions.c.id)
-                .join(_articles, _articles.c.id == _versions.c.article_id)
-                .where(_articles.c.url == canonical_url)
-                .order_by(_versions.c.version.desc())
+                select(tables.versions.c.id)
+                .join(tables.articles, tables.articles.c.id == tables.versions.c.article_id)
+                .where(tables.articles.c.url == canonical_url)
+                .order_by(tables.versions.c.version.desc())
                 .limit(1)
                 .scalar_subquery()
             )
             connection.execute(
-                update(_captures)
-                .where(_captures.c.id == capture_id)
+                update(tables.captures)
+                .where(tables.captures.c.id == capture_id)
                 .values(article_version_id=newest)
             )
 
@@ -100,39 +98,39 @@ def reextraction_targets(
 ) -> list[ReextractionTarget]:
     """For each archived article (filtered by site, publication time range, or its
     canonical or captured URL), its newest full-response capture linked to a version."""
-    versions = _versions
+    versions = tables.versions
     newest = (
         select(
-            _articles.c.id.label("article_id"),
-            func.max(_captures.c.id).label("capture_id"),
+            tables.articles.c.id.label("article_id"),
+            func.max(tables.captures.c.id).label("capture_id"),
         )
-        .join(versions, versions.c.article_id == _articles.c.id)
-        .join(_captures, _captures.c.article_version_id == versions.c.id)
-        .where(_captures.c.status == 200)
-        .group_by(_articles.c.id)
+        .join(versions, versions.c.article_id == tables.articles.c.id)
+        .join(tables.captures, tables.captures.c.article_version_id == versions.c.id)
+        .where(tables.captures.c.status == 200)
+        .group_by(tables.articles.c.id)
     )
     if site is not None:
-        newest = newest.where(_articles.c.site == site)
+        newest = newest.where(tables.articles.c.site == site)
     if published_since is not None:
-        newest = newest.where(_articles.c.published_at >= published_since)
+        newest = newest.where(tables.articles.c.published_at >= published_since)
     if published_until is not None:
-        newest = newest.where(_articles.c.published_at < published_until)
+        newest = newest.where(tables.articles.c.published_at < published_until)
     if url is not None:
-        newest = newest.where((_articles.c.url == url) | (_captures.c.url == url))
+        newest = newest.where((tables.articles.c.url == url) | (tables.captures.c.url == url))
     chosen = newest.subquery()
     query = (
         select(
-            _captures.c.id,
-            _articles.c.site,
-            _captures.c.url,
-            _articles.c.url,
-            _captures.c.fetched_at,
-            _captures.c.warc_file,
-            _captures.c.offset,
+            tables.captures.c.id,
+            tables.articles.c.site,
+            tables.captures.c.url,
+            tables.articles.c.url,
+            tables.captures.c.fetched_at,
+            tables.captures.c.warc_file,
+            tables.captures.c.offset,
         )
-        .join(chosen, chosen.c.capture_id == _captures.c.id)
-        .join(_articles, _articles.c.id == chosen.c.article_id)
-        .order_by(_captures.c.id)
+        .join(chosen, chosen.c.capture_id == tables.captures.c.id)
+        .join(tables.articles, tables.articles.c.id == chosen.c.article_id)
+        .order_by(tables.captures.c.id)
     )
     with engine.connect() as connection:
         return [ReextractionTarget(*row) for row in connection.execute(query)]

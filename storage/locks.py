@@ -18,10 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, Insert, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
-from news_archive.storage.models import CrawlLock
-
-_locks: Table = CrawlLock.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +65,16 @@ def acquire_run_lock(
     for _ in range(2):
         with engine.begin() as connection:
             inserted = connection.execute(
-                insert(_locks)
+                insert(tables.locks)
                 .values(spider=spider, **ours)
                 # The primary key decides who is first, even between two hosts.
-                .on_conflict_do_nothing(index_elements=[_locks.c.spider])
-                .returning(_locks.c.spider)
+                .on_conflict_do_nothing(index_elements=[tables.locks.c.spider])
+                .returning(tables.locks.c.spider)
             ).scalar_one_or_none()
             if inserted is not None:
                 return LockResult(True, {"spider": spider, **ours})
             row = (
-                connection.execute(select(_locks).where(_locks.c.spider == spider))
+                connection.execute(select(tables.locks).where(tables.locks.c.spider == spider))
                 .mappings()
                 .one_or_none()
             )
@@ -91,12 +89,12 @@ def acquire_run_lock(
         # Compare-and-swap on the row as we read it: of two runs that both saw the
         # same dead holder, only one matches here; the other sees rowcount 0.
         taken = connection.execute(
-            update(_locks)
+            update(tables.locks)
             .where(
-                _locks.c.spider == spider,
-                _locks.c.hostname == holder["hostname"],
-                _locks.c.pid == holder["pid"],
-                _locks.c.heartbeat_at == holder["heartbeat_at"],
+                tables.locks.c.spider == spider,
+                tables.locks.c.hostname == holder["hostname"],
+                tables.locks.c.pid == holder["pid"],
+                tables.locks.c.heartbeat_at == holder["heartbeat_at"],
             )
             .values(**ours)
         ).rowcount
@@ -114,7 +112,7 @@ def heartbeat(
     with engine.begin() as connection:
         return (
             connection.execute(
-                update(_locks)
+                update(tables.locks)
                 .where(*_holder_clauses(spider, pid, hostname))
                 .values(heartbeat_at=now)
             ).rowcount
@@ -128,7 +126,7 @@ def release_run_lock(engine: Engine, spider: str, pid: int, *, hostname: str | N
     with engine.begin() as connection:
         return (
             connection.execute(
-                delete(_locks).where(*_holder_clauses(spider, pid, hostname))
+                delete(tables.locks).where(*_holder_clauses(spider, pid, hostname))
             ).rowcount
             == 1
         )
@@ -139,7 +137,7 @@ def read_run_lock(engine: Engine, spider: str) -> dict[str, Any] | None:
     # A reader: on SQLite it must not take (or wait for) the write lock.
     with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
         row = (
-            connection.execute(select(_locks).where(_locks.c.spider == spider))
+            connection.execute(select(tables.locks).where(tables.locks.c.spider == spider))
             .mappings()
             .one_or_none()
         )
@@ -168,9 +166,9 @@ def _holder_is_dead(
 
 
 def _holder_clauses(spider: str, pid: int, hostname: str | None) -> list[Any]:
-    clauses = [_locks.c.spider == spider, _locks.c.pid == pid]
+    clauses = [tables.locks.c.spider == spider, tables.locks.c.pid == pid]
     if hostname is not None:
-        clauses.append(_locks.c.hostname == hostname)
+        clauses.append(tables.locks.c.hostname == hostname)
     return clauses
 
 

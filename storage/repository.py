@@ -18,29 +18,14 @@ from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
-from news_archive.storage.models import (
-    ArticleImage,
-    ArticleRecord,
-    ArticleTag,
-    ArticleVersion,
-    CrawlError,
-    CrawlRun,
-    UrlAlias,
-)
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 
 logger = logging.getLogger(__name__)
 
 StoreOutcome = Literal["new", "changed", "unchanged"]
 
-_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
-_versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
-_tags: Table = ArticleTag.__table__  # type: ignore[assignment]
-_images: Table = ArticleImage.__table__  # type: ignore[assignment]
-_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
-_runs: Table = CrawlRun.__table__  # type: ignore[assignment]
-_errors: Table = CrawlError.__table__  # type: ignore[assignment]
 
 _T = TypeVar("_T")
 
@@ -179,7 +164,7 @@ class ArchiveRepository:
         seen_at = article.fetched_at
         content = _content_columns(article)
         inserted = connection.execute(
-            self._insert(_articles)
+            self._insert(tables.articles)
             .values(
                 **content,
                 **_metadata_columns(article),
@@ -189,8 +174,8 @@ class ArchiveRepository:
             )
             # The unique constraint, not an in-memory set, decides who is first:
             # a concurrent writer's row makes this a no-op that returns nothing.
-            .on_conflict_do_nothing(index_elements=[_articles.c.url])
-            .returning(_articles.c.id)
+            .on_conflict_do_nothing(index_elements=[tables.articles.c.url])
+            .returning(tables.articles.c.id)
         ).scalar_one_or_none()
         if article.fetched_url != article.url:
             self._upsert_aliases(
@@ -204,17 +189,17 @@ class ArchiveRepository:
             self._replace_images(connection, inserted, article.images)
             return "new"
 
-        query = select(_articles.c.id, _articles.c.content_hash, _articles.c.last_seen_at).where(
-            _articles.c.url == article.url
-        )
+        query = select(
+            tables.articles.c.id, tables.articles.c.content_hash, tables.articles.c.last_seen_at
+        ).where(tables.articles.c.url == article.url)
         if self._lock_rows:
             query = query.with_for_update()
         row = connection.execute(query).one()
         last_seen_at = max(row.last_seen_at, seen_at)
         if row.content_hash == content["content_hash"]:
             connection.execute(
-                update(_articles)
-                .where(_articles.c.id == row.id)
+                update(tables.articles)
+                .where(tables.articles.c.id == row.id)
                 .values(**_metadata_columns(article), last_seen_at=last_seen_at)
             )
             self._replace_tags(connection, row.id, article.tags, only_if_different=True)
@@ -222,8 +207,8 @@ class ArchiveRepository:
             return "unchanged"
 
         connection.execute(
-            update(_articles)
-            .where(_articles.c.id == row.id)
+            update(tables.articles)
+            .where(tables.articles.c.id == row.id)
             .values(
                 **content,
                 **_metadata_columns(article),
@@ -232,7 +217,9 @@ class ArchiveRepository:
             )
         )
         latest = connection.execute(
-            select(func.max(_versions.c.version)).where(_versions.c.article_id == row.id)
+            select(func.max(tables.versions.c.version)).where(
+                tables.versions.c.article_id == row.id
+            )
         ).scalar_one()
         self._insert_version(connection, row.id, article, version=(latest or 0) + 1, note=note)
         self._replace_tags(connection, row.id, article.tags)
@@ -249,7 +236,7 @@ class ArchiveRepository:
         note: str | None = None,
     ) -> None:
         connection.execute(
-            _versions.insert().values(
+            tables.versions.insert().values(
                 article_id=article_id,
                 version=version,
                 title=article.title,
@@ -276,19 +263,19 @@ class ArchiveRepository:
         if only_if_different:
             stored = (
                 connection.execute(
-                    select(_tags.c.tag)
-                    .where(_tags.c.article_id == article_id)
-                    .order_by(_tags.c.position)
+                    select(tables.tags.c.tag)
+                    .where(tables.tags.c.article_id == article_id)
+                    .order_by(tables.tags.c.position)
                 )
                 .scalars()
                 .all()
             )
             if list(stored) == list(tags):
                 return
-        connection.execute(delete(_tags).where(_tags.c.article_id == article_id))
+        connection.execute(delete(tables.tags).where(tables.tags.c.article_id == article_id))
         if tags:
             connection.execute(
-                _tags.insert(),
+                tables.tags.insert(),
                 [
                     {"article_id": article_id, "position": position, "tag": tag}
                     for position, tag in enumerate(tags)
@@ -305,16 +292,16 @@ class ArchiveRepository:
     ) -> None:
         if only_if_different:
             stored = connection.execute(
-                select(_images.c.url, _images.c.caption, _images.c.alt)
-                .where(_images.c.article_id == article_id)
-                .order_by(_images.c.position)
+                select(tables.images.c.url, tables.images.c.caption, tables.images.c.alt)
+                .where(tables.images.c.article_id == article_id)
+                .order_by(tables.images.c.position)
             ).all()
             if [Image(*row) for row in stored] == list(images):
                 return
-        connection.execute(delete(_images).where(_images.c.article_id == article_id))
+        connection.execute(delete(tables.images).where(tables.images.c.article_id == article_id))
         if images:
             connection.execute(
-                _images.insert(),
+                tables.images.insert(),
                 [
                     {
                         "article_id": article_id,
@@ -356,15 +343,15 @@ class ArchiveRepository:
         }
         if not rows:
             return
-        statement = self._insert(_aliases)
+        statement = self._insert(tables.aliases)
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(
-            index_elements=[_aliases.c.url],
+            index_elements=[tables.aliases.c.url],
             # Never move last_seen_at backwards when an old capture is replayed.
             set_={
                 "last_seen_at": case(
-                    (excluded.last_seen_at > _aliases.c.last_seen_at, excluded.last_seen_at),
-                    else_=_aliases.c.last_seen_at,
+                    (excluded.last_seen_at > tables.aliases.c.last_seen_at, excluded.last_seen_at),
+                    else_=tables.aliases.c.last_seen_at,
                 )
             },
         )
@@ -380,13 +367,13 @@ class ArchiveRepository:
         `started_at` defaults to now (UTC)."""
         with self.engine.begin() as connection:
             return connection.execute(
-                _runs.insert()
+                tables.runs.insert()
                 .values(
                     spider=spider,
                     started_at=started_at or datetime.now(UTC),
                     settings=_to_json(settings),
                 )
-                .returning(_runs.c.id)
+                .returning(tables.runs.c.id)
             ).scalar_one()
 
     def finish_run(
@@ -395,8 +382,8 @@ class ArchiveRepository:
         """Record how the crawl `run_id` ended and its final stats (stored as JSON)."""
         with self.engine.begin() as connection:
             connection.execute(
-                update(_runs)
-                .where(_runs.c.id == run_id)
+                update(tables.runs)
+                .where(tables.runs.c.id == run_id)
                 .values(
                     finished_at=finished_at,
                     finish_reason=finish_reason,
@@ -416,7 +403,7 @@ class ArchiveRepository:
             return
         with self.engine.begin() as connection:
             connection.execute(
-                _errors.insert(),
+                tables.errors.insert(),
                 [
                     {
                         "run_id": run_id,
@@ -435,9 +422,9 @@ class ArchiveRepository:
 
     def count_articles(self, site: str | None = None) -> int:
         """Number of distinct articles, optionally of one site (spider name)."""
-        query = select(func.count()).select_from(_articles)
+        query = select(func.count()).select_from(tables.articles)
         if site is not None:
-            query = query.where(_articles.c.site == site)
+            query = query.where(tables.articles.c.site == site)
         with self._reader.connect() as connection:
             return connection.execute(query).scalar_one()
 
@@ -445,8 +432,8 @@ class ArchiveRepository:
         """Number of stored versions of the article at canonical `url` (0 if unknown)."""
         query = (
             select(func.count())
-            .select_from(_versions.join(_articles))
-            .where(_articles.c.url == url)
+            .select_from(tables.versions.join(tables.articles))
+            .where(tables.articles.c.url == url)
         )
         with self._reader.connect() as connection:
             return connection.execute(query).scalar_one()
@@ -457,7 +444,7 @@ class ArchiveRepository:
         with ``url``, ``caption``, ``alt``), or None."""
         with self._reader.connect() as connection:
             row = (
-                connection.execute(select(_articles).where(_articles.c.url == url))
+                connection.execute(select(tables.articles).where(tables.articles.c.url == url))
                 .mappings()
                 .one_or_none()
             )
@@ -467,17 +454,17 @@ class ArchiveRepository:
             article["sources"] = json.loads(row["sources"]) if row["sources"] else {}
             article["tags"] = list(
                 connection.execute(
-                    select(_tags.c.tag)
-                    .where(_tags.c.article_id == row["id"])
-                    .order_by(_tags.c.position)
+                    select(tables.tags.c.tag)
+                    .where(tables.tags.c.article_id == row["id"])
+                    .order_by(tables.tags.c.position)
                 ).scalars()
             )
             article["images"] = [
                 dict(image)
                 for image in connection.execute(
-                    select(_images.c.url, _images.c.caption, _images.c.alt)
-                    .where(_images.c.article_id == row["id"])
-                    .order_by(_images.c.position)
+                    select(tables.images.c.url, tables.images.c.caption, tables.images.c.alt)
+                    .where(tables.images.c.article_id == row["id"])
+                    .order_by(tables.images.c.position)
                 ).mappings()
             ]
         return article
@@ -485,10 +472,10 @@ class ArchiveRepository:
     def list_versions(self, url: str) -> list[dict[str, Any]]:
         """The versions of the article at canonical `url`, oldest first, as dicts."""
         query = (
-            select(_versions)
-            .join(_articles)
-            .where(_articles.c.url == url)
-            .order_by(_versions.c.version)
+            select(tables.versions)
+            .join(tables.articles)
+            .where(tables.articles.c.url == url)
+            .order_by(tables.versions.c.version)
         )
         with self._reader.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
@@ -497,7 +484,7 @@ class ArchiveRepository:
         """The `url_aliases` row for alias `url` as a dict, or None."""
         with self._reader.connect() as connection:
             row = (
-                connection.execute(select(_aliases).where(_aliases.c.url == url))
+                connection.execute(select(tables.aliases).where(tables.aliases.c.url == url))
                 .mappings()
                 .one_or_none()
             )
@@ -507,7 +494,7 @@ class ArchiveRepository:
         """The crawl run as a dict, ``settings`` and ``stats`` decoded from JSON."""
         with self._reader.connect() as connection:
             row = (
-                connection.execute(select(_runs).where(_runs.c.id == run_id))
+                connection.execute(select(tables.runs).where(tables.runs.c.id == run_id))
                 .mappings()
                 .one_or_none()
             )
@@ -520,9 +507,9 @@ class ArchiveRepository:
 
     def list_errors(self, run_id: int | None = None) -> list[dict[str, Any]]:
         """Recorded crawl errors (of one run, if given), oldest first, as dicts."""
-        query = select(_errors).order_by(_errors.c.occurred_at, _errors.c.id)
+        query = select(tables.errors).order_by(tables.errors.c.occurred_at, tables.errors.c.id)
         if run_id is not None:
-            query = query.where(_errors.c.run_id == run_id)
+            query = query.where(tables.errors.c.run_id == run_id)
         with self._reader.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
 

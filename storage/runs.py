@@ -12,12 +12,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, or_, select, update
+from sqlalchemy import Engine, or_, select, update
 
+from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
-from news_archive.storage.models import CrawlRun
-
-_runs: Table = CrawlRun.__table__  # type: ignore[assignment]
 
 # The columns `record_run_figures` may fill; `rejected_by_reason` is a mapping
 # (reason -> count), stored as JSON.
@@ -56,7 +54,7 @@ def record_run_figures(engine: Engine, run_id: int, figures: Mapping[str, Any]) 
     if "rejected_by_reason" in values:
         values["rejected_by_reason"] = _to_json(values["rejected_by_reason"])
     with engine.begin() as connection:
-        connection.execute(update(_runs).where(_runs.c.id == run_id).values(**values))
+        connection.execute(update(tables.runs).where(tables.runs.c.id == run_id).values(**values))
 
 
 def record_health(
@@ -70,8 +68,8 @@ def record_health(
     each check's result (a JSON list of objects) and the exit code it implies."""
     with engine.begin() as connection:
         connection.execute(
-            update(_runs)
-            .where(_runs.c.id == run_id)
+            update(tables.runs)
+            .where(tables.runs.c.id == run_id)
             .values(health_ok=ok, health=_to_json(list(results)), exit_code=exit_code)
         )
 
@@ -79,7 +77,9 @@ def record_health(
 def record_exit_code(engine: Engine, run_id: int, exit_code: int) -> None:
     """Record the exit code the ``scrapy crawl`` process of run `run_id` ends with."""
     with engine.begin() as connection:
-        connection.execute(update(_runs).where(_runs.c.id == run_id).values(exit_code=exit_code))
+        connection.execute(
+            update(tables.runs).where(tables.runs.c.id == run_id).values(exit_code=exit_code)
+        )
 
 
 def previous_runs(
@@ -100,20 +100,22 @@ def previous_runs(
     `FIGURE_COLUMNS` (``rejected_by_reason`` decoded) and ``stats`` (the final Scrapy
     stats, decoded from JSON; ``{}`` when none were recorded).
     """
-    columns = [_runs.c[name] for name in (*_HISTORY_COLUMNS, *FIGURE_COLUMNS, "stats")]
+    columns = [tables.runs.c[name] for name in (*_HISTORY_COLUMNS, *FIGURE_COLUMNS, "stats")]
     query = (
         select(*columns)
         .where(
-            _runs.c.spider == spider,
-            _runs.c.id < before_run_id,
-            _runs.c.finished_at.is_not(None),
-            _runs.c.finish_reason == "finished",
+            tables.runs.c.spider == spider,
+            tables.runs.c.id < before_run_id,
+            tables.runs.c.finished_at.is_not(None),
+            tables.runs.c.finish_reason == "finished",
         )
-        .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
+        .order_by(tables.runs.c.started_at.desc(), tables.runs.c.id.desc())
         .limit(limit)
     )
     if not include_unhealthy:
-        query = query.where(or_(_runs.c.health_ok.is_(None), _runs.c.health_ok.is_(True)))
+        query = query.where(
+            or_(tables.runs.c.health_ok.is_(None), tables.runs.c.health_ok.is_(True))
+        )
     reader = engine.execution_options(**{READ_ONLY_OPTION: True})
     with reader.connect() as connection:
         rows = [dict(row) for row in connection.execute(query).mappings()]

@@ -41,7 +41,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
-    Table,
     column,
     func,
     literal,
@@ -50,22 +49,8 @@ from sqlalchemy import (
     table,
 )
 
+from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
-from news_archive.storage.models import (
-    ArticleImage,
-    ArticleRecord,
-    ArticleTag,
-    ArticleVersion,
-    CrawlRun,
-    UrlAlias,
-)
-
-_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
-_versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
-_tags: Table = ArticleTag.__table__  # type: ignore[assignment]
-_images: Table = ArticleImage.__table__  # type: ignore[assignment]
-_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
-_runs: Table = CrawlRun.__table__  # type: ignore[assignment]
 
 # The trigram tokenizer indexes every run of three characters; shorter queries
 # have no trigram to look up.
@@ -192,20 +177,20 @@ def search(
         else:
             raise NotImplementedError(f"no search for the {dialect} dialect")
         needle = fold(literal(query))
-        rank = TITLE_WEIGHT * _occurrences(fold(_articles.c.title), needle) + _occurrences(
-            fold(_articles.c.body), needle
+        rank = TITLE_WEIGHT * _occurrences(fold(tables.articles.c.title), needle) + _occurrences(
+            fold(tables.articles.c.body), needle
         )
         statement = _filtered(
             select(
                 *_hit_columns(),
-                _articles.c.body,
+                tables.articles.c.body,
                 rank.label("rank"),
             ).where(matches),
             site,
             since,
             until,
         )
-        order = (rank.desc(), _articles.c.published_at.desc(), _articles.c.id)
+        order = (rank.desc(), tables.articles.c.published_at.desc(), tables.articles.c.id)
         rows = connection.execute(statement.order_by(*order).limit(limit)).all()
     return [
         SearchHit(
@@ -234,14 +219,16 @@ def _search_fts5(
     snippet = func.snippet(_FTS_NAME, -1, HIGHLIGHT_START, HIGHLIGHT_END, ELLIPSIS, SNIPPET_CHARS)
     statement = _filtered(
         select(*_hit_columns(), snippet.label("snippet"), (-bm25).label("rank"))
-        .select_from(_FTS.join(_articles, _articles.c.id == _FTS.c.rowid))
+        .select_from(_FTS.join(tables.articles, tables.articles.c.id == _FTS.c.rowid))
         .where(_FTS_NAME.match(fts5_string(query))),
         site,
         since,
         until,
     )
     rows = connection.execute(
-        statement.order_by(bm25, _articles.c.published_at.desc(), _articles.c.id).limit(limit)
+        statement.order_by(bm25, tables.articles.c.published_at.desc(), tables.articles.c.id).limit(
+            limit
+        )
     ).all()
     return [
         SearchHit(
@@ -273,8 +260,8 @@ def _contains_sqlite(
     # The same SQL fold on both sides: SQLite's lower() folds ASCII only, so the
     # query must be folded by it, not by Python's str.lower().
     needle = fold(literal(query))
-    return (func.instr(fold(_articles.c.title), needle) > 0) | (
-        func.instr(fold(_articles.c.body), needle) > 0
+    return (func.instr(fold(tables.articles.c.title), needle) > 0) | (
+        func.instr(fold(tables.articles.c.body), needle) > 0
     )
 
 
@@ -283,10 +270,10 @@ def _contains_postgresql(query: str, *, caseless: bool) -> ColumnElement[bool]:
     # LIKE when the query has no letter with case, as it skips ILIKE's folding.
     pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query) + "%"
     if caseless:
-        return _articles.c.title.like(pattern, escape="\\") | _articles.c.body.like(
+        return tables.articles.c.title.like(pattern, escape="\\") | tables.articles.c.body.like(
             pattern, escape="\\"
         )
-    return _articles.c.title.ilike(pattern, escape="\\") | _articles.c.body.ilike(
+    return tables.articles.c.title.ilike(pattern, escape="\\") | tables.articles.c.body.ilike(
         pattern, escape="\\"
     )
 
@@ -299,7 +286,7 @@ def _occurrences(haystack: ColumnElement[str], needle: ColumnElement[str]) -> Co
 
 
 def _hit_columns() -> tuple[ColumnElement[Any], ...]:
-    columns = _articles.c
+    columns = tables.articles.c
     return (columns.id, columns.site, columns.url, columns.title, columns.published_at)
 
 
@@ -307,11 +294,11 @@ def _filtered(
     statement: Select[Any], site: str | None, since: datetime | None, until: datetime | None
 ) -> Select[Any]:
     if site is not None:
-        statement = statement.where(_articles.c.site == site)
+        statement = statement.where(tables.articles.c.site == site)
     if since is not None:
-        statement = statement.where(_articles.c.published_at >= since)
+        statement = statement.where(tables.articles.c.published_at >= since)
     if until is not None:
-        statement = statement.where(_articles.c.published_at < until)
+        statement = statement.where(tables.articles.c.published_at < until)
     return statement
 
 
@@ -354,8 +341,8 @@ def iter_articles(
     the archive. The connection stays open until the iterator is exhausted or closed.
     """
     statement = _filtered(
-        select(*(_articles.c[name] for name in EXPORT_COLUMNS)), site, since, until
-    ).order_by(_articles.c.published_at, _articles.c.id)
+        select(*(tables.articles.c[name] for name in EXPORT_COLUMNS)), site, since, until
+    ).order_by(tables.articles.c.published_at, tables.articles.c.id)
     with _reader(engine).connect() as connection:
         result = connection.execution_options(yield_per=batch_size).execute(statement)
         for batch in result.mappings().partitions():
@@ -369,9 +356,9 @@ def iter_articles(
 def _tags_by_article(connection: Connection, ids: Sequence[int]) -> dict[int, list[str]]:
     tags: dict[int, list[str]] = {}
     for article_id, tag in connection.execute(
-        select(_tags.c.article_id, _tags.c.tag)
-        .where(_tags.c.article_id.in_(ids))
-        .order_by(_tags.c.article_id, _tags.c.position)
+        select(tables.tags.c.article_id, tables.tags.c.tag)
+        .where(tables.tags.c.article_id.in_(ids))
+        .order_by(tables.tags.c.article_id, tables.tags.c.position)
     ):
         tags.setdefault(article_id, []).append(tag)
     return tags
@@ -382,9 +369,14 @@ def _images_by_article(
 ) -> dict[int, list[dict[str, str | None]]]:
     images: dict[int, list[dict[str, str | None]]] = {}
     for row in connection.execute(
-        select(_images.c.article_id, _images.c.url, _images.c.caption, _images.c.alt)
-        .where(_images.c.article_id.in_(ids))
-        .order_by(_images.c.article_id, _images.c.position)
+        select(
+            tables.images.c.article_id,
+            tables.images.c.url,
+            tables.images.c.caption,
+            tables.images.c.alt,
+        )
+        .where(tables.images.c.article_id.in_(ids))
+        .order_by(tables.images.c.article_id, tables.images.c.position)
     ):
         images.setdefault(row.article_id, []).append(
             {"url": row.url, "caption": row.caption, "alt": row.alt}
@@ -399,13 +391,13 @@ def article_with_versions(engine: Engine, url_or_id: str | int) -> dict[str, Any
     rows oldest first as dicts. None when no article matches."""
     with _reader(engine).connect() as connection:
         if isinstance(url_or_id, int) or url_or_id.isdigit():
-            where = _articles.c.id == int(url_or_id)
+            where = tables.articles.c.id == int(url_or_id)
         else:
             canonical = connection.execute(
-                select(_aliases.c.canonical_url).where(_aliases.c.url == url_or_id)
+                select(tables.aliases.c.canonical_url).where(tables.aliases.c.url == url_or_id)
             ).scalar_one_or_none()
-            where = _articles.c.url.in_({url_or_id, canonical or url_or_id})
-        row = connection.execute(select(_articles).where(where)).mappings().first()
+            where = tables.articles.c.url.in_({url_or_id, canonical or url_or_id})
+        row = connection.execute(select(tables.articles).where(where)).mappings().first()
         if row is None:
             return None
         article = dict(row)
@@ -414,9 +406,9 @@ def article_with_versions(engine: Engine, url_or_id: str | int) -> dict[str, Any
         article["versions"] = [
             dict(version)
             for version in connection.execute(
-                select(_versions)
-                .where(_versions.c.article_id == row["id"])
-                .order_by(_versions.c.version)
+                select(tables.versions)
+                .where(tables.versions.c.article_id == row["id"])
+                .order_by(tables.versions.c.version)
             ).mappings()
         ]
     return article
@@ -441,23 +433,23 @@ def site_totals(engine: Engine) -> list[dict[str, Any]]:
     """Per site (spider name): ``articles``, ``versions``, ``first_published_at``,
     ``last_published_at`` and ``last_seen_at`` (UTC), by site name."""
     versions = (
-        select(_articles.c.site, func.count().label("versions"))
-        .select_from(_versions.join(_articles))
-        .group_by(_articles.c.site)
+        select(tables.articles.c.site, func.count().label("versions"))
+        .select_from(tables.versions.join(tables.articles))
+        .group_by(tables.articles.c.site)
         .subquery()
     )
     statement = (
         select(
-            _articles.c.site,
+            tables.articles.c.site,
             func.count().label("articles"),
             versions.c.versions,
-            func.min(_articles.c.published_at).label("first_published_at"),
-            func.max(_articles.c.published_at).label("last_published_at"),
-            func.max(_articles.c.last_seen_at).label("last_seen_at"),
+            func.min(tables.articles.c.published_at).label("first_published_at"),
+            func.max(tables.articles.c.published_at).label("last_published_at"),
+            func.max(tables.articles.c.last_seen_at).label("last_seen_at"),
         )
-        .join(versions, versions.c.site == _articles.c.site)
-        .group_by(_articles.c.site, versions.c.versions)
-        .order_by(_articles.c.site)
+        .join(versions, versions.c.site == tables.articles.c.site)
+        .group_by(tables.articles.c.site, versions.c.versions)
+        .order_by(tables.articles.c.site)
     )
     with _reader(engine).connect() as connection:
         return [dict(row) for row in connection.execute(statement).mappings()]
@@ -467,8 +459,8 @@ def last_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     """The `limit` most recently started crawl runs, newest first, as dicts of
     `RUN_COLUMNS` (times UTC; figures None until a run has finished)."""
     statement = (
-        select(*(_runs.c[name] for name in RUN_COLUMNS))
-        .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
+        select(*(tables.runs.c[name] for name in RUN_COLUMNS))
+        .order_by(tables.runs.c.started_at.desc(), tables.runs.c.id.desc())
         .limit(limit)
     )
     with _reader(engine).connect() as connection:

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
-from news_archive.storage.models import ArticleRecord, UrlAlias, UrlState
 
-_state: Table = UrlState.__table__  # type: ignore[assignment]
-_aliases: Table = UrlAlias.__table__  # type: ignore[assignment]
-_articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
 
@@ -59,7 +56,7 @@ def states(engine: Engine, urls: Iterable[str]) -> dict[str, VisitState]:
     with reader.connect() as connection:
         for start in range(0, len(wanted), _CHUNK):
             query = select(*_state_columns()).where(
-                _state.c.url.in_(wanted[start : start + _CHUNK])
+                tables.url_state.c.url.in_(wanted[start : start + _CHUNK])
             )
             for row in connection.execute(query):
                 found[row.url] = VisitState(*row)
@@ -70,8 +67,8 @@ def due(engine: Engine, site: str, now: datetime, limit: int) -> list[VisitState
     """Up to `limit` URLs of `site` whose next visit is due, most overdue first."""
     query = (
         select(*_state_columns())
-        .where(_state.c.site == site, _state.c.next_visit_at <= now)
-        .order_by(_state.c.next_visit_at)
+        .where(tables.url_state.c.site == site, tables.url_state.c.next_visit_at <= now)
+        .order_by(tables.url_state.c.next_visit_at)
         .limit(limit)
     )
     reader = engine.execution_options(**{READ_ONLY_OPTION: True})
@@ -86,8 +83,8 @@ def canonical_of(engine: Engine, urls: Iterable[str]) -> dict[str, str]:
     reader = engine.execution_options(**{READ_ONLY_OPTION: True})
     with reader.connect() as connection:
         for start in range(0, len(wanted), _CHUNK):
-            query = select(_aliases.c.url, _aliases.c.canonical_url).where(
-                _aliases.c.url.in_(wanted[start : start + _CHUNK])
+            query = select(tables.aliases.c.url, tables.aliases.c.canonical_url).where(
+                tables.aliases.c.url.in_(wanted[start : start + _CHUNK])
             )
             found.update({row.url: row.canonical_url for row in connection.execute(query)})
     return found
@@ -100,7 +97,7 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with engine.begin() as connection:
         for visit in sorted(visits, key=lambda v: v.url):  # fixed lock order
-            statement = insert(_state).values(
+            statement = insert(tables.url_state).values(
                 url=visit.url,
                 site=visit.site,
                 etag=visit.etag,
@@ -112,10 +109,10 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
                 visits=1,
             )
             excluded = statement.excluded
-            keep = _state.c
+            keep = tables.url_state.c
             connection.execute(
                 statement.on_conflict_do_update(
-                    index_elements=[_state.c.url],
+                    index_elements=[tables.url_state.c.url],
                     set_={
                         "etag": _coalesce(excluded.etag, keep.etag),
                         "last_modified": _coalesce(excluded.last_modified, keep.last_modified),
@@ -130,9 +127,10 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
             if visit.status == 304:
                 # Not modified: the stored article was seen again, unchanged.
                 connection.execute(
-                    update(_articles)
+                    update(tables.articles)
                     .where(
-                        _articles.c.url == visit.url, _articles.c.last_seen_at < visit.visited_at
+                        tables.articles.c.url == visit.url,
+                        tables.articles.c.last_seen_at < visit.visited_at,
                     )
                     .values(last_seen_at=visit.visited_at)
                 )
@@ -143,7 +141,7 @@ def _coalesce(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement
 
 
 def _state_columns() -> tuple[ColumnElement[Any], ...]:
-    c = _state.c
+    c = tables.url_state.c
     return (
         c.url,
         c.etag,
