@@ -14,14 +14,16 @@ Which code blocks run (the convention README.md states under "Documentation"):
   it needs the network, root, systemd, cron, a long-running server, or it is the
   setup or test command itself.
 
-The blocks run once per session of this module, in reading order (README.md, then
-docs/*.md by name), in a scratch folder laid out like the repository root for a
-reader (``scrapy.cfg`` and ``seeds/`` linked in), with this virtualenv's ``bin`` first
-on ``PATH`` (as ``. .venv/bin/activate`` would), ``DATABASE_URL`` a fresh SQLite file
-there, and ``REPLAY_DIR`` an empty fixture folder, so a crawl whose command forgot to
-name its seeds fetches nothing rather than the live site. Each test then checks one
-block. The other tests here hold the README's length, the links, and the defaults
-that settings tables state.
+The blocks run once per module session, in reading order (README.md, then docs/*.md
+in the order the README links them), in a scratch folder laid out like the repository
+root for a reader (``scrapy.cfg`` and ``seeds/`` linked in), with this virtualenv's
+``bin`` first on ``PATH`` (as ``. .venv/bin/activate`` would), ``DATABASE_URL`` a fresh
+SQLite file there, and ``REPLAY_DIR`` an empty fixture folder, so a crawl whose
+command forgot to name its seeds fetches nothing rather than the live site (the
+commands name their seeds: ``REPLAY_DIR=seeds/maeil_ilbo scrapy crawl maeil_ilbo``).
+Each test then checks one block. The other tests hold the README's length, the
+links and anchors, the columns archive.md names, the defaults and environment
+variables that settings tables state, and what operations.md's Scrapyd call sends.
 """
 
 from __future__ import annotations
@@ -44,7 +46,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def reading_order() -> list[Path]:
+    """README.md, then the docs in the order the README links them, then any other."""
+    linked = re.findall(r"\]\((docs/[^)#\s]+\.md)", README.read_text("utf-8"))
+    documents = [README]
+    for path in [*(ROOT / name for name in linked), *sorted((ROOT / "docs").glob("*.md"))]:
+        if path.exists() and path not in documents:
+            documents.append(path)
+    return documents
+
+
+DOCUMENTS = reading_order()
 README_MAX_LINES = 160
 # Written by another change; linked from the README before it lands.
 EXPECTED_DOCUMENTS = {ROOT / "docs" / "adding-a-site.md"}
