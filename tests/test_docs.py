@@ -323,6 +323,19 @@ def test_relative_links_point_at_files(document: Path) -> None:
     assert not broken, f"{document.name}: " + "; ".join(broken)
 
 
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_per_site_table(document: Path) -> None:
+    """What each site reads, and from where, is written once, in its site module's
+    docstring: no document keeps a table with a column per site (a third copy)."""
+    sites = ("매일일보", "SKT", "maeil_ilbo", "skt_insight")
+    per_site_headers = [
+        line
+        for line in document.read_text("utf-8").splitlines()
+        if line.startswith("|") and sum(f"| {site}" in line for site in sites) >= 2
+    ]
+    assert not per_site_headers, f"{document.name}: a table per site: {per_site_headers}"
+
+
 # ------------------------------------------------------------------ settings tables
 
 
