@@ -270,6 +270,21 @@ def test_block_runs_as_shown(block: Block, outcomes: dict[str, Outcome]) -> None
     assert not problems, f"{block.name}:\n" + "\n\n".join(problems)
 
 
+SHOWN_SHELL_BLOCKS = [
+    block for document in DOCUMENTS for block in code_blocks(document) if block.language == "sh"
+]
+
+
+@pytest.mark.parametrize("block", SHOWN_SHELL_BLOCKS, ids=lambda block: block.name)
+def test_shown_shell_blocks_parse(block: Block) -> None:
+    """The `sh` blocks are not run, but bash must be able to read them (quoting,
+    continuation lines)."""
+    checked = subprocess.run(
+        ["bash", "-n"], input=block.text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, f"{block.name}: {checked.stderr}"
+
+
 def test_documents_show_runnable_commands() -> None:
     """The convention is in use: the README shows a crawl that the tests run."""
     readme_commands = [
