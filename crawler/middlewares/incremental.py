@@ -89,9 +89,8 @@ class IncrementalMiddleware:
 
     # ---------------------------------------------------------------- output
 
-    def process_spider_output(
-        self, response: Response, result: Iterable[Any], spider: Spider
-    ) -> Iterator[Any]:
+    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterator[Any]:
+        spider = self.crawler.spider
         request = response.request
         if request is not None and request.meta.get(ARTICLE_PAGE):
             yield from self._after_article(response, request, result, spider)
@@ -101,11 +100,11 @@ class IncrementalMiddleware:
             yield from result
 
     async def process_spider_output_async(
-        self, response: Response, result: AsyncIterator[Any], spider: Spider
+        self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         # One page's output is small: collect it, then decide as the sync path does.
         output = [item async for item in result]
-        for item in self.process_spider_output(response, output, spider):
+        for item in self.process_spider_output(response, output):
             yield item
 
     def _filter(self, output: list[Any]) -> Iterator[Any]:

@@ -54,7 +54,7 @@ def _middleware(crawler: Crawler) -> IncrementalMiddleware:
 
 def _listing_output(crawler: Crawler, middleware: IncrementalMiddleware, *items: Any) -> list[Any]:
     response = HtmlResponse(FEED, body=b"<rss/>", request=Request(FEED))
-    return list(middleware.process_spider_output(response, list(items), crawler.spider))
+    return list(middleware.process_spider_output(response, list(items)))
 
 
 def test_known_articles_that_are_not_due_are_skipped(crawler: Crawler) -> None:
@@ -97,7 +97,7 @@ def test_a_304_is_a_visit_with_the_next_due_date_and_nothing_else(crawler: Crawl
     request.meta["published_at"] = PUBLISHED
     response = HtmlResponse(request.url, status=304, body=b"", request=request)
     rejected = Rejection("maeil_ilbo", request.url, "empty_page", "no body")
-    (visit,) = middleware.process_spider_output(response, [rejected], crawler.spider)
+    (visit,) = middleware.process_spider_output(response, [rejected])
     assert isinstance(visit, PageVisit)
     assert (visit.url, visit.status, visit.published_at) == (request.url, 304, PUBLISHED)
     assert visit.next_visit_at is not None and visit.next_visit_at > visit.fetched_at
@@ -110,7 +110,7 @@ def test_a_rejected_page_is_revisited_a_day_later(crawler: Crawler) -> None:
     request = crawler.spider.article_request(url)
     response = HtmlResponse(url, body=b"<html></html>", request=request)
     rejected = Rejection("maeil_ilbo", url, "not_article", "no body")
-    output = list(middleware.process_spider_output(response, [rejected], crawler.spider))
+    output = list(middleware.process_spider_output(response, [rejected]))
     assert output[0] is rejected
     visit = output[1]
     assert visit.url == ARTICLE.format(8)  # canonical
@@ -128,7 +128,7 @@ def test_with_incremental_off_everything_is_fetched_and_visits_still_recorded(
         known = crawler.spider.article_request(ARTICLE.format(1))
         assert _listing_output(crawler, middleware, known) == [known]
         response = HtmlResponse(known.url, status=304, body=b"", request=known)
-        (visit,) = middleware.process_spider_output(response, [], crawler.spider)
+        (visit,) = middleware.process_spider_output(response, [])
         assert isinstance(visit, PageVisit)
     finally:
         crawler.get_extension(ArchiveRun).engine_stopped()
