@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reextract",
         parents=[common],
         help="extract the stored captures again after a parser fix (no network)",
+        description="Extract the stored captures again after a parser fix (no network). "
+        "Each article that could not be re-extracted is one line on stderr and counted "
+        f"as rejected/<reason>; then the exit status is {REEXTRACT_FAILED_EXIT}.",
     )
     _add_filters(reextract)
     reextract.add_argument("--url", help="only the article at this canonical or captured URL")
@@ -579,8 +582,13 @@ def _runs_table(runs: Sequence[dict[str, Any]]) -> str:
     return render_table(headers, [[run[key] for key in keys] for run in runs])
 
 
+REEXTRACT_FAILED_EXIT = 3
+
+
 def run_reextract(arguments: argparse.Namespace) -> int:
-    """``reextract``: counts of changed / unchanged / rejected articles."""
+    """``reextract``: counts of changed / unchanged / rejected articles; every
+    article not re-extracted is one stderr line, and then the exit status is
+    `REEXTRACT_FAILED_EXIT`."""
     check_site(arguments.site)
     warc_dir = arguments.warc_dir or Path(os.environ.get("WARC_DIR") or "warc")
     if not warc_dir.is_dir():
@@ -589,6 +597,14 @@ def run_reextract(arguments: argparse.Namespace) -> int:
         pass  # reachable and at the newest schema; re-extraction opens its own engine
     # Imported here: it pulls in the extraction stack and the process pool.
     from news_archive.crawler.reextract import reextract
+    from news_archive.vocabulary import Rejection
+
+    def report(failure: Rejection) -> None:
+        detail = f": {failure.detail}" if failure.detail else ""
+        print(
+            f"{PROGRAM}: not re-extracted: {failure.url}: {failure.reason}{detail}",
+            file=sys.stderr,
+        )
 
     counts = reextract(
         database_url(arguments),
@@ -599,13 +615,15 @@ def run_reextract(arguments: argparse.Namespace) -> int:
         url=arguments.url,
         workers=arguments.workers,
         progress=not arguments.no_progress,
+        on_failure=report,
     )
     if arguments.json:
         print(json.dumps(dict(sorted(counts.items())), ensure_ascii=False))
     else:
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
-    return 0
+    failed = sum(value for key, value in counts.items() if key.startswith("rejected/"))
+    return REEXTRACT_FAILED_EXIT if failed else 0
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ and rebuilt by replaying the WARC files, run by run, into a fresh database."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -238,3 +239,58 @@ def test_reextract_command(sqlite_url: str, tmp_path: Path) -> None:
         check=False,
     )
     assert unknown.returncode == 2 and "unknown site" in unknown.stderr
+
+
+def _gzip_encoded_copy(seed: Path, target: Path) -> Path:
+    """A replay directory serving `seed` as live servers answer Scrapy: every body
+    gzip-compressed (mtime 0, so equal pages stay equal bytes) with
+    ``Content-Encoding: gzip``."""
+    target.mkdir(parents=True)
+    lines = []
+    for line in (seed / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("file"):
+            encoded = target / entry["file"]
+            encoded.parent.mkdir(parents=True, exist_ok=True)
+            encoded.write_bytes(gzip.compress((seed / entry["file"]).read_bytes(), mtime=0))
+            entry["headers"] = {**entry.get("headers", {}), "Content-Encoding": "gzip"}
+        lines.append(json.dumps(entry, ensure_ascii=False))
+    (target / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def test_reextract_reads_revisits_and_gzip_encoded_captures(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Day 1 served gzip-encoded, then day 2 crawled in full: unchanged pages are
+    revisit records, and every page's payload is gzip on the wire. Re-extraction
+    must read them all back."""
+    warc = tmp_path / "warc"
+    for day in ("", "_day2"):
+        seed = _gzip_encoded_copy(SEEDS / f"maeil_ilbo{day}", tmp_path / f"gzip{day}")
+        crawl("maeil_ilbo", seed, sqlite_url, *ALWAYS_DUE, "-s", "INCREMENTAL=False", warc_dir=warc)
+    revisits = _rows(
+        sqlite_url,
+        "SELECT count(*) FROM captures c JOIN article_versions v "
+        "ON v.id = c.article_version_id WHERE c.record_type = 'revisit'",
+    )
+    assert revisits[0][0] > 0  # the case under test: articles whose newest capture is a revisit
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "news-archive"),
+            "reextract",
+            "--database-url",
+            sqlite_url,
+            "--warc-dir",
+            str(warc),
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    articles = _rows(sqlite_url, "SELECT count(*) FROM articles")[0][0]
+    assert counts == {"targets": articles, "unchanged": articles}
