@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 
 from tqdm import tqdm
@@ -97,7 +98,7 @@ def reextract(
         repository = ArchiveRepository(engine)
         batch: list[Article] = []
         bar = tqdm(total=len(targets), unit="page", disable=not progress, file=sys.stderr)
-        for result in [*unreadable, *_results(jobs, workers or os.cpu_count() or 1)]:
+        for result in chain(unreadable, _results(jobs, workers or os.cpu_count() or 1)):
             bar.update()
             if isinstance(result, Rejection):
                 counts[f"rejected/{result.reason}"] += 1

@@ -174,10 +174,6 @@ class WarcArchive:
             run.file.close()
             run.file = run.writer = None
 
-    @property
-    def run_directory(self) -> Path | None:
-        return self._run.directory if self._run else None
-
     def store_response(
         self, request: Request, response: Response, fetched_at: datetime
     ) -> WrittenRecord:
@@ -275,18 +271,16 @@ class WarcArchive:
         payload digest; its own folder is searched first, then the whole root."""
         refers_to = record.rec_headers.get_header("WARC-Refers-To")
         digest = record.rec_headers.get_header("WARC-Payload-Digest")
-        for scope in (revisit.file.parent, self.root):
-            found = (refers_to and self._by_record_id.get(refers_to)) or self._by_digest.get(digest)
+        for scope in (None, revisit.file.parent, self.root):
+            if scope is not None:
+                self._index(scope)
+            found = self._by_record_id.get(refers_to or "") or self._by_digest.get(digest)
             if found is not None:
                 return found
-            self._index(scope)
-        found = (refers_to and self._by_record_id.get(refers_to)) or self._by_digest.get(digest)
-        if found is None:
-            raise WarcError(
-                f"{revisit}: revisit of {record.rec_headers.get_header('WARC-Target-URI')} "
-                f"refers to payload {digest} found nowhere under {self.root}"
-            )
-        return found
+        raise WarcError(
+            f"{revisit}: revisit of {record.rec_headers.get_header('WARC-Target-URI')} "
+            f"refers to payload {digest} found nowhere under {self.root}"
+        )
 
     def _index(self, directory: Path) -> None:
         for path in sorted(directory.rglob(FILE_PATTERN)):

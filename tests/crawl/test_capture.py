@@ -290,7 +290,47 @@ def test_reextract_reads_revisits_and_gzip_encoded_captures(
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert (done.returncode, done.stderr) == (0, "")
     counts = json.loads(done.stdout)
     articles = _rows(sqlite_url, "SELECT count(*) FROM articles")[0][0]
     assert counts == {"targets": articles, "unchanged": articles}
+
+
+def test_reextract_reports_each_article_it_could_not_read_and_fails(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    warc = tmp_path / "warc"
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, warc_dir=warc)
+    # cut the WARC file in the middle of the last article's record (a crash mid-write)
+    ((warc_file, offset, length, article_url),) = _rows(
+        sqlite_url,
+        "SELECT c.warc_file, c.offset, c.length, a.url FROM captures c "
+        "JOIN article_versions v ON v.id = c.article_version_id "
+        "JOIN articles a ON a.id = v.article_id ORDER BY c.offset DESC LIMIT 1",
+    )
+    path = warc / warc_file
+    path.write_bytes(path.read_bytes()[: offset + length // 2])
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "news-archive"),
+            "reextract",
+            "--database-url",
+            sqlite_url,
+            "--warc-dir",
+            str(warc),
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout) == {
+        "targets": 5,
+        "unchanged": 4,
+        "rejected/capture_unreadable": 1,
+    }
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"news-archive: not re-extracted: {article_url}: capture_unreadable: ")
+    assert "truncated response record" in line
