@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from scrapy import Request
 from scrapy.http import Response
+from scrapy.utils.test import get_crawler
 
+from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware
 from news_archive.crawler.warc import PayloadRef, WarcArchive, WarcError, WrittenRecord
 
 FETCHED_AT = datetime(2026, 11, 22, 2, 5, tzinfo=UTC)
@@ -170,3 +172,42 @@ def test_a_file_cut_after_a_whole_record_still_fails_the_scan(archive: WarcArchi
     assert archive.retrieve_response(capture, decode=False).body == BODY
     with pytest.raises(WarcError, match="no whole record"):
         WarcArchive(archive.root).captures()
+
+
+def _replay(directory: Path) -> ReplayMiddleware:
+    return ReplayMiddleware.from_crawler(get_crawler(settings_dict={"REPLAY_DIR": str(directory)}))
+
+
+def test_replay_serves_a_day_2_run_folder_as_captured(tmp_path: Path) -> None:
+    """A run folder replays on its own: a revisit with its own status and headers and
+    the payload an earlier run wrote beside it, still gzip as on the wire (Scrapy's
+    HttpCompressionMiddleware decodes it as it did live)."""
+    root = tmp_path / "warc"
+    encoded = gzip.compress(BODY, mtime=0)
+    gzip_headers = {"Content-Encoding": "gzip"}
+    day1 = WarcArchive(root)
+    day1.open_run("maeil_ilbo-day1", prefix="maeil_ilbo")
+    first = _store(day1, _response(PAGE.format(1), body=encoded, **gzip_headers))
+    day1.close_run()
+    known = {first.payload_digest: PayloadRef(PAGE.format(1), "2026-11-22T02:05:00Z")}
+    day2 = WarcArchive(root, earlier_payload=known.get)
+    day2.open_run("maeil_ilbo-day2", prefix="maeil_ilbo")
+    _store(day2, _response(PAGE.format(1), body=encoded, ETag='"day2"', **gzip_headers))
+    _store(day2, _response(PAGE.format(2), body=b"new", status=404))
+    day2.close_run()
+    middleware = _replay(root / "maeil_ilbo-day2")
+    revisited = middleware.process_request(Request(PAGE.format(1)))
+    assert (revisited.status, revisited.body) == (200, encoded)
+    assert revisited.headers["Content-Encoding"] == b"gzip"
+    assert revisited.headers["ETag"] == b'"day2"'
+    assert middleware.process_request(Request(PAGE.format(2))).status == 404
+    assert middleware.stats.get_value("replay/hit") == 2
+
+
+def test_replay_refuses_a_cut_warc_folder(archive: WarcArchive) -> None:
+    written = _store(archive, _response(PAGE.format(1)))
+    archive.close_run()
+    path = archive.root / written.file
+    path.write_bytes(path.read_bytes()[: written.length // 2])
+    with pytest.raises(ManifestError, match=r"maeil_ilbo-00001.warc.gz@0: .*cut short"):
+        _replay(path.parent)
