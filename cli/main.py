@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from news_archive.cli.output import (
     fit,
@@ -37,14 +36,12 @@ from news_archive.cli.output import (
     to_jsonable,
     write_json,
 )
-from news_archive.storage import search as archive
+from news_archive.storage.archive import Archive, ArchiveError
 from news_archive.storage.engine import (
     alembic_config,
-    create_archive_engine,
-    current_revision,
     mask_url,
-    upgrade_to_head,
 )
+from news_archive.storage.search import EXPORT_COLUMNS, HIGHLIGHT_START, DailyCount
 
 PROGRAM = "news-archive"
 SETTINGS_MODULE = "news_archive.crawler.settings"
@@ -144,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reextract",
         parents=[common],
         help="extract the stored captures again after a parser fix (no network)",
+        description="Extract the stored captures again after a parser fix (no network). "
+        "Each article that could not be re-extracted is one line on stderr and counted "
+        f"as rejected/<reason>; then the exit status is {REEXTRACT_FAILED_EXIT}.",
     )
     _add_filters(reextract)
     reextract.add_argument("--url", help="only the article at this canonical or captured URL")
@@ -235,9 +235,9 @@ def head_revision() -> str:
 
 
 @contextmanager
-def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> Iterator[Engine]:
-    """An engine on the user's database, checked to be reachable (and, for
-    `must_exist`, to be an existing file on SQLite); disposed afterwards."""
+def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> Iterator[Archive]:
+    """The user's archive, checked to be reachable (and, for `must_exist`, to be an
+    existing file on SQLite); its connections closed afterwards."""
     url = _parse_url(database_url(arguments))
     shown = mask_url(url)
     if must_exist and url.get_backend_name() == "sqlite":
@@ -252,19 +252,23 @@ def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> I
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
     try:
-        engine = create_archive_engine(url, **options)
+        archive = Archive.open(url, migrate=False, **options)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         raise CliError(f"cannot use database URL {shown}: {exc}", exit_code=2) from None
     try:
         try:
-            with engine.connect():
-                pass
-        except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            raise CliError(f"cannot connect to database {shown}: {reason}") from None
-        yield engine
+            archive.ping()
+        except ArchiveError as exc:
+            raise CliError(f"cannot connect to database {shown}: {_reason(exc)}") from None
+        yield archive
     finally:
-        engine.dispose()
+        archive.close()
+
+
+def _reason(error: ArchiveError) -> str:
+    """The driver's own words, without SQLAlchemy's ``(module.Class)`` prefix."""
+    text = str(error).strip()
+    return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
 
 
 def _parse_url(text: str) -> URL:
@@ -285,17 +289,17 @@ def _parse_url(text: str) -> URL:
 
 
 @contextmanager
-def open_migrated_archive(arguments: argparse.Namespace) -> Iterator[Engine]:
+def open_migrated_archive(arguments: argparse.Namespace) -> Iterator[Archive]:
     """`open_archive`, refusing a database whose schema is not the newest."""
-    with open_archive(arguments) as engine:
-        current, head = current_revision(engine), head_revision()
+    with open_archive(arguments) as archive:
+        current, head = archive.revision(), head_revision()
         if current != head:
-            raise CliError(_revision_problem(engine, current, head))
-        yield engine
+            raise CliError(_revision_problem(archive, current, head))
+        yield archive
 
 
-def _revision_problem(engine: Engine, current: str | None, head: str) -> str:
-    shown = mask_url(engine.url)
+def _revision_problem(archive: Archive, current: str | None, head: str) -> str:
+    shown = archive.url
     if current is None:
         return f"database {shown} has no archive schema (not migrated): run `{PROGRAM} db upgrade`"
     if ScriptDirectory.from_config(alembic_config()).get_revision(current) is None:
@@ -348,10 +352,9 @@ def run_crawl(arguments: argparse.Namespace) -> int:
 def run_search(arguments: argparse.Namespace) -> int:
     """``search QUERY``: hits as a table (id, date, site, title, snippet) or JSON."""
     check_site(arguments.site)
-    with open_migrated_archive(arguments) as engine:
+    with open_migrated_archive(arguments) as archive:
         try:
-            hits = archive.search(
-                engine,
+            hits = archive.reads.search(
                 arguments.query,
                 site=arguments.site,
                 since=arguments.since,
@@ -379,7 +382,7 @@ def run_search(arguments: argparse.Namespace) -> int:
                     hit.published_at.date(),
                     hit.site,
                     fit(hit.title, title_width),
-                    fit_around(hit.snippet, snippet_width, archive.HIGHLIGHT_START),
+                    fit_around(hit.snippet, snippet_width, HIGHLIGHT_START),
                 )
                 for hit in hits
             ],
@@ -391,8 +394,8 @@ def run_search(arguments: argparse.Namespace) -> int:
 
 def run_show(arguments: argparse.Namespace) -> int:
     """``show URL|ID``: metadata, the versions, and with --diff what changed."""
-    with open_migrated_archive(arguments) as engine:
-        article = archive.article_with_versions(engine, arguments.article)
+    with open_migrated_archive(arguments) as archive:
+        article = archive.reads.article_with_versions(arguments.article)
     if article is None:
         raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
     if arguments.json:
@@ -464,9 +467,9 @@ def _diffable(version: dict[str, Any]) -> list[str]:
 def run_export(arguments: argparse.Namespace) -> int:
     """``export``: every matching article, streamed, as JSON Lines or CSV (UTF-8)."""
     check_site(arguments.site)
-    with open_migrated_archive(arguments) as engine:
-        rows = archive.iter_articles(
-            engine, site=arguments.site, since=arguments.since, until=arguments.until
+    with open_migrated_archive(arguments) as archive:
+        rows = archive.reads.articles(
+            site=arguments.site, since=arguments.since, until=arguments.until
         )
         writer = _write_jsonl if arguments.format == "jsonl" else _write_csv
         if arguments.output is None:
@@ -493,12 +496,12 @@ def _write_jsonl(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
 
 def _write_csv(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
     writer = csv.writer(stream)
-    writer.writerow([*archive.EXPORT_COLUMNS, "tags", "image_urls"])
+    writer.writerow([*EXPORT_COLUMNS, "tags", "image_urls"])
     count = 0
     for row in rows:
         writer.writerow(
             [
-                *(_csv_cell(row[name]) for name in archive.EXPORT_COLUMNS),
+                *(_csv_cell(row[name]) for name in EXPORT_COLUMNS),
                 CSV_LIST_SEPARATOR.join(row["tags"]),
                 " ".join(image["url"] for image in row["images"]),
             ]
@@ -519,10 +522,10 @@ def _utf8_stdout() -> TextIO:
 
 def run_stats(arguments: argparse.Namespace) -> int:
     """``stats``: totals per site, articles per publication day, the last runs."""
-    with open_migrated_archive(arguments) as engine:
-        sites = archive.site_totals(engine)
-        days = archive.daily_counts(engine)
-        runs = archive.last_runs(engine, arguments.runs)
+    with open_migrated_archive(arguments) as archive:
+        sites = archive.reads.site_totals()
+        days = archive.reads.daily_counts()
+        runs = archive.reads.last_runs(arguments.runs)
     day_list = sorted({count.day for count in days}, reverse=True)
     if arguments.days > 0:
         day_list = day_list[: arguments.days]
@@ -561,7 +564,7 @@ def run_stats(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _daily_table(counts: Sequence[archive.DailyCount], days: list[date], sites: list[str]) -> str:
+def _daily_table(counts: Sequence[DailyCount], days: list[date], sites: list[str]) -> str:
     by_day_and_site = {(count.day, count.site): count.articles for count in counts}
     return render_table(
         ("day", *sites),
@@ -578,61 +581,76 @@ def _runs_table(runs: Sequence[dict[str, Any]]) -> str:
     return render_table(headers, [[run[key] for key in keys] for run in runs])
 
 
+REEXTRACT_FAILED_EXIT = 3
+
+
 def run_reextract(arguments: argparse.Namespace) -> int:
-    """``reextract``: counts of changed / unchanged / rejected articles."""
+    """``reextract``: counts of changed / unchanged / rejected articles; every
+    article not re-extracted is one stderr line, and then the exit status is
+    `REEXTRACT_FAILED_EXIT`."""
     check_site(arguments.site)
     warc_dir = arguments.warc_dir or Path(os.environ.get("WARC_DIR") or "warc")
     if not warc_dir.is_dir():
         raise CliError(f"no WARC folder at {warc_dir}: give --warc-dir or set WARC_DIR")
-    with open_migrated_archive(arguments):
-        pass  # reachable and at the newest schema; re-extraction opens its own engine
     # Imported here: it pulls in the extraction stack and the process pool.
     from news_archive.crawler.reextract import reextract
+    from news_archive.vocabulary import Rejection
 
-    counts = reextract(
-        database_url(arguments),
-        warc_dir,
-        site=arguments.site,
-        published_since=arguments.since,
-        published_until=arguments.until,
-        url=arguments.url,
-        workers=arguments.workers,
-        progress=not arguments.no_progress,
-    )
+    def report(failure: Rejection) -> None:
+        detail = f": {failure.detail}" if failure.detail else ""
+        print(
+            f"{PROGRAM}: not re-extracted: {failure.url}: {failure.reason}{detail}",
+            file=sys.stderr,
+        )
+
+    with open_migrated_archive(arguments) as archive:
+        counts = reextract(
+            archive,
+            warc_dir,
+            site=arguments.site,
+            published_since=arguments.since,
+            published_until=arguments.until,
+            url=arguments.url,
+            workers=arguments.workers,
+            progress=not arguments.no_progress,
+            on_failure=report,
+        )
     if arguments.json:
         print(json.dumps(dict(sorted(counts.items())), ensure_ascii=False))
     else:
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
-    return 0
+    failed = sum(value for key, value in counts.items() if key.startswith("rejected/"))
+    return REEXTRACT_FAILED_EXIT if failed else 0
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:
     """``db upgrade``: create the schema or migrate it to the newest revision."""
-    with open_archive(arguments, must_exist=False) as engine:
-        before = current_revision(engine)
+    with open_archive(arguments, must_exist=False) as archive:
+        before = archive.revision()
         try:
-            upgrade_to_head(engine)
-        except SQLAlchemyError as exc:
+            archive.upgrade()
+        except ArchiveError as exc:
             first_line = str(exc).strip().splitlines()[0]
-            raise CliError(f"upgrade of {mask_url(engine.url)} failed: {first_line}") from None
-        after = current_revision(engine)
+            raise CliError(f"upgrade of {archive.url} failed: {first_line}") from None
+        after = archive.revision()
     if before == after:
-        print(f"{mask_url(engine.url)}: already at the newest revision {after}")
+        print(f"{archive.url}: already at the newest revision {after}")
     else:
-        print(f"{mask_url(engine.url)}: upgraded from {before or 'an empty database'} to {after}")
+        print(f"{archive.url}: upgraded from {before or 'an empty database'} to {after}")
     return 0
 
 
 def run_db_current(arguments: argparse.Namespace) -> int:
-    """``db current``: the revision, and whether it is the newest."""
-    with open_archive(arguments) as engine:
-        current, head = current_revision(engine), head_revision()
+    """``db current``: the revision; exit 0 when it is the newest, 1 otherwise (so a
+    deployment check can ask it)."""
+    with open_archive(arguments) as archive:
+        current, head = archive.revision(), head_revision()
     if current == head:
         print(f"{current} (head)")
-    else:
-        print(f"{current or 'none'}; the newest is {head}: run `{PROGRAM} db upgrade`")
-    return 0
+        return 0
+    print(f"{current or 'none'}; the newest is {head}: run `{PROGRAM} db upgrade`")
+    return 1
 
 
 def _silence_stdout() -> None:

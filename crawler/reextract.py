@@ -1,59 +1,71 @@
 """Re-run extraction over the stored WARC captures, without network, after a parser fix.
 
-For each archived article the newest capture that produced it is read from its
-WARC file and extracted again with today's site module, in a pool of worker
-processes (extraction is pure and CPU-bound; the main process only writes). An
-article whose extracted content differs gains a version with the note
-``re-extraction``; an unchanged one gains nothing, so a second run changes
-nothing. Pages that no longer extract are counted, never deleted.
+For each archived article the newest capture that produced it is read back
+through `news_archive.crawler.warc.WarcArchive` (a revisit record answered with
+the payload it refers to, ``Content-Encoding`` undone) and extracted again with
+today's site module, in a pool of worker processes (extraction is pure and
+CPU-bound; the main process only locates captures and writes). An article whose
+extracted content differs gains a version with the note ``re-extraction``; an
+unchanged one gains nothing, so a second run changes nothing. Pages that no
+longer extract, or whose capture cannot be read, are counted and reported (one
+`Rejection` each to `on_failure`), never deleted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 
 from tqdm import tqdm
-from warcio.archiveiterator import ArchiveIterator
 
 from news_archive.crawler.sites import SITES
-from news_archive.storage.captures import ReextractionTarget, reextraction_targets
-from news_archive.storage.engine import create_archive_engine
-from news_archive.storage.repository import ArchiveRepository
+from news_archive.crawler.warc import Capture, WarcArchive, WarcError
+from news_archive.storage.archive import Archive, StoreFailures
+from news_archive.storage.captures import ReextractionTarget
 from news_archive.vocabulary import Article, Rejection
 
 NOTE = "re-extraction"
 BATCH = 100
+UNREADABLE = "capture_unreadable"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """One article to extract again: its target and its capture, revisit resolved."""
+
     target: ReextractionTarget
-    warc_path: str
+    warc_dir: Path
+    capture: Capture
 
 
 def extract_capture(job: Job) -> Article | Rejection:
-    """Read one capture (headers and exact payload) and extract it. Runs in a worker."""
+    """Read one capture (its headers and decoded payload) and extract it. Runs in a worker."""
     target = job.target
     try:
-        with open(job.warc_path, "rb") as stream:
-            stream.seek(target.offset)
-            record = next(iter(ArchiveIterator(stream)))
-            headers = dict(record.http_headers.headers) if record.http_headers else {}
-            body = record.raw_stream.read()
-    except (OSError, StopIteration, ValueError) as error:
-        return Rejection(target.site, target.url, "capture_unreadable", repr(error))
-    return SITES[target.site].extract(target.url, body, headers, target.fetched_at)
+        response = WarcArchive(job.warc_dir).retrieve_response(job.capture, decode=True)
+    except WarcError as error:
+        return Rejection(target.site, target.url, UNREADABLE, str(error))
+    headers = dict(response.headers)
+    return SITES[target.site].extract(target.url, response.body, headers, target.fetched_at)
+
+
+def log_failure(rejection: Rejection) -> None:
+    """The default report of an article that could not be re-extracted: a warning."""
+    logger.warning("%s: not re-extracted: %s %s", rejection.url, rejection.reason, rejection.detail)
 
 
 def reextract(
-    database_url: str,
+    archive: Archive,
     warc_dir: Path,
     *,
     site: str | None = None,
@@ -62,41 +74,67 @@ def reextract(
     url: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    on_failure: Callable[[Rejection], None] = log_failure,
 ) -> Counter[str]:
     """Re-extract the matching articles; counts of ``changed``, ``unchanged`` and
-    ``rejected/<reason>`` (plus ``targets``)."""
+    ``rejected/<reason>`` (plus ``targets``). Each article not re-extracted
+    (unreadable capture, or a page today's extractor rejects) is passed to
+    `on_failure` as it is met."""
     if site is not None and site not in SITES:
         raise KeyError(f"unknown site {site!r}; known: {', '.join(sorted(SITES))}")
-    engine = create_archive_engine(database_url)
     counts: Counter[str] = Counter()
-    try:
-        targets = reextraction_targets(
-            engine,
-            site=site,
-            published_since=published_since,
-            published_until=published_until,
-            url=url,
-        )
-        counts["targets"] = len(targets)
-        jobs = [Job(t, str(warc_dir / t.warc_file)) for t in targets]
-        repository = ArchiveRepository(engine)
-        batch: list[Article] = []
-        bar = tqdm(total=len(jobs), unit="page", disable=not progress, file=sys.stderr)
-        for result in _results(jobs, workers or os.cpu_count() or 1):
-            bar.update()
-            if isinstance(result, Rejection):
-                counts[f"rejected/{result.reason}"] += 1
-                continue
-            batch.append(result)
-            if len(batch) >= BATCH:
-                counts.update(repository.store_articles(batch, note=NOTE))
-                batch = []
-        if batch:
-            counts.update(repository.store_articles(batch, note=NOTE))
-        bar.close()
-    finally:
-        engine.dispose()
+    targets = archive.captures.reextraction_targets(
+        site=site, published_since=published_since, published_until=published_until, url=url
+    )
+    counts["targets"] = len(targets)
+    jobs, unreadable = _jobs(targets, warc_dir)
+    batch: list[Article] = []
+    bar = tqdm(total=len(targets), unit="page", disable=not progress, file=sys.stderr)
+    for result in chain(unreadable, _results(jobs, workers or os.cpu_count() or 1)):
+        bar.update()
+        if isinstance(result, Rejection):
+            counts[f"rejected/{result.reason}"] += 1
+            on_failure(result)
+            continue
+        batch.append(result)
+        if len(batch) >= BATCH:
+            _store(archive, batch, counts, on_failure)
+            batch = []
+    if batch:
+        _store(archive, batch, counts, on_failure)
+    bar.close()
     return counts
+
+
+def _store(
+    archive: Archive,
+    batch: list[Article],
+    counts: Counter[str],
+    on_failure: Callable[[Rejection], None],
+) -> None:
+    """Store a batch; an article the database refuses is a ``rejected/store_failed``."""
+    try:
+        counts.update(archive.articles.store(batch, note=NOTE))
+    except StoreFailures as error:
+        counts.update(outcome for outcome in error.outcomes if outcome is not None)
+        for index, failure in error.failures:
+            article = batch[index]
+            counts["rejected/store_failed"] += 1
+            on_failure(Rejection(article.site, article.url, "store_failed", str(failure)))
+
+
+def _jobs(targets: list[ReextractionTarget], warc_dir: Path) -> tuple[list[Job], list[Rejection]]:
+    """A job per target whose capture is found (revisits resolved here, once, so the
+    workers need no index of the archive), a rejection per target whose is not."""
+    archive = WarcArchive(warc_dir)
+    jobs: list[Job] = []
+    unreadable: list[Rejection] = []
+    for target in targets:
+        try:
+            jobs.append(Job(target, warc_dir, archive.locate(target.warc_file, target.offset)))
+        except WarcError as error:
+            unreadable.append(Rejection(target.site, target.url, UNREADABLE, str(error)))
+    return jobs, unreadable
 
 
 def _results(jobs: list[Job], workers: int) -> Iterator[Article | Rejection]:

@@ -298,10 +298,10 @@ class Archive:
         self.reads = Reads(engine)
 
     @classmethod
-    def open(cls, url: str | URL, *, migrate: bool = True) -> Archive:
-        """Build the engine for `url` and, with `migrate`, bring the schema to head
-        (once; a no-op when it is there)."""
-        engine = create_archive_engine(url)
+    def open(cls, url: str | URL, *, migrate: bool = True, **engine_options: Any) -> Archive:
+        """Build the engine for `url` (`engine_options` go to `create_engine`) and,
+        with `migrate`, bring the schema to head (once; a no-op when it is there)."""
+        engine = create_archive_engine(url, **engine_options)
         if migrate:
             try:
                 upgrade_to_head(engine)
@@ -322,6 +322,17 @@ class Archive:
     def revision(self) -> str | None:
         """The schema revision the database is at (None: never migrated)."""
         return current_revision(self.engine)
+
+    @_guarded
+    def upgrade(self) -> None:
+        """Create the schema or migrate it to the newest revision."""
+        upgrade_to_head(self.engine)
+
+    @_guarded
+    def ping(self) -> None:
+        """Check out a connection now; `DatabaseUnavailable` says why not."""
+        with self.engine.connect():
+            pass
 
     def reachable(self) -> bool:
         """Whether a connection can be had now (PostgreSQL pings it)."""

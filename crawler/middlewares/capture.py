@@ -2,42 +2,32 @@
 
 A downloader middleware on the downloader side of everything else (replay
 included), so it sees responses before decompression and redirects are
-handled. Each run writes gzip WARC files (ISO 28500, WARC/1.0, via warcio) into
-its own folder ``WARC_DIR/<spider>-<UTC start>-<pid>/``, rotated at
-``WARC_MAX_BYTES``; each response gets a ``request`` and a ``response`` record with
-``WARC-Payload-Digest``. A payload already archived (same digest, in this run or
-an earlier one) is written as a ``revisit`` record instead (profile
-identical-payload-digest): identical bytes are stored once. Every record is
-indexed in the ``captures`` table; ``response.meta["capture_id"]`` carries the id
-to the spider, which links the capture to the article version it produced.
+handled. The WARC work (file layout, records, rotation at ``WARC_MAX_BYTES``,
+revisits for payloads stored before) is `news_archive.crawler.warc.WarcArchive`'s;
+each run writes into its own folder ``WARC_DIR/<spider>-<UTC start>-<pid>/``.
+Every response or revisit record is indexed in the ``captures`` table;
+``response.meta["capture_id"]`` carries the id to the spider, which links the
+capture to the article version it produced.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from datetime import UTC, datetime
-from http import HTTPStatus
 from pathlib import Path
-from typing import IO
-from urllib.parse import urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
-from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.warc import WARC_DATE_FORMAT, PayloadRef, WarcArchive
 from news_archive.storage.archive import ArchiveError, Captures
 from news_archive.storage.captures import CaptureRecord
 
 logger = logging.getLogger(__name__)
-
-WARC_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class WarcCaptureMiddleware:
@@ -45,16 +35,10 @@ class WarcCaptureMiddleware:
 
     def __init__(self, crawler: Crawler, directory: Path, max_bytes: int) -> None:
         self.crawler = crawler
-        self.root = directory
-        self.max_bytes = max_bytes
+        self.archive = WarcArchive(directory, max_bytes=max_bytes, earlier_payload=self._earlier)
         self.run_directory: Path | None = None
-        self.file: IO[bytes] | None = None
-        self.writer: WARCWriter | None = None
-        self.serial = 0
         self.captures: Captures | None = None
         self.spider_name = "?"
-        # digest → (uri, date) of payloads written in this run, before the index is asked
-        self.seen: dict[str, tuple[str, str]] = {}
         # index rows not yet written (database unreachable)
         self.pending: list[CaptureRecord] = []
 
@@ -71,14 +55,15 @@ class WarcCaptureMiddleware:
     def spider_opened(self, spider: Spider) -> None:
         self.spider_name = spider.name
         started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.run_directory = self.root / f"{spider.name}-{started}-{os.getpid()}"
-        self.run_directory.mkdir(parents=True, exist_ok=True)
+        self.run_directory = self.archive.open_run(
+            f"{spider.name}-{started}-{os.getpid()}", spider.name
+        )
         # The index lives in the crawl's one archive (ArchiveRun builds and migrates it).
         self.captures = self.crawler.get_extension(ArchiveRun).archive.captures
         logger.info("Capturing responses to %s", self.run_directory)
 
     def spider_closed(self, spider: Spider) -> None:
-        self._close_file()
+        self.archive.close_run()
         if self.pending and self.captures is not None:
             try:
                 for row in list(self.pending):
@@ -96,37 +81,17 @@ class WarcCaptureMiddleware:
         if self.captures is None or self.run_directory is None:
             return response
         fetched_at = datetime.now(UTC)
-        writer, file, name = self._current_writer()
-        date = fetched_at.strftime(WARC_DATE_FORMAT)
-        response_record = self._response_record(writer, request, response, date)
-        digest = response_record.rec_headers.get_header("WARC-Payload-Digest")
-        original = self._original(digest)
-        record = response_record
-        if original is not None:
-            record = writer.create_revisit_record(
-                response.url,
-                digest=digest,
-                refers_to_uri=original[0],
-                refers_to_date=original[1],
-                http_headers=response_record.http_headers,
-                warc_headers_dict={"WARC-Date": date},
-            )
-        offset = file.tell()
-        writer.write_record(record)
-        length = file.tell() - offset
-        writer.write_record(self._request_record(writer, request, response_record, date))
-        if original is None:
-            self.seen[digest] = (response.url, date)
+        written = self.archive.store_response(request, response, fetched_at)
         record_row = CaptureRecord(
             spider=self.spider_name,
             url=response.url,
             fetched_at=fetched_at,
             status=response.status,
-            payload_digest=digest,
-            record_type="revisit" if original else "response",
-            warc_file=str(Path(self.run_directory.name) / name),
-            offset=offset,
-            length=length,
+            payload_digest=written.payload_digest,
+            record_type=written.record_type,
+            warc_file=written.file,
+            offset=written.offset,
+            length=written.length,
         )
         response.meta["capture_id"] = self._index(record_row)
         return response
@@ -148,10 +113,10 @@ class WarcCaptureMiddleware:
             return None
         return capture_id
 
-    def _original(self, digest: str) -> tuple[str, str] | None:
-        if digest in self.seen:
-            return self.seen[digest]
-        assert self.captures is not None
+    def _earlier(self, digest: str) -> PayloadRef | None:
+        """The payload with this digest as an earlier run wrote it, per the index."""
+        if self.captures is None:
+            return None
         try:
             stored = self.captures.first_with_digest(digest)
         except ArchiveError:
@@ -159,71 +124,4 @@ class WarcCaptureMiddleware:
             return None
         if stored is None:
             return None
-        return stored.url, stored.fetched_at.strftime(WARC_DATE_FORMAT)
-
-    def _response_record(
-        self, writer: WARCWriter, request: Request, response: Response, date: str
-    ) -> ArcWarcRecord:
-        reason = _reason(response.status)
-        headers = [
-            (key.decode("latin-1"), value.decode("latin-1"))
-            for key, values in response.headers.items()
-            for value in values
-        ]
-        http_headers = StatusAndHeaders(f"{response.status} {reason}", headers, protocol="HTTP/1.1")
-        return writer.create_warc_record(
-            response.url,
-            "response",
-            payload=io.BytesIO(response.body),
-            length=len(response.body),
-            http_headers=http_headers,
-            warc_headers_dict={"WARC-Date": date},
-        )
-
-    def _request_record(
-        self, writer: WARCWriter, request: Request, response_record: ArcWarcRecord, date: str
-    ) -> ArcWarcRecord:
-        parts = urlsplit(request.url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = [
-            (key.decode("latin-1"), value.decode("latin-1"))
-            for key, values in request.headers.items()
-            for value in values
-        ]
-        http_headers = StatusAndHeaders(
-            f"{request.method} {target} HTTP/1.1", headers, is_http_request=True
-        )
-        return writer.create_warc_record(
-            request.url,
-            "request",
-            http_headers=http_headers,
-            warc_headers_dict={
-                "WARC-Date": date,
-                "WARC-Concurrent-To": response_record.rec_headers.get_header("WARC-Record-ID"),
-            },
-        )
-
-    def _current_writer(self) -> tuple[WARCWriter, IO[bytes], str]:
-        if self.file is not None and self.file.tell() >= self.max_bytes:
-            self._close_file()
-        if self.file is None or self.writer is None:
-            assert self.run_directory is not None
-            self.serial += 1
-            name = f"{self.spider_name}-{self.serial:05d}.warc.gz"
-            self.file = (self.run_directory / name).open("wb")
-            self.writer = WARCWriter(self.file, gzip=True)
-            self.current_name = name
-        return self.writer, self.file, self.current_name
-
-    def _close_file(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.file = None
-        self.writer = None
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+        return PayloadRef(stored.url, stored.fetched_at.strftime(WARC_DATE_FORMAT))

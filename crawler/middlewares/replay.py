@@ -4,14 +4,15 @@ Modelled on Scrapy's ``HttpCacheMiddleware``: a downloader middleware whose
 ``process_request`` answers with a stored response, so nothing reaches the
 downloader (and so nothing reaches the network, and no download delay applies).
 The directory format is the public one of INTERFACE.md: ``manifest.jsonl`` with
-``url``, ``file``, ``status``, ``headers`` per line.
+``url``, ``file``, ``status``, ``headers`` per line. A folder of WARC captures
+(a capture run, or ``WARC_DIR``) replays too, read through
+`news_archive.crawler.warc.WarcArchive`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -24,33 +25,35 @@ from scrapy.http.response.html import HtmlResponse
 from scrapy.responsetypes import responsetypes
 from scrapy.statscollectors import StatsCollector
 from w3lib.url import canonicalize_url
-from warcio.archiveiterator import ArchiveIterator
-from warcio.recordloader import ArcWarcRecord
+
+from news_archive.crawler.warc import Capture, WarcArchive, WarcError
 
 logger = logging.getLogger(__name__)
 
 
 class ManifestError(ValueError):
-    """The fixture directory or one of its manifest lines is unusable."""
+    """The fixture directory, one of its manifest lines or its WARC files are unusable."""
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stored response: from a manifest line (`file`), or from a WARC record
-    (`warc`: file and offset of the record holding the payload, read on demand)."""
+    """One stored response: from a manifest line (`file`), or from a WARC capture
+    (`capture`, its payload read on demand from `archive`)."""
 
     url: str
     status: int = 200
     headers: list[tuple[str, str]] | dict[str, str] = field(default_factory=dict)
     file: Path | None = None
-    warc: tuple[Path, int] | None = None
+    capture: Capture | None = None
+    archive: WarcArchive | None = field(default=None, compare=False, repr=False)
     # A manifest entry answers conditional requests like a server; a capture is
     # replayed as it was answered.
     conditional: bool = True
 
     def body(self) -> bytes:
-        if self.warc is not None:
-            return _warc_payload(*self.warc)
+        if self.capture is not None and self.archive is not None:
+            # as captured: Scrapy's own middlewares undo Content-Encoding again
+            return self.archive.retrieve_response(self.capture, decode=False).body
         return self.file.read_bytes() if self.file else b""
 
 
@@ -62,58 +65,27 @@ def load_replay_directory(directory: Path) -> dict[str, Entry]:
 
 
 def load_warc_directory(directory: Path) -> dict[str, Entry]:
-    """Index the response and revisit records of every ``*.warc.gz`` under
-    `directory` (files in name order, records in file order; a later capture of a
-    URL wins). A revisit record is served with its own status and headers and the
-    payload of the record it refers to (same ``WARC-Payload-Digest``), looked for
-    in `directory` and then in the other run folders beside it, where an earlier
-    run wrote it."""
-    originals: dict[str, tuple[Path, int]] = {}
-    entries: dict[str, Entry] = {}
-    revisits: list[tuple[str, str, int, list[tuple[str, str]], Path, int]] = []
-    for path, offset, record in _records(directory):
-        digest = record.rec_headers.get_header("WARC-Payload-Digest")
-        url = record.rec_headers.get_header("WARC-Target-URI")
-        status = int(record.http_headers.get_statuscode())
-        headers = list(record.http_headers.headers)
-        if record.rec_type == "response":
-            originals.setdefault(digest, (path, offset))
-            entries[canonicalize_url(url)] = Entry(
-                url=url, status=status, headers=headers, warc=(path, offset), conditional=False
-            )
-        else:
-            revisits.append((digest, url, status, headers, path, offset))
-            entries.pop(canonicalize_url(url), None)
-    if any(digest not in originals for digest, *_ in revisits):
-        for path, offset, record in _records(directory.parent):
-            if record.rec_type == "response" and directory not in path.parents:
-                digest = record.rec_headers.get_header("WARC-Payload-Digest")
-                originals.setdefault(digest, (path, offset))
-    for digest, url, status, headers, path, offset in revisits:
-        if digest not in originals:
-            raise ManifestError(f"{path}@{offset}: revisit of payload {digest} not found")
-        entries[canonicalize_url(url)] = Entry(
-            url=url, status=status, headers=headers, warc=originals[digest], conditional=False
+    """Entries of the response and revisit records of every ``*.warc.gz`` under
+    `directory`, keyed by canonicalised URL (a later capture of a URL wins). A
+    revisit answers with its own status and headers and the payload it refers to,
+    found in `directory` or in the run folders beside it, where an earlier run
+    wrote it."""
+    archive = WarcArchive(directory.parent)
+    try:
+        captures = archive.captures(directory)
+    except WarcError as error:
+        raise ManifestError(str(error)) from error
+    return {
+        canonicalize_url(capture.url): Entry(
+            url=capture.url,
+            status=capture.status,
+            headers=capture.headers,
+            capture=capture,
+            archive=archive,
+            conditional=False,
         )
-    return entries
-
-
-def _records(directory: Path) -> Iterator[tuple[Path, int, ArcWarcRecord]]:
-    """(file, offset, record) of each response and revisit record under `directory`."""
-    for path in sorted(directory.rglob("*.warc.gz")):
-        with path.open("rb") as stream:
-            iterator = ArchiveIterator(stream)
-            for record in iterator:
-                if record.rec_type in ("response", "revisit") and record.http_headers:
-                    yield path, iterator.get_record_offset(), record
-
-
-def _warc_payload(path: Path, offset: int) -> bytes:
-    with path.open("rb") as stream:
-        stream.seek(offset)
-        record = next(iter(ArchiveIterator(stream)))
-        # raw_stream: the payload exactly as captured (no content decoding).
-        return record.raw_stream.read()
+        for capture in captures
+    }
 
 
 def load_manifest(directory: Path) -> dict[str, Entry]:
@@ -170,7 +142,7 @@ class ReplayMiddleware:
             return Response(request.url, status=404, body=b"", request=request, flags=["replay"])
         try:
             body = entry.body()
-        except (OSError, StopIteration) as error:
+        except (OSError, WarcError) as error:
             self.stats.inc_value("replay/error")
             logger.error("Replay file for %s unreadable: %s", request.url, error)
             return Response(request.url, status=500, body=b"", request=request, flags=["replay"])

@@ -5,6 +5,7 @@ and rebuilt by replaying the WARC files, run by run, into a fresh database."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from news_archive.crawler import reextract as reextract_module
 from news_archive.crawler.sites import maeil_ilbo
+from news_archive.storage.archive import Archive
 from tests.conftest import fresh_database
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 
@@ -81,6 +83,14 @@ def captured(
             for spider in SPIDERS:
                 crawl(spider, SEEDS / f"{spider}{day}", url, *ALWAYS_DUE, warc_dir=warc)
         yield url, warc
+
+
+def _reextract(database_url: str, warc: Path, **options: Any) -> dict[str, int]:
+    archive = Archive.open(database_url, migrate=False)
+    try:
+        return reextract_module.reextract(archive, warc, **options)
+    finally:
+        archive.close()
 
 
 def test_every_response_is_captured_and_indexed(captured: tuple[str, Path]) -> None:
@@ -158,14 +168,14 @@ def test_reextraction_versions_exactly_the_changed_articles_and_is_idempotent(
     warc = tmp_path / "warc"
     for spider in SPIDERS:
         crawl(spider, SEEDS / spider, sqlite_url, warc_dir=warc)
-    first = reextract_module.reextract(sqlite_url, warc, progress=False, workers=2)
+    first = _reextract(sqlite_url, warc, progress=False, workers=2)
     assert first == {"targets": 11, "unchanged": 11}
     # A "parser fix" for 매일일보: a closing quote line becomes furniture. It runs in
     # this process (workers=1), where the patched module is the one in use.
     monkeypatch.setattr(
         maeil_ilbo, "FURNITURE_PREFIXES", (*maeil_ilbo.FURNITURE_PREFIXES, "삼성전자 관계자는")
     )
-    changed = reextract_module.reextract(sqlite_url, warc, progress=False, workers=1)
+    changed = _reextract(sqlite_url, warc, progress=False, workers=1)
     assert changed == {"targets": 11, "changed": 1, "unchanged": 10}
     notes = _rows(
         sqlite_url,
@@ -173,7 +183,7 @@ def test_reextraction_versions_exactly_the_changed_articles_and_is_idempotent(
         "JOIN articles a ON a.id = v.article_id WHERE v.note IS NOT NULL",
     )
     assert notes == [(MAEIL.format(800101), 2, "re-extraction")]
-    again = reextract_module.reextract(sqlite_url, warc, progress=False, workers=1)
+    again = _reextract(sqlite_url, warc, progress=False, workers=1)
     assert again == {"targets": 11, "unchanged": 11}
 
 
@@ -181,12 +191,12 @@ def test_reextraction_can_be_limited(sqlite_url: str, tmp_path: Path) -> None:
     warc = tmp_path / "warc"
     for spider in SPIDERS:
         crawl(spider, SEEDS / spider, sqlite_url, warc_dir=warc)
-    by_site = reextract_module.reextract(sqlite_url, warc, site="maeil_ilbo", progress=False)
+    by_site = _reextract(sqlite_url, warc, site="maeil_ilbo", progress=False)
     assert by_site["targets"] == 5
-    by_url = reextract_module.reextract(sqlite_url, warc, url=MAEIL.format(714398), progress=False)
+    by_url = _reextract(sqlite_url, warc, url=MAEIL.format(714398), progress=False)
     assert by_url["targets"] == 1
     with pytest.raises(KeyError, match="unknown site"):
-        reextract_module.reextract(sqlite_url, warc, site="nope", progress=False)
+        _reextract(sqlite_url, warc, site="nope", progress=False)
 
 
 def test_warc_files_rotate_by_size_and_replay_across_files(sqlite_url: str, tmp_path: Path) -> None:
@@ -238,3 +248,98 @@ def test_reextract_command(sqlite_url: str, tmp_path: Path) -> None:
         check=False,
     )
     assert unknown.returncode == 2 and "unknown site" in unknown.stderr
+
+
+def _gzip_encoded_copy(seed: Path, target: Path) -> Path:
+    """A replay directory serving `seed` as live servers answer Scrapy: every body
+    gzip-compressed (mtime 0, so equal pages stay equal bytes) with
+    ``Content-Encoding: gzip``."""
+    target.mkdir(parents=True)
+    lines = []
+    for line in (seed / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("file"):
+            encoded = target / entry["file"]
+            encoded.parent.mkdir(parents=True, exist_ok=True)
+            encoded.write_bytes(gzip.compress((seed / entry["file"]).read_bytes(), mtime=0))
+            entry["headers"] = {**entry.get("headers", {}), "Content-Encoding": "gzip"}
+        lines.append(json.dumps(entry, ensure_ascii=False))
+    (target / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def test_reextract_reads_revisits_and_gzip_encoded_captures(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Day 1 served gzip-encoded, then day 2 crawled in full: unchanged pages are
+    revisit records, and every page's payload is gzip on the wire. Re-extraction
+    must read them all back."""
+    warc = tmp_path / "warc"
+    for day in ("", "_day2"):
+        seed = _gzip_encoded_copy(SEEDS / f"maeil_ilbo{day}", tmp_path / f"gzip{day}")
+        crawl("maeil_ilbo", seed, sqlite_url, *ALWAYS_DUE, "-s", "INCREMENTAL=False", warc_dir=warc)
+    revisits = _rows(
+        sqlite_url,
+        "SELECT count(*) FROM captures c JOIN article_versions v "
+        "ON v.id = c.article_version_id WHERE c.record_type = 'revisit'",
+    )
+    assert revisits[0][0] > 0  # the case under test: articles whose newest capture is a revisit
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "news-archive"),
+            "reextract",
+            "--database-url",
+            sqlite_url,
+            "--warc-dir",
+            str(warc),
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    counts = json.loads(done.stdout)
+    articles = _rows(sqlite_url, "SELECT count(*) FROM articles")[0][0]
+    assert counts == {"targets": articles, "unchanged": articles}
+
+
+def test_reextract_reports_each_article_it_could_not_read_and_fails(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    warc = tmp_path / "warc"
+    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, warc_dir=warc)
+    # cut the WARC file in the middle of the last article's record (a crash mid-write)
+    ((warc_file, offset, length, article_url),) = _rows(
+        sqlite_url,
+        "SELECT c.warc_file, c.offset, c.length, a.url FROM captures c "
+        "JOIN article_versions v ON v.id = c.article_version_id "
+        "JOIN articles a ON a.id = v.article_id ORDER BY c.offset DESC LIMIT 1",
+    )
+    path = warc / warc_file
+    path.write_bytes(path.read_bytes()[: offset + length // 2])
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "news-archive"),
+            "reextract",
+            "--database-url",
+            sqlite_url,
+            "--warc-dir",
+            str(warc),
+            "--no-progress",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout) == {
+        "targets": 5,
+        "unchanged": 4,
+        "rejected/capture_unreadable": 1,
+    }
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"news-archive: not re-extracted: {article_url}: capture_unreadable: ")
+    assert "truncated response record" in line
