@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, date, datetime
-from types import ModuleType
 from typing import Any, ClassVar
 
 import scrapy
@@ -26,6 +25,7 @@ from twisted.python.failure import Failure
 
 from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError
+from news_archive.crawler.extract.site import Site
 from news_archive.storage import visits
 from news_archive.storage.engine import create_archive_engine, upgrade_to_head
 from news_archive.storage.visits import VisitState
@@ -51,7 +51,7 @@ class ArchiveSpider(scrapy.Spider):
     - ``sections``: comma-separated section codes for backfill (매일일보 ``S1N1``...).
     """
 
-    site: ClassVar[ModuleType]
+    site: ClassVar[Site]
 
     def __init__(
         self,
@@ -63,7 +63,7 @@ class ArchiveSpider(scrapy.Spider):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.allowed_domains = list(self.site.ALLOWED_DOMAINS)
+        self.allowed_domains = list(self.site.allowed_domains)
         self.requested_urls = [u.strip() for u in (urls or "").split(",") if u.strip()]
         self.since = date.fromisoformat(since) if since else None
         self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
@@ -77,7 +77,7 @@ class ArchiveSpider(scrapy.Spider):
             self.archive = create_archive_engine(self.settings.get("DATABASE_URL"))
             # The state tables must exist before the first look-up (a no-op at head).
             upgrade_to_head(self.archive)
-        urls = self.requested_urls or list(self.site.FEED_URLS)
+        urls = self.requested_urls or list(self.site.feed_urls)
         if self.since and not self.requested_urls:
             urls += self.site.backfill_start_urls(self.sections)
         for url in urls:

@@ -9,7 +9,7 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
 
 from news_archive.crawler.pipelines import ArchivePipeline
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.vocabulary import Article
 from tests.golden import extract, fixture_pages
 
