@@ -1,4 +1,4 @@
-"""Small pure functions: dates, bylines, canonical URLs, decoding, feeds."""
+"""Small pure functions: dates, bylines, canonical URLs, decoding, feeds, body sources."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, par
 from news_archive.crawler.extract.decode import DecodeError, decode_html
 from news_archive.crawler.extract.feeds import FeedError, read_rss
 from news_archive.crawler.sites import site_for
-from news_archive.vocabulary import content_hash
+from news_archive.vocabulary import Article, BodyMethod, BodySource, content_hash
+from tests.golden import FETCHED_AT, SEEDS
 
 MAEIL_ILBO = site_for("maeil_ilbo")
 SKT_INSIGHT = site_for("skt_insight")
@@ -151,3 +152,33 @@ def test_malformed_feed_keeps_readable_items_and_garbage_is_an_error() -> None:
         read_rss(b"<html><body>Service Unavailable</body></html>")
     with pytest.raises(FeedError):
         read_rss(b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "fallback"),
+    [
+        ("V1/container", False),
+        ("V2/trafilatura-page", True),
+        ("unknown/container", True),
+        ("unknown/trafilatura-page", True),
+    ],
+)
+def test_body_sources_read_back_what_they_write(text: str, fallback: bool) -> None:
+    source = BodySource.parse(text)
+    assert source is not None and str(source) == text
+    assert source.is_fallback is fallback
+
+
+@pytest.mark.parametrize("text", ["None", "", "V1", "V1/markup", "/container"])
+def test_a_body_source_of_another_form_is_none(text: str) -> None:
+    assert BodySource.parse(text) is None
+
+
+def test_an_article_carries_its_body_source_typed() -> None:
+    page = (SEEDS / "maeil_ilbo" / "pages" / "800101.html").read_bytes()
+    url = "https://www.m-i.kr/news/articleView.html?idxno=800101"
+    article = MAEIL_ILBO.extract(
+        url, page, {"Content-Type": "text/html; charset=UTF-8"}, FETCHED_AT
+    )
+    assert isinstance(article, Article)
+    assert article.body_source == BodySource("V2", BodyMethod.CONTAINER)
