@@ -85,7 +85,10 @@ def _feed_published(c: Context) -> Dated | None:
 
 
 def _without_suffix(c: Context, title: str | None) -> str | None:
-    return c.title_suffix.sub("", title) or None if title else None
+    """`title` without a trailing ``- <brand>``; None when nothing is left."""
+    if not title:
+        return None
+    return c.title_suffix.sub("", title) or None
 
 
 # ------------------------------------------------------------------ JSON-LD

@@ -123,7 +123,20 @@ class Site:
     section: ClassVar[Chain[str]] = ()
     tags: ClassVar[Chain[tuple[str, ...]]] = ()
 
+    REQUIRED: ClassVar[tuple[str, ...]] = (
+        "name",
+        "allowed_domains",
+        "hosts",
+        "article_url",
+        "feed",
+        "title",
+        "published",
+    )
+
     def __init__(self) -> None:
+        missing = [attribute for attribute in self.REQUIRED if not hasattr(self, attribute)]
+        if missing:
+            raise TypeError(f"{type(self).__name__} declares no {', '.join(missing)}")
         brands = self.brands if self.title_brands is None else self.title_brands
         names = "|".join(re.escape(brand) for brand in brands) or r"(?!)"
         self._title_suffix = re.compile(rf"\s*[-–|]\s*(?:{names})\s*$")

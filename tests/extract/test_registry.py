@@ -146,6 +146,15 @@ def test_the_site_contract_works_for_a_declaration_alone() -> None:
     }
 
 
+def test_a_declaration_missing_a_required_part_is_refused() -> None:
+    class Unfinished(Site):
+        name = "unfinished"
+        allowed_domains = ("unfinished.example",)
+
+    with pytest.raises(TypeError, match="Unfinished declares no hosts, article_url, feed"):
+        Unfinished()
+
+
 def test_registering_a_site_gives_spider_golden_cases_benchmark_and_cli(
     seeds: Path, tmp_path: Path
 ) -> None:
@@ -204,3 +213,17 @@ def test_every_registered_site_has_a_spider_of_its_name() -> None:
     assert sorted(_spider_names()) == sorted(SITES)
     for name, spider_class in spider_module.SPIDERS.items():
         assert spider_class.site is SITES[name]
+
+
+def test_the_declaration_in_the_guide_runs() -> None:
+    """docs/adding-a-site.md shows a declaration: it must extract the fixture page
+    exactly as the one in this test does, so that the guide cannot drift."""
+    guide = (ROOT / "docs" / "adding-a-site.md").read_text("utf-8")
+    (declaration,) = re.findall(r"```python\n(.*?)```", guide, flags=re.S)[:1]
+    namespace: dict[str, Any] = {"__name__": "adding_a_site_example"}
+    exec(compile(declaration, "docs/adding-a-site.md", "exec"), namespace)
+    site = namespace["ExampleGazette"]()
+    assert site.name == "example_gazette"
+    assert as_json(site.extract(URL, PAGE.encode(), HEADERS, FETCHED_AT)) == as_json(
+        ExampleGazette().extract(URL, PAGE.encode(), HEADERS, FETCHED_AT)
+    )
