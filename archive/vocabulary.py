@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 _SPACES = re.compile(r"\s+")
@@ -79,6 +80,12 @@ class Article:
         return "\n".join(self.subtitles) or None
 
     @property
+    def body_source(self) -> BodySource | None:
+        """`sources["body"]` as a typed value (None when absent or of another form)."""
+        recorded = self.sources.get("body")
+        return BodySource.parse(recorded) if recorded else None
+
+    @property
     def content_hash(self) -> str:
         return content_hash(self.title, self.body)
 
@@ -93,6 +100,47 @@ class Article:
         data["images"] = [asdict(image) for image in self.images]
         data["content_hash"] = self.content_hash
         return data
+
+
+class BodyMethod(StrEnum):
+    """How an article's body was found."""
+
+    CONTAINER = "container"  # the site's body container, handed to trafilatura
+    WHOLE_PAGE = "trafilatura-page"  # no container found: trafilatura on the whole page
+
+
+UNKNOWN_TEMPLATE = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class BodySource:
+    """Where an article's body came from: the site's template version (``V1``,
+    ``V2``..., or ``unknown`` when no declared version matched) and the method.
+
+    Written as ``<template>/<method>`` (``V2/container``) in ``Article.sources["body"]``,
+    the golden files and the stats ``archive/body_source/<template>/<method>``;
+    `parse` reads that form back.
+    """
+
+    template: str
+    method: BodyMethod
+
+    def __str__(self) -> str:
+        return f"{self.template}/{self.method}"
+
+    @classmethod
+    def parse(cls, text: str) -> BodySource | None:
+        """The value `str` wrote, or None for text of another form."""
+        template, _, method = text.partition("/")
+        if not template or method not in {m.value for m in BodyMethod}:
+            return None
+        return cls(template, BodyMethod(method))
+
+    @property
+    def is_fallback(self) -> bool:
+        """True unless the body came from the container of a known template version:
+        the health checks count these as the site's layout having drifted."""
+        return self.method is not BodyMethod.CONTAINER or self.template == UNKNOWN_TEMPLATE
 
 
 @dataclass(frozen=True, slots=True)

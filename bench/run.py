@@ -28,22 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from news_archive.crawler.sites import SITES  # noqa: E402
-from tests.golden import fixture_pages  # noqa: E402
+from news_archive.crawler.extract.page import load_page  # noqa: E402
+from news_archive.crawler.sites import SITES, Site  # noqa: E402
+from news_archive.vocabulary import Rejection  # noqa: E402
+from tests.golden import SEEDS, expected_of, golden_cases  # noqa: E402
 
-FEEDS = {
-    "maeil_ilbo": "https://www.m-i.kr/rss/allArticle.xml",
-    "skt_insight": "https://news.sktelecom.com/feed",
-}
-ARTICLE_URLS = {
-    "maeil_ilbo": "https://www.m-i.kr/news/articleView.html?idxno={id}",
-    "skt_insight": "https://news.sktelecom.com/{id}",
-}
-# Where a generated paragraph goes: right after the opening tag of the body container.
-BODY_OPENINGS = {
-    "maeil_ilbo": re.compile(rb'<article id="article-view-content-div"[^>]*>'),
-    "skt_insight": re.compile(rb'<div class="entry-content"[^>]*>'),
-}
+Generated = dict[str, list[tuple[str, bytes, dict[str, str]]]]  # site -> (url, body, headers)
+# The feed's pubDate, in whichever of the usual forms the site's feed parser reads.
+PUB_DATES = ("Sun, 22 Nov 2026 00:00:00 +0000", "2026-11-22 09:00:00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,82 +43,113 @@ class Template:
     site: str
     body: bytes
     headers: dict[str, str]
+    opening: int  # byte offset just after the body container's opening tag
 
 
-def templates() -> list[Template]:
-    """Day-1 fixture pages that extract to an article, as page templates (UTF-8 only,
-    so that the inserted paragraph needs no re-encoding)."""
+def body_opening(site: Site, url: str, body: bytes, headers: dict[str, str]) -> int | None:
+    """The byte offset right after the opening tag of the page's body container (as
+    the site locates it), found by its tag and id or first class; None if unsure."""
+    page = load_page(site.name, url, body, headers, datetime.now(UTC))
+    if isinstance(page, Rejection):
+        return None
+    container = site.locate(page).container
+    if container is None:
+        return None
+    tag = re.escape(container.tag.encode())
+    if container.get("id"):
+        attribute = rb"\bid=[\"']" + re.escape(container.get("id", "").encode()) + rb"[\"']"
+    elif container.get("class"):
+        name = re.escape(container.get("class", "").split()[0].encode())
+        attribute = rb"\bclass=[\"'](?:[^\"']*\s)?" + name + rb"[\s\"']"
+    else:
+        return None
+    match = re.search(rb"<" + tag + rb"\b[^>]*" + attribute + rb"[^>]*>", body)
+    return match.end() if match else None
+
+
+def templates(seeds: Path = SEEDS) -> list[Template]:
+    """Distinct day-1 fixture pages (directory named after the site) that extract to
+    an article, as page templates; UTF-8 only, so that the inserted paragraph needs
+    no re-encoding."""
     found = []
-    for page in fixture_pages():
+    for case in golden_cases(seeds):
+        page = case.page
         if page.path.parent.parent.name != page.site or ".amp" in page.path.name:
             continue
         if "utf-8" not in page.headers.get("Content-Type", "").lower():
             continue
-        expected = json.loads(page.expected_path.read_text("utf-8"))
-        if "rejected" not in expected and BODY_OPENINGS[page.site].search(page.path.read_bytes()):
-            found.append(Template(page.site, page.path.read_bytes(), page.headers))
+        expected = expected_of(case)
+        if expected is None or "rejected" in expected:
+            continue
+        body = page.path.read_bytes()
+        opening = body_opening(SITES[page.site], page.url, body, page.headers)
+        if opening is not None:
+            found.append(Template(page.site, body, page.headers, opening))
     return found
 
 
-def generate(corpus: Path, pages: int) -> dict[str, list[tuple[str, bytes, dict[str, str]]]]:
-    """Write one replay directory per site with `pages` articles in all, each with a
-    distinct id and a distinct paragraph, and a feed listing them."""
+def generate(corpus: Path, pages: int, seeds: Path = SEEDS) -> Generated:
+    """Write one replay directory per registered site that has page templates, with
+    `pages` articles in all (round robin over those sites), each with a distinct id
+    and a distinct paragraph, and a feed listing them."""
     shutil.rmtree(corpus, ignore_errors=True)
-    generated: dict[str, list[tuple[str, bytes, dict[str, str]]]] = {site: [] for site in FEEDS}
-    by_site = {site: [t for t in templates() if t.site == site] for site in FEEDS}
+    by_site: dict[str, list[Template]] = {}
+    for template in templates(seeds):
+        by_site.setdefault(template.site, []).append(template)
+    sites = [name for name in SITES if by_site.get(name)]
+    generated: Generated = {name: [] for name in sites}
     for number in range(pages):
-        site = list(FEEDS)[number % 2]
-        template = by_site[site][number // 2 % len(by_site[site])]
-        url = ARTICLE_URLS[site].format(id=900000 + number)
+        name = sites[number % len(sites)]
+        template = by_site[name][number // len(sites) % len(by_site[name])]
+        url = SITES[name].article_url.format(id=900000 + number)
         paragraph = (
             f"<p>벤치마크 기사 {number}번의 고유한 문단입니다. "
             f"측정용 문장 {number * 7919 % 100003}.</p>"
         ).encode()
-        opening = BODY_OPENINGS[site].search(template.body)
-        assert opening is not None
-        body = template.body[: opening.end()] + paragraph + template.body[opening.end() :]
-        generated[site].append((url, body, template.headers))
-    for site, entries in generated.items():
-        directory = corpus / site
-        (directory / "pages").mkdir(parents=True)
-        lines = []
-        items = []
-        for index, (url, body, headers) in enumerate(entries):
-            name = f"pages/{index}.html"
-            (directory / name).write_bytes(body)
-            lines.append({"url": url, "file": name, "status": 200, "headers": headers})
-            items.append(
-                f"<item><title>기사 {index}</title><link>{url}</link>"
-                f"<pubDate>{_pub_date(site)}</pubDate></item>"
-            )
-        feed = (
-            "<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
-            f"<title>{site}</title>{''.join(items)}</channel></rss>"
-        )
-        (directory / "feed.xml").write_text(feed, encoding="utf-8")
-        lines.append(
-            {
-                "url": FEEDS[site],
-                "file": "feed.xml",
-                "status": 200,
-                "headers": {"Content-Type": "application/rss+xml; charset=UTF-8"},
-            }
-        )
-        (directory / "manifest.jsonl").write_text(
-            "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", "utf-8"
-        )
+        body = template.body[: template.opening] + paragraph + template.body[template.opening :]
+        generated[name].append((url, body, template.headers))
+    for name, entries in generated.items():
+        _write_replay(corpus / name, SITES[name], entries)
     return generated
 
 
-def _pub_date(site: str) -> str:
-    return "2026-11-22 09:00:00" if site == "maeil_ilbo" else "Sun, 22 Nov 2026 00:00:00 +0000"
+def _write_replay(
+    directory: Path, site: Site, entries: list[tuple[str, bytes, dict[str, str]]]
+) -> None:
+    (directory / "pages").mkdir(parents=True)
+    lines = []
+    items = []
+    pub_date = next((d for d in PUB_DATES if site.feed.parse_date(d)), None)
+    for index, (url, body, headers) in enumerate(entries):
+        file = f"pages/{index}.html"
+        (directory / file).write_bytes(body)
+        lines.append({"url": url, "file": file, "status": 200, "headers": headers})
+        date = f"<pubDate>{pub_date}</pubDate>" if pub_date else ""
+        items.append(f"<item><title>기사 {index}</title><link>{url}</link>{date}</item>")
+    feed = (
+        "<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
+        f"<title>{site.name}</title>{''.join(items)}</channel></rss>"
+    )
+    (directory / "feed.xml").write_text(feed, encoding="utf-8")
+    lines.append(
+        {
+            "url": site.feed_urls[0],
+            "file": "feed.xml",
+            "status": 200,
+            "headers": {"Content-Type": "application/rss+xml; charset=UTF-8"},
+        }
+    )
+    (directory / "manifest.jsonl").write_text(
+        "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", "utf-8"
+    )
 
 
 def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float, int]:
-    """Crawl both sites into one SQLite file, capturing WARC files into `warc` when
-    given; wall seconds and the children's peak RSS (KiB)."""
+    """Crawl every site of the corpus (one replay directory per site) into one SQLite
+    file, capturing WARC files into `warc` when given; wall seconds and the
+    children's peak RSS (KiB)."""
     started = time.perf_counter()
-    for site in FEEDS:
+    for site in sorted(p.parent.name for p in corpus.glob("*/manifest.jsonl")):
         env = {
             **os.environ,
             "REPLAY_DIR": str(corpus / site),
@@ -158,7 +181,7 @@ def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
 
-def ours_alone(generated: dict[str, list[tuple[str, bytes, dict[str, str]]]]) -> float:
+def ours_alone(generated: Generated) -> float:
     started = time.perf_counter()
     fetched_at = datetime.now(UTC)
     for site, entries in generated.items():
@@ -167,7 +190,7 @@ def ours_alone(generated: dict[str, list[tuple[str, bytes, dict[str, str]]]]) ->
     return time.perf_counter() - started
 
 
-def trafilatura_alone(generated: dict[str, list[tuple[str, bytes, dict[str, str]]]]) -> float:
+def trafilatura_alone(generated: Generated) -> float:
     """trafilatura on decoded text (never raw bytes: FINDINGS.md), JSON with metadata."""
     import trafilatura
 
@@ -201,9 +224,14 @@ def main() -> int:
     warc_bytes = sum(p.stat().st_size for p in warc.rglob("*.warc.gz"))
 
     from news_archive.crawler.reextract import reextract
+    from news_archive.storage.archive import Archive
 
     started = time.perf_counter()
-    counts = reextract(f"sqlite:///{database}", warc, progress=False)
+    archive = Archive.open(f"sqlite:///{database}", migrate=False)
+    try:
+        counts = reextract(archive, warc, progress=False)
+    finally:
+        archive.close()
     reextract_seconds = time.perf_counter() - started
     ours_seconds = ours_alone(generated)
     trafilatura_seconds = trafilatura_alone(generated)
@@ -212,8 +240,8 @@ def main() -> int:
     reextract_rate = counts["targets"] / reextract_seconds
     print(f"pages: {pages} generated, {stored} stored")
     print(
-        f"end to end without capture (2 scrapy crawls, replay → SQLite): {plain_rate:.1f} pages/s "
-        f"({plain_seconds:.1f} s, process start-up included)"
+        f"end to end without capture ({len(generated)} scrapy crawls, replay → SQLite): "
+        f"{plain_rate:.1f} pages/s ({plain_seconds:.1f} s, process start-up included)"
     )
     print(
         f"end to end with WARC capture: {captured_rate:.1f} pages/s ({crawl_seconds:.1f} s; "

@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from news_archive.vocabulary import BodySource
+
 # Every setting the checks read; the extension copies them from Scrapy's settings.
 HEALTH_SETTINGS = (
     "HEALTH_MIN_ARTICLES",
@@ -52,10 +54,9 @@ HEALTH_SETTINGS = (
     "HEALTH_MIN_HISTORY_RUNS",
 )
 
-# Body sources (``archive/body_source/<template>/<source>``) that mean the site's
-# body container was found; anything else, or an unknown template, is a fallback.
-CONTAINER_SOURCE = "container"
-UNKNOWN_TEMPLATE = "unknown"
+# Stats ``archive/body_source/<template>/<method>`` count stored articles by
+# `BodySource` (its string form); `BodySource.is_fallback` says which are fallbacks.
+BODY_SOURCE_STATS = "archive/body_source/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,15 +209,16 @@ def fill_rate(run: RunInput, check: Check) -> Observation | NotApplicable:
 def fallback_share(run: RunInput, check: Check) -> Observation | NotApplicable:
     """Share of stored articles whose body did not come from the site's container
     (0..1): the whole-page fallback, or a page of no known template."""
-    sources = _by_suffix(run.stats, "archive/body_source/")
+    sources = _by_suffix(run.stats, BODY_SOURCE_STATS)
     total = sum(sources.values())
     if not total:
         return NotApplicable("no article stored")
-    fallback = 0
-    for name, count in sources.items():
-        template, _, source = name.partition("/")
-        if source != CONTAINER_SOURCE or template == UNKNOWN_TEMPLATE:
-            fallback += count
+    # A source of no known form (None) counts as a fallback: nothing vouches for it.
+    fallback = sum(
+        count
+        for name, count in sources.items()
+        if (source := BodySource.parse(name)) is None or source.is_fallback
+    )
     return Observation(
         fallback / total,
         f"{fallback} of {total} stored articles not read from the site's body container "

@@ -49,6 +49,11 @@ SPIDER_MIDDLEWARES = {
     # Skip what is not due, conditional revisits, due revisits, the next visit.
     "news_archive.crawler.middlewares.incremental.IncrementalMiddleware": 550,
 }
+# `scrapy check`: the callbacks' contracts take each site's URLs from its declaration.
+SPIDER_CONTRACTS = {
+    "news_archive.crawler.contracts.SiteFeedContract": 10,
+    "news_archive.crawler.contracts.SiteArticleContract": 10,
+}
 ITEM_PIPELINES = {"news_archive.crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,

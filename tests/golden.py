@@ -1,38 +1,50 @@
-"""Golden files: the expected extraction of every fixture page, beside the page.
+"""Golden files: the expected extraction of every distinct fixture page, beside it.
 
     python -m tests.golden              # write the missing ones
     python -m tests.golden --overwrite  # rewrite all (review the diff!)
 
-Each replay directory under ``seeds/`` has a ``manifest.jsonl``; every 200
-response under ``pages/`` is extracted with its site's module, exactly as the
-spider would (but with a fixed ``fetched_at`` and no feed entry), and written to
-``<page>.expected.json`` (sorted keys, ``ensure_ascii=False``, indent 2).
+Each replay directory under ``seeds/`` belongs to the registered site whose name it
+carries (``<site>``, or ``<site>_<variant>`` such as ``maeil_ilbo_day2``) and has a
+``manifest.jsonl``; every 200 response under ``pages/`` is a fixture page. Pages
+are keyed by content: the site, the URL, the headers and the body bytes decide the
+extraction, so byte-identical copies (a day-2 page that did not change) are one
+`GoldenCase`. Its golden file is ``<page>.expected.json`` beside the first copy
+(sorted keys, ``ensure_ascii=False``, indent 2): the article as JSON, or
+``{"rejected": <reason>}``. Extraction is run as the spider runs it, with a fixed
+``fetched_at`` and no feed entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from news_archive.crawler.sites import SITES
+from news_archive.crawler.sites import SITES, Site
 from news_archive.vocabulary import Article, Rejection
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 FETCHED_AT = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+# `<site>_changed` replays a site whose template changed: its pages are meant to
+# extract badly (the health checks must notice), so they have no golden files.
+NO_GOLDEN_VARIANTS = ("changed",)
 
 
 @dataclass(frozen=True, slots=True)
 class FixturePage:
+    """One page of a replay manifest: its site, URL, body file and headers."""
+
     site: str
     url: str
     path: Path
     headers: dict[str, str]
+    seeds: Path = SEEDS
 
     @property
     def expected_path(self) -> Path:
@@ -40,16 +52,55 @@ class FixturePage:
 
     @property
     def id(self) -> str:
-        return str(self.path.relative_to(SEEDS))
+        return str(self.path.relative_to(self.seeds))
+
+    @property
+    def key(self) -> str:
+        """SHA-256 (hex) of everything extraction reads: site, URL, headers, body."""
+        digest = hashlib.sha256()
+        for part in (self.site, self.url, json.dumps(self.headers, sort_keys=True)):
+            digest.update(part.encode("utf-8") + b"\0")
+        digest.update(self.path.read_bytes())
+        return digest.hexdigest()
 
 
-def fixture_pages() -> Iterator[FixturePage]:
-    """Every 200 HTML page under ``seeds/*/pages`` with the site its directory names."""
-    for manifest in sorted(SEEDS.glob("*/manifest.jsonl")):
-        site = next((name for name in SITES if manifest.parent.name.startswith(name)), None)
-        # `*_changed` replays a site whose template changed: its pages are meant to
-        # extract badly (the health checks must notice), so they have no golden files.
-        if site is None or manifest.parent.name.endswith("_changed"):
+@dataclass(frozen=True, slots=True)
+class GoldenCase:
+    """A distinct fixture page: `page`, whose golden file is the case's, and its
+    byte-identical `copies` (same site, URL and headers) in other directories."""
+
+    page: FixturePage
+    copies: tuple[FixturePage, ...] = ()
+
+    @property
+    def site(self) -> str:
+        return self.page.site
+
+    @property
+    def id(self) -> str:
+        return self.page.id
+
+    @property
+    def expected_path(self) -> Path:
+        return self.page.expected_path
+
+
+def site_of_directory(name: str, sites: Mapping[str, Site] | None = None) -> str | None:
+    """The registered site a replay directory belongs to (the longest site name it
+    is, or starts with followed by ``_``), or None."""
+    names = [
+        s for s in (SITES if sites is None else sites) if name == s or name.startswith(s + "_")
+    ]
+    return max(names, key=len, default=None)
+
+
+def fixture_pages(seeds: Path = SEEDS) -> Iterator[FixturePage]:
+    """Every 200 page under ``seeds/*/pages`` of a registered site, in directory and
+    manifest order; directories of no registered site are skipped."""
+    for manifest in sorted(seeds.glob("*/manifest.jsonl")):
+        directory = manifest.parent.name
+        site = site_of_directory(directory)
+        if site is None or directory.removeprefix(site + "_") in NO_GOLDEN_VARIANTS:
             continue
         seen: set[Path] = set()
         for line in manifest.read_text(encoding="utf-8").splitlines():
@@ -65,10 +116,19 @@ def fixture_pages() -> Iterator[FixturePage]:
             ):
                 continue
             seen.add(path)
-            yield FixturePage(site, entry["url"], path, entry.get("headers") or {})
+            yield FixturePage(site, entry["url"], path, entry.get("headers") or {}, seeds)
+
+
+def golden_cases(seeds: Path = SEEDS) -> list[GoldenCase]:
+    """The fixture pages grouped by `FixturePage.key`, first copy first."""
+    groups: dict[str, list[FixturePage]] = {}
+    for page in fixture_pages(seeds):
+        groups.setdefault(page.key, []).append(page)
+    return [GoldenCase(pages[0], tuple(pages[1:])) for pages in groups.values()]
 
 
 def extract(page: FixturePage) -> Article | Rejection:
+    """The page extracted by its registered site, as the spider would."""
     return SITES[page.site].extract(page.url, page.path.read_bytes(), page.headers, FETCHED_AT)
 
 
@@ -82,22 +142,41 @@ def dump(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
+def expected_of(case: GoldenCase) -> dict[str, Any] | None:
+    """The case's golden file as JSON, or None when it has none yet."""
+    if not case.expected_path.exists():
+        return None
+    return json.loads(case.expected_path.read_text("utf-8"))
+
+
+def regenerate(seeds: Path = SEEDS, *, overwrite: bool = False) -> list[Path]:
+    """Write the golden file of every case that has none (all with `overwrite`);
+    the files written or changed."""
+    written = []
+    for case in golden_cases(seeds):
+        if case.expected_path.exists() and not overwrite:
+            continue
+        text = dump(as_json(extract(case.page)))
+        if not case.expected_path.exists() or case.expected_path.read_text("utf-8") != text:
+            case.expected_path.write_text(text, encoding="utf-8")
+            written.append(case.expected_path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--overwrite", action="store_true", help="rewrite existing files")
     args = parser.parse_args(argv)
-    written = kept = 0
-    for page in fixture_pages():
-        if page.expected_path.exists() and not args.overwrite:
-            kept += 1
-            continue
-        text = dump(as_json(extract(page)))
-        if not page.expected_path.exists() or page.expected_path.read_text("utf-8") != text:
-            page.expected_path.write_text(text, encoding="utf-8")
-            written += 1
-            print(f"wrote {page.expected_path.relative_to(SEEDS)}")
-    print(f"{written} written, {kept} kept")
-    return 0
+    written = regenerate(overwrite=args.overwrite)
+    for path in written:
+        print(f"wrote {path.relative_to(SEEDS)}")
+    copies = [c for case in golden_cases() for c in case.copies if c.expected_path.exists()]
+    for copy in copies:
+        print(
+            f"duplicate golden file (its page is a copy): {copy.expected_path.relative_to(SEEDS)}"
+        )
+    print(f"{len(written)} written, {len(golden_cases()) - len(written)} kept")
+    return 1 if copies else 0
 
 
 if __name__ == "__main__":

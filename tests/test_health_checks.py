@@ -383,3 +383,9 @@ def test_previous_runs_are_finished_healthy_runs_of_the_spider_newest_first(
     assert later not in [run["id"] for run in runs]
     with_unhealthy = previous_runs(archive_engine, "maeil_ilbo", 2, current, include_unhealthy=True)
     assert [run["id"] for run in with_unhealthy] == [healthy, unhealthy]
+
+
+def test_a_body_source_of_no_known_form_counts_as_fallback() -> None:
+    # An article without a recorded body source is counted under ``None``.
+    stats = {"archive/body_source/None": 1, "archive/body_source/V1/container": 3}
+    assert _result(_run(stats), "body_source", "body").observed == 0.25

@@ -14,7 +14,7 @@ from lxml import html as lxml_html
 
 from news_archive.crawler.extract.decode import DecodeError, decode_html
 from news_archive.crawler.extract.metadata import Pick, Signals
-from news_archive.vocabulary import Article, FeedEntry, Image, Rejection
+from news_archive.vocabulary import Article, BodySource, FeedEntry, Image, Rejection
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MIN_BODY_CHARACTERS = 40
@@ -74,7 +74,7 @@ def assemble(
     canonical_url: str,
     title: Pick[str] | None,
     body_lines: list[str],
-    body_source: str,
+    body_source: BodySource,
     published: Pick[tuple[datetime, str]] | None,
     modified: Pick[tuple[datetime, str]] | None = None,
     subtitles: tuple[str, ...] = (),
@@ -92,7 +92,7 @@ def assemble(
         return Rejection(page.site, page.url, "no_body", f"{len(body)} characters of body text")
     if published is None:
         return Rejection(page.site, page.url, "no_date", "no publication date in any signal")
-    sources = {"title": title.source, "body": body_source, "published_at": published.source}
+    sources = {"title": title.source, "body": str(body_source), "published_at": published.source}
     for name, pick in (
         ("modified_at", modified),
         ("authors", authors),

@@ -1,23 +1,31 @@
-"""One module per site, named after its spider. Each exposes the same names:
+"""The registry: the only list of sites.
 
-``NAME``, ``ALLOWED_DOMAINS``, ``FEED_URLS``, ``canonical_url(url)``,
-``feed_entries(body, url)``, ``is_list_url(url)``, ``extract(url, body, headers,
-fetched_at, feed)`` and, for backfill, ``backfill_start_urls(sections)`` and
-``next_page_url(url)``.
+One module per site, named after its spider, declares a `Site` subclass (the
+contract and the extraction skeleton are in `news_archive.crawler.extract.site`).
+Everything that needs "every site" iterates `SITES`: the spiders
+(`news_archive.crawler.spiders.sites`), the golden tests (`tests/golden.py`), the
+benchmark (`bench/run.py`) and the command line's site checks. Adding a site is
+adding its instance to `REGISTERED` (see ``docs/adding-a-site.md``).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from news_archive.crawler.extract.site import Site
+from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
+from news_archive.crawler.sites.skt_insight import SktInsight
 
-from news_archive.crawler.sites import maeil_ilbo, skt_insight
+REGISTERED: tuple[Site, ...] = (MaeilIlbo(), SktInsight())
 
-SITES: dict[str, ModuleType] = {module.NAME: module for module in (maeil_ilbo, skt_insight)}
+SITES: dict[str, Site] = {site.name: site for site in REGISTERED}
+"""Spider name → site, in registration order."""
 
 
-def site_for(name: str) -> ModuleType:
-    """The site module of a spider name; KeyError names the known sites."""
+def site_for(name: str) -> Site:
+    """The site of a spider name; KeyError names the known sites."""
     try:
         return SITES[name]
     except KeyError:
         raise KeyError(f"unknown site {name!r}; known: {', '.join(sorted(SITES))}") from None
+
+
+__all__ = ["SITES", "Site", "site_for"]

@@ -1,37 +1,73 @@
 """SKT 뉴스룸 (news.sktelecom.com), formerly SKT Insight (www.sktinsight.com):
 a WordPress site with Yoast SEO. Every rule about its pages lives here.
 
+URLs: ``/<post id>`` (``/amp``, trailing slash, the old SKT Insight hosts) →
+``https://news.sktelecom.com/<post id>``; not ``/en/...`` (English edition, out of
+scope) and not shortlinks ``?p=`` (WordPress also numbers pages and attachments:
+those are resolved by following the site's redirect).
+Feed: ``/feed``, WordPress RSS 2.0, RFC 822 ``pubDate``, paged with ``?paged=N``
+(backfill walks those pages).
+
 Template versions:
 - V1: the WordPress theme — ``article.post`` with ``h1.entry-title``,
-  ``.entry-content``, ``.cat-links``, ``.tags-links``, ``time.entry-date``.
+  ``.entry-content``, ``.cat-links``, ``.tags-links``, ``time.entry-date``. A page
+  is V1 when its ``.entry-content`` is found (inside the post element when there is
+  one); a page is an article when it has a post element or article metadata.
+
+Precedence, strongest first (the name in ``Article.sources`` in brackets):
+- title: JSON-LD ``headline`` [json-ld] → ``h1.entry-title`` [markup] → ``og:title``
+  without `` - SKT 뉴스룸`` [og:title] (Yoast appends the brand) → feed [feed] →
+  ``<title>`` without the brand [html-title]
+- published: JSON-LD ``datePublished`` → ``article:published_time`` →
+  ``time.published[datetime]`` [markup] → feed ``pubDate`` [feed] → the visible
+  date ``2021. 03. 15``, midnight Korea time [markup-date]
+- modified: JSON-LD ``dateModified`` → ``article:modified_time`` → ``time.updated[datetime]``
+- authors: ``.byline .author`` [markup] → JSON-LD ``author`` → feed; the brand
+  ``SKT 뉴스룸`` alone means no author
+- section: the post's ``.cat-links`` [markup] → JSON-LD ``articleSection`` →
+  ``article:section`` → feed category
+- tags: the post's own ``.tags-links`` [markup] (never the sidebar tag cloud) →
+  JSON-LD ``keywords`` → ``article:tag``
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 from lxml.cssselect import CSSSelector
 
-from news_archive.crawler.extract.body import body_lines, figures, text_of, without_furniture
-from news_archive.crawler.extract.bylines import byline_names
-from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
-from news_archive.crawler.extract.feeds import feed_entries as read_feed
-from news_archive.crawler.extract.metadata import Pick, first, unique
-from news_archive.crawler.extract.page import Page, assemble, dated, language_of, load_page
-from news_archive.vocabulary import Article, FeedEntry, Rejection
+from news_archive.crawler.extract.dates import parse_rfc822
+from news_archive.crawler.extract.signals import (
+    FEED_AUTHORS,
+    FEED_PUBLISHED,
+    FEED_SECTION,
+    FEED_TITLE,
+    HTML_TITLE,
+    JSON_LD_AUTHORS,
+    JSON_LD_HEADLINE,
+    JSON_LD_KEYWORDS,
+    JSON_LD_MODIFIED,
+    JSON_LD_PUBLISHED,
+    JSON_LD_SECTION,
+    META_MODIFIED,
+    META_PUBLISHED,
+    META_SECTION,
+    META_TAGS,
+    OG_TITLE_WITHOUT_BRAND,
+    Context,
+    markup_bylines,
+    markup_iso_date,
+    markup_local_date,
+    markup_text,
+    markup_texts,
+)
+from news_archive.crawler.extract.site import Feed, Furniture, Site, Template
 
-NAME = "skt_insight"
-ALLOWED_DOMAINS = ("news.sktelecom.com", "sktinsight.com")
-# The old SKT Insight host names the same post ids as the newsroom.
-HOSTS = frozenset({"news.sktelecom.com", "www.sktinsight.com", "sktinsight.com"})
-FEED_URLS = ("https://news.sktelecom.com/feed",)
-BRANDS = ("SKT 뉴스룸", "SKT Insight", "SKT인사이트", "SK텔레콤")
-ARTICLE_URL = "https://news.sktelecom.com/{id}"
-# /129639, /129639/, /129639/amp, /129639/amp/ ; not /en/... (English edition, out of scope)
+# /129639, /129639/, /129639/amp, /129639/amp/
 POST_PATH = re.compile(r"^/(\d+)(?:/amp)?/?$")
+
+V1 = Template("V1")  # recognised by its body container, `.entry-content`
 
 POST = CSSSelector("article.post, article[id^=post-]")
 TITLE = CSSSelector("h1.entry-title")
@@ -42,169 +78,62 @@ AUTHOR = CSSSelector(".byline .author")
 PUBLISHED_TIME = CSSSelector("time.entry-date.published, time.published")
 MODIFIED_TIME = CSSSelector("time.updated")
 
-FURNITURE_EXACT = frozenset(
-    {"공유하기", "링크 복사", "태그", "관련 기사", "페이스북", "트위터", "카카오톡"}
-)
-FURNITURE_PREFIXES = ("Copyright ©", "SKT 뉴스룸 뉴스레터 구독")
 
+class SktInsight(Site):
+    name = "skt_insight"
+    allowed_domains = ("news.sktelecom.com", "sktinsight.com")
+    # The old SKT Insight host names the same post ids as the newsroom.
+    hosts = frozenset({"news.sktelecom.com", "www.sktinsight.com", "sktinsight.com"})
+    article_url = "https://news.sktelecom.com/{id}"
+    article_id_name = "post id"
+    sample_article_id = "129639"
+    feed = Feed(("https://news.sktelecom.com/feed",), parse_date=parse_rfc822)
+    brands = ("SKT 뉴스룸", "SKT Insight", "SKT인사이트", "SK텔레콤")
+    title_brands = ("SKT 뉴스룸", "SKT Insight")
 
-def canonical_url(url: str) -> str | None:
-    """``https://news.sktelecom.com/<post id>`` for a post URL on either host, AMP
-    included; None for anything else (shortlinks ``?p=`` are resolved by following
-    the site's redirect, since WordPress also numbers pages and attachments)."""
-    parts = urlsplit(url.strip())
-    match = POST_PATH.match(parts.path)
-    if parts.hostname not in HOSTS or not match:
-        return None
-    return ARTICLE_URL.format(id=int(match.group(1)))
-
-
-def feed_entries(body: bytes, feed_url: str) -> list[FeedEntry]:
-    """Entries of the WordPress RSS 2.0 feed (RFC 822 ``pubDate``)."""
-    return read_feed(body, feed_url, parse_date=parse_rfc822, brands=BRANDS)
-
-
-def is_list_url(url: str) -> bool:
-    """The site has no HTML list pages we read; its feed pages serve backfill."""
-    return False
-
-
-def backfill_start_urls(sections: tuple[str, ...]) -> list[str]:
-    """Backfill walks the feed's own pages, which the default start URL begins."""
-    return []
-
-
-def next_page_url(feed_url: str) -> str | None:
-    """WordPress pages its feed with ``?paged=N``."""
-    parts = urlsplit(feed_url)
-    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    query["paged"] = str(int(query.get("paged", "1")) + 1)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
-
-
-def extract(
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    fetched_at: datetime,
-    feed: FeedEntry | None = None,
-) -> Article | Rejection:
-    """One SKT 뉴스룸 post page → `Article`, or a `Rejection` with its reason."""
-    page = load_page(NAME, url, body, headers, fetched_at, feed)
-    if isinstance(page, Rejection):
-        return page
-    canonical = canonical_url(url) or canonical_url(page.signals.canonical or "")
-    if canonical is None:
-        return Rejection(NAME, url, "not_article", "URL and rel=canonical name no post id")
-    posts = POST(page.document)
-    scope = posts[0] if posts else page.document
-    containers = BODY(scope)
-    if not posts and not page.signals.is_article():
-        return Rejection(NAME, url, "not_article", "no post element or article metadata")
-    if containers:
-        lines = body_lines(containers[0], whole_page=False)
-        body_source = "V1/container"
-        images = figures(containers[0], url)
-    else:
-        lines = body_lines(page.document, whole_page=True)
-        body_source = "unknown/trafilatura-page"
-        images = ()
-    lines = without_furniture(
-        lines,
-        exact=FURNITURE_EXACT,
-        prefixes=FURNITURE_PREFIXES,
-        captions=[image.caption for image in images if image.caption],
+    templates = (V1,)
+    article_element = POST
+    containers = (BODY,)
+    furniture = Furniture(
+        exact=frozenset(
+            {"공유하기", "링크 복사", "태그", "관련 기사", "페이스북", "트위터", "카카오톡"}
+        ),
+        prefixes=("Copyright ©", "SKT 뉴스룸 뉴스레터 구독"),
     )
-    return assemble(
-        page,
-        canonical_url=canonical,
-        title=_title(page),
-        body_lines=lines,
-        body_source=body_source,
-        published=_published(page),
-        modified=first(
-            ("json-ld", lambda: dated(parse_iso, page.signals.ld_text("dateModified"))),
-            (
-                "article:modified_time",
-                lambda: dated(parse_iso, page.signals.meta("article:modified_time")),
-            ),
-            ("markup", lambda: dated(parse_iso, _attribute(page, MODIFIED_TIME, "datetime"))),
-        ),
-        authors=first(
-            (
-                "markup",
-                lambda: tuple(
-                    n for a in AUTHOR(page.document) for n in byline_names(text_of(a), BRANDS)
-                ),
-            ),
-            (
-                "json-ld",
-                lambda: tuple(
-                    n for a in page.signals.ld_names("author") for n in byline_names(a, BRANDS)
-                ),
-            ),
-            ("feed", lambda: page.feed.authors if page.feed else ()),
-        ),
-        section=first(
-            ("markup", lambda: text_of(CATEGORY(scope)[0]) if CATEGORY(scope) else None),
-            ("json-ld", lambda: page.signals.ld_text("articleSection")),
-            ("article:section", lambda: page.signals.meta("article:section")),
-            (
-                "feed",
-                lambda: page.feed.categories[0] if page.feed and page.feed.categories else None,
-            ),
-        ),
-        tags=first(
-            # The post's own tag links; never the sidebar tag cloud.
-            ("markup", lambda: unique(text_of(a) for a in TAGS(scope))),
-            ("json-ld", lambda: unique(page.signals.ld_names("keywords"))),
-            ("article:tag", lambda: unique(page.signals.meta_all("article:tag"))),
-        ),
-        images=images,
-        language=language_of(page),
+    not_article_detail = "no post element or article metadata"
+
+    title = (
+        JSON_LD_HEADLINE,
+        markup_text(TITLE),
+        OG_TITLE_WITHOUT_BRAND,
+        FEED_TITLE,
+        HTML_TITLE,
     )
-
-
-def _title(page: Page) -> Pick[str] | None:
-    def strip_brand(title: str | None) -> str | None:
-        if not title:
-            return None
-        return re.sub(r"\s*[-–|]\s*(?:SKT 뉴스룸|SKT Insight)\s*$", "", title) or None
-
-    return first(
-        ("json-ld", lambda: page.signals.ld_text("headline")),
-        ("markup", lambda: text_of(TITLE(page.document)[0]) if TITLE(page.document) else None),
-        ("og:title", lambda: strip_brand(page.signals.meta("og:title"))),
-        ("feed", lambda: page.feed.title if page.feed else None),
-        ("html-title", lambda: strip_brand(page.signals.html_title)),
-    )
-
-
-def _published(page: Page) -> Pick[tuple[datetime, str]] | None:
-    def visible_date() -> tuple[datetime, str] | None:
-        found = PUBLISHED_TIME(page.document)
-        return dated(parse_korea_local, text_of(found[0])) if found else None
-
-    return first(
-        ("json-ld", lambda: dated(parse_iso, page.signals.ld_text("datePublished"))),
-        (
-            "article:published_time",
-            lambda: dated(parse_iso, page.signals.meta("article:published_time")),
-        ),
-        ("markup", lambda: dated(parse_iso, _attribute(page, PUBLISHED_TIME, "datetime"))),
-        (
-            "feed",
-            lambda: (
-                (page.feed.published_at, page.feed.published_raw or "")
-                if page.feed and page.feed.published_at
-                else None
-            ),
-        ),
+    published = (
+        JSON_LD_PUBLISHED,
+        META_PUBLISHED,
+        markup_iso_date(PUBLISHED_TIME),
+        FEED_PUBLISHED,
         # Date only ("2021. 03. 15"): midnight Korea time, the weakest signal.
-        ("markup-date", visible_date),
+        markup_local_date(PUBLISHED_TIME, source="markup-date"),
     )
+    modified = (JSON_LD_MODIFIED, META_MODIFIED, markup_iso_date(MODIFIED_TIME))
+    authors = (markup_bylines(AUTHOR), JSON_LD_AUTHORS, FEED_AUTHORS)
+    section = (markup_text(CATEGORY, within="scope"), JSON_LD_SECTION, META_SECTION, FEED_SECTION)
+    tags = (markup_texts(TAGS, within="scope"), JSON_LD_KEYWORDS, META_TAGS)
 
+    def article_id(self, parts: SplitResult) -> int | None:
+        match = POST_PATH.match(parts.path)
+        return int(match.group(1)) if match else None
 
-def _attribute(page: Page, selector: CSSSelector, name: str) -> str | None:
-    found = selector(page.document)
-    return found[0].get(name) if found else None
+    def is_article(self, context: Context) -> bool:
+        """The theme's post element is the evidence (a page without one may still
+        carry ``.entry-content``, e.g. a WordPress page), else article metadata."""
+        return context.scope is not context.page.document or context.page.signals.is_article()
+
+    def next_page_url(self, url: str) -> str | None:
+        """WordPress pages its feed with ``?paged=N``."""
+        parts = urlsplit(url)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        query["paged"] = str(int(query.get("paged", "1")) + 1)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, date, datetime
-from types import ModuleType
 from typing import Any, ClassVar
 
 import scrapy
@@ -21,6 +20,7 @@ from twisted.python.failure import Failure
 
 from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError
+from news_archive.crawler.extract.site import Site
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
 from news_archive.vocabulary import AliasSeen, Article, FeedEntry, FetchFailure
 
@@ -37,7 +37,7 @@ class ArchiveSpider(scrapy.Spider):
     - ``sections``: comma-separated section codes for backfill (매일일보 ``S1N1``...).
     """
 
-    site: ClassVar[ModuleType]
+    site: ClassVar[Site]
 
     def __init__(
         self,
@@ -49,14 +49,14 @@ class ArchiveSpider(scrapy.Spider):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.allowed_domains = list(self.site.ALLOWED_DOMAINS)
+        self.allowed_domains = list(self.site.allowed_domains)
         self.requested_urls = [u.strip() for u in (urls or "").split(",") if u.strip()]
         self.since = date.fromisoformat(since) if since else None
         self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
         self.past_archived = (past_archived or "").lower() in ("1", "true", "yes")
 
     async def start(self) -> AsyncIterator[Any]:
-        urls = self.requested_urls or list(self.site.FEED_URLS)
+        urls = self.requested_urls or list(self.site.feed_urls)
         if self.since and not self.requested_urls:
             urls += self.site.backfill_start_urls(self.sections)
         for url in urls:
@@ -101,7 +101,11 @@ class ArchiveSpider(scrapy.Spider):
         """A feed or list page: follow each item; in backfill, the next page too,
         until items are older than ``since`` (the incremental middleware also stops
         it at a page listing an article an earlier run archived, unless
-        ``past_archived``)."""
+        ``past_archived``).
+
+        @site_feed
+        @returns requests 1
+        """
         stats = self.crawler.stats
         try:
             if self.site.is_list_url(response.url):
@@ -135,7 +139,12 @@ class ArchiveSpider(scrapy.Spider):
 
     def parse_article(self, response: Response, entry: FeedEntry | None = None) -> Iterator[Any]:
         """Extract the page: an `Article` for the pipeline to store, or a `Rejection`
-        saying why not; and the aliases the request was redirected through."""
+        saying why not; and the aliases the request was redirected through.
+
+        @site_article
+        @returns items 1 1
+        @scrapes url title body published_at
+        """
         result = self.site.extract(
             response.url, response.body, _headers(response), _fetched_at(response), entry
         )

@@ -5,6 +5,7 @@ and rebuilt by replaying the WARC files, run by run, into a fresh database."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from news_archive.crawler import reextract as reextract_module
-from news_archive.crawler.sites import maeil_ilbo
+from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
 from news_archive.storage.archive import Archive
 from tests.conftest import fresh_database
 from tests.crawl.crawling import SEEDS, crawl, snapshot
@@ -171,10 +172,10 @@ def test_reextraction_versions_exactly_the_changed_articles_and_is_idempotent(
     first = _reextract(sqlite_url, warc, progress=False, workers=2)
     assert first == {"targets": 11, "unchanged": 11}
     # A "parser fix" for 매일일보: a closing quote line becomes furniture. It runs in
-    # this process (workers=1), where the patched module is the one in use.
-    monkeypatch.setattr(
-        maeil_ilbo, "FURNITURE_PREFIXES", (*maeil_ilbo.FURNITURE_PREFIXES, "삼성전자 관계자는")
-    )
+    # this process (workers=1), where the patched class is the one in use.
+    furniture = MaeilIlbo.furniture
+    prefixes = (*furniture.prefixes, "삼성전자 관계자는")
+    monkeypatch.setattr(MaeilIlbo, "furniture", dataclasses.replace(furniture, prefixes=prefixes))
     changed = _reextract(sqlite_url, warc, progress=False, workers=1)
     assert changed == {"targets": 11, "changed": 1, "unchanged": 10}
     notes = _rows(

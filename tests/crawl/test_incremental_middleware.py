@@ -14,7 +14,7 @@ from scrapy.http import HtmlResponse
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.middlewares.incremental import STOP_AT_ARCHIVED, IncrementalMiddleware
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.visits import VisitRecord
 from news_archive.vocabulary import AliasSeen, PageVisit, Rejection
 from tests.crawl.crawling import project_crawler

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.pipelines import ArchivePipeline
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.vocabulary import Article
 from tests.crawl.crawling import project_crawler
 from tests.golden import extract, fixture_pages

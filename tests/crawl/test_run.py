@@ -24,7 +24,7 @@ from news_archive.crawler.extensions.run import (
     ArchiveRun,
 )
 from news_archive.crawler.pipelines import ArchivePipeline
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from tests.crawl.crawling import ROOT, SEEDS, crawl_environment, project_crawler, snapshot
 
 # Runs `scrapy crawl` in this process after counting every engine SQLAlchemy builds

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from news_archive.crawler.sites import SITES
 from tests.crawl.crawling import ROOT, SEEDS, crawl_environment, snapshot
 
 SEED_ARTICLE = "https://www.m-i.kr/news/articleView.html?idxno=714398"
@@ -56,3 +59,27 @@ def test_parse_prints_the_extracted_article(tmp_path: Path) -> None:
     assert "# Scraped Items" in parsed.stdout
     assert SEED_TITLE in parsed.stdout
     assert "'published_at'" in parsed.stdout
+
+
+@pytest.mark.parametrize("spider", sorted(SITES))
+def test_check_runs_the_contracts_of_every_site(spider: str, tmp_path: Path) -> None:
+    checked = _scrapy(
+        "check", spider, cwd=ROOT,
+        REPLAY_DIR=str(SEEDS / spider), DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}",
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    # @returns and @scrapes of parse_article, @returns of parse_listing
+    assert "Ran 3 contracts" in checked.stderr
+    assert checked.stderr.rstrip().endswith("OK")
+
+
+def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
+    # An empty replay folder: every page is a 404, so no article and no request.
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "manifest.jsonl").write_text("", encoding="utf-8")
+    checked = _scrapy(
+        "check", "maeil_ilbo", cwd=ROOT,
+        REPLAY_DIR=str(tmp_path / "nothing"), DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}",
+    )  # fmt: skip
+    assert checked.returncode != 0
+    assert "FAILED" in checked.stderr

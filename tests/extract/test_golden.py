@@ -1,18 +1,25 @@
-"""Golden extraction tests: one test per (fixture page, field), plus invariants that
-every expected file must satisfy, so that a wrong golden value cannot hide a bug."""
+"""Golden extraction tests over every registered site's fixture pages, keyed by
+content (`tests.golden.golden_cases`): one test per (article case, field), one
+"no unexpected fields" per article case, one expected error per rejected case,
+and invariants every expected file must satisfy, so that a wrong golden value
+cannot hide a bug. No site is named here: sites come from the registry."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.golden import FixturePage, as_json, extract, fixture_pages
+from news_archive.crawler.sites import SITES
+from tests.golden import GoldenCase, as_json, expected_of, extract, golden_cases
 
-PAGES = list(fixture_pages())
+CASES = golden_cases()
+EXPECTED = {case.id: expected_of(case) for case in CASES}
+# A case without a golden file yet is in neither list: test_golden_file_exists fails.
+ARTICLES = [c for c in CASES if EXPECTED[c.id] is not None and "rejected" not in EXPECTED[c.id]]
+REJECTIONS = [c for c in CASES if EXPECTED[c.id] is not None and "rejected" in EXPECTED[c.id]]
 FIELDS = (
     "authors",
     "body",
@@ -33,7 +40,8 @@ FIELDS = (
     "title",
     "url",
 )
-# Page furniture of both sites (SITES.md and the seed pages): none may reach a body.
+# Furniture of Korean news pages (the sites' own rules are checked too): none may
+# appear anywhere in a body, not even inside a line.
 FURNITURE = (
     "상태바",
     "이 기사를 공유합니다",
@@ -57,48 +65,59 @@ FURNITURE = (
     "태그",
     "adsbygoogle",
 )
-CANONICAL = {
-    "maeil_ilbo": re.compile(r"^https://www\.m-i\.kr/news/articleView\.html\?idxno=\d+$"),
-    "skt_insight": re.compile(r"^https://news\.sktelecom\.com/\d+$"),
-}
 
 
-def expected(page: FixturePage) -> dict[str, Any]:
-    if not page.expected_path.exists():
-        pytest.fail(f"no golden file for {page.id}: run python -m tests.golden")
-    return json.loads(page.expected_path.read_text("utf-8"))
+def _id(case: GoldenCase) -> str:
+    return case.id
 
 
 _actual_cache: dict[str, dict[str, Any]] = {}
 
 
-def actual(page: FixturePage) -> dict[str, Any]:
-    if page.id not in _actual_cache:
-        _actual_cache[page.id] = as_json(extract(page))
-    return _actual_cache[page.id]
+def actual(case: GoldenCase) -> dict[str, Any]:
+    if case.id not in _actual_cache:
+        _actual_cache[case.id] = as_json(extract(case.page))
+    return _actual_cache[case.id]
 
 
-def test_there_are_fixture_pages_for_both_sites() -> None:
-    assert {page.site for page in PAGES} == set(CANONICAL)
-    assert len(PAGES) >= 12
+def test_every_registered_site_has_golden_cases() -> None:
+    assert {case.site for case in CASES} == set(SITES)
+    assert len(ARTICLES) >= 12 and REJECTIONS
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.id)
-def test_no_unexpected_fields(page: FixturePage) -> None:
-    assert sorted(actual(page)) == sorted(expected(page))
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_golden_file_exists(case: GoldenCase) -> None:
+    assert EXPECTED[case.id] is not None, f"no golden file for {case.id}: python -m tests.golden"
+
+
+def test_copies_have_no_golden_file_of_their_own() -> None:
+    """A byte-identical copy is the same case: one golden file, not two to keep in step."""
+    duplicates = [copy.id for case in CASES for copy in case.copies if copy.expected_path.exists()]
+    assert duplicates == []
+
+
+def test_copies_extract_like_their_case() -> None:
+    """Extraction is pure: the same bytes, URL and headers give the same result."""
+    for case in CASES:
+        for copy in case.copies:
+            assert as_json(extract(copy)) == actual(case), copy.id
+
+
+@pytest.mark.parametrize("case", REJECTIONS, ids=_id)
+def test_rejection(case: GoldenCase) -> None:
+    assert actual(case) == EXPECTED[case.id]
+
+
+@pytest.mark.parametrize("case", ARTICLES, ids=_id)
+def test_no_unexpected_fields(case: GoldenCase) -> None:
+    assert sorted(actual(case)) == sorted(EXPECTED[case.id] or {})
 
 
 @pytest.mark.parametrize("field", FIELDS)
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.id)
-def test_field(page: FixturePage, field: str) -> None:
-    want = expected(page)
-    if "rejected" in want:
-        assert actual(page) == want
-        return
-    assert actual(page)[field] == want[field]
-
-
-ARTICLES = [page for page in PAGES if "rejected" not in expected(page)]
+@pytest.mark.parametrize("case", ARTICLES, ids=_id)
+def test_field(case: GoldenCase, field: str) -> None:
+    want = EXPECTED[case.id] or {}
+    assert actual(case).get(field, "<missing>") == want[field]
 
 
 def _utc(value: str) -> datetime:
@@ -107,20 +126,26 @@ def _utc(value: str) -> datetime:
     return parsed
 
 
-@pytest.mark.parametrize("page", ARTICLES, ids=lambda p: p.id)
-def test_expected_file_invariants(page: FixturePage) -> None:
-    data = expected(page)
-    assert data["title"].strip() and "매일일보" not in data["title"]
-    assert "SKT 뉴스룸" not in data["title"]
+@pytest.mark.parametrize("case", ARTICLES, ids=_id)
+def test_expected_file_invariants(case: GoldenCase) -> None:
+    data = EXPECTED[case.id] or {}
+    site = SITES[case.site]
+    assert data["site"] == site.name
+    assert data["title"].strip()
+    for brand in site.brands:
+        assert brand not in data["title"], f"brand {brand!r} in title"
     published = _utc(data["published_at"])
     assert data["published_raw"].strip()
     if data["modified_at"]:
         assert _utc(data["modified_at"]) >= published
-    assert CANONICAL[data["site"]].match(data["url"])
+    assert data["url"].startswith("https://")
+    assert site.canonical_url(data["url"]) == data["url"], "URL is not canonical"
     body_lines = data["body"].split("\n")
     assert all(line.strip() == line and line for line in body_lines)
     for marker in FURNITURE:
         assert marker not in data["body"], f"furniture {marker!r} in body"
+    for line in body_lines:
+        assert not site.furniture.is_furniture(line), f"furniture line {line!r} in body"
     for image in data["images"]:
         assert image["url"].startswith("https://")
         if image["caption"]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from news_archive.crawler.sites import maeil_ilbo, skt_insight
+from news_archive.crawler.sites import Site, site_for
 from news_archive.vocabulary import Article, FeedEntry
 from tests.golden import SEEDS
+
+MAEIL_ILBO = site_for("maeil_ilbo")
+SKT_INSIGHT = site_for("skt_insight")
 
 FETCHED_AT = datetime(2026, 11, 23, tzinfo=UTC)
 HEADERS = {"Content-Type": "text/html; charset=UTF-8"}
@@ -24,18 +27,18 @@ def _without(page: bytes, *patterns: bytes) -> bytes:
     return page
 
 
-def _extract(module, url: str, body: bytes, feed: FeedEntry | None = None) -> Article:  # type: ignore[no-untyped-def]
-    result = module.extract(url, body, HEADERS, FETCHED_AT, feed)
+def _extract(site: Site, url: str, body: bytes, feed: FeedEntry | None = None) -> Article:
+    result = site.extract(url, body, HEADERS, FETCHED_AT, feed)
     assert isinstance(result, Article), result
     return result
 
 
 def test_maeil_dates_fall_back_from_json_ld_to_meta_to_visible_markup() -> None:
     page = (SEEDS / "maeil_ilbo" / "pages" / "800101.html").read_bytes()
-    full = _extract(maeil_ilbo, MAEIL_URL, page)
-    no_ld = _extract(maeil_ilbo, MAEIL_URL, _without(page))
+    full = _extract(MAEIL_ILBO, MAEIL_URL, page)
+    no_ld = _extract(MAEIL_ILBO, MAEIL_URL, _without(page))
     markup_only = _extract(
-        maeil_ilbo, MAEIL_URL, _without(page, rb'<meta property="article:[^>]*>')
+        MAEIL_ILBO, MAEIL_URL, _without(page, rb'<meta property="article:[^>]*>')
     )
     assert full.sources["published_at"] == "json-ld"
     assert no_ld.sources["published_at"] == "article:published_time"
@@ -55,7 +58,7 @@ def test_maeil_title_and_authors_fall_back_to_the_feed_entry() -> None:
         rb"<title>.*?</title>",
     )
     feed = FeedEntry(url=MAEIL_URL, title="피드 제목", authors=("박효길",))
-    article = _extract(maeil_ilbo, MAEIL_URL, stripped, feed)
+    article = _extract(MAEIL_ILBO, MAEIL_URL, stripped, feed)
     assert (article.title, article.sources["title"]) == ("피드 제목", "feed")
     assert (article.authors, article.sources["authors"]) == (("박효길",), "feed")
 
@@ -63,7 +66,7 @@ def test_maeil_title_and_authors_fall_back_to_the_feed_entry() -> None:
 def test_skt_tags_fall_back_to_json_ld_keywords_not_the_sidebar_cloud() -> None:
     page = (SEEDS / "skt_insight" / "pages" / "129639.html").read_bytes()
     without_tag_links = re.sub(rb'<div class="tags-links">.*?</div>', b"", page, flags=re.S)
-    article = _extract(skt_insight, SKT_URL, without_tag_links)
+    article = _extract(SKT_INSIGHT, SKT_URL, without_tag_links)
     assert article.sources["tags"] == "json-ld"
     assert article.tags == ("SKT", "카카오", "초협력", "ESG", "지적재산권", "특허")
 
@@ -71,6 +74,6 @@ def test_skt_tags_fall_back_to_json_ld_keywords_not_the_sidebar_cloud() -> None:
 def test_skt_date_falls_back_to_the_visible_date_at_korean_midnight() -> None:
     page = (SEEDS / "skt_insight" / "pages" / "129639.html").read_bytes()
     stripped = _without(page, rb'<meta property="article:[^>]*>', rb'datetime="[^"]*"')
-    article = _extract(skt_insight, SKT_URL, stripped)
+    article = _extract(SKT_INSIGHT, SKT_URL, stripped)
     assert article.sources["published_at"] == "markup-date"
     assert article.published_at == datetime(2021, 3, 14, 15, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Small pure functions: dates, bylines, canonical URLs, decoding, feeds."""
+"""Small pure functions: dates, bylines, canonical URLs, decoding, feeds, body sources."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
 from news_archive.crawler.extract.decode import DecodeError, decode_html
 from news_archive.crawler.extract.feeds import FeedError, read_rss
-from news_archive.crawler.sites import maeil_ilbo, skt_insight
-from news_archive.vocabulary import content_hash
+from news_archive.crawler.sites import site_for
+from news_archive.vocabulary import Article, BodyMethod, BodySource, content_hash
+from tests.golden import FETCHED_AT, SEEDS
+
+MAEIL_ILBO = site_for("maeil_ilbo")
+SKT_INSIGHT = site_for("skt_insight")
 
 
 @pytest.mark.parametrize(
@@ -71,7 +75,7 @@ def test_byline_names(raw: str, names: tuple[str, ...]) -> None:
     ],
 )
 def test_maeil_ilbo_article_urls_share_one_canonical_form(url: str) -> None:
-    assert maeil_ilbo.canonical_url(url) == "https://www.m-i.kr/news/articleView.html?idxno=714398"
+    assert MAEIL_ILBO.canonical_url(url) == "https://www.m-i.kr/news/articleView.html?idxno=714398"
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,7 @@ def test_maeil_ilbo_article_urls_share_one_canonical_form(url: str) -> None:
     ],
 )
 def test_skt_post_urls_share_one_canonical_form(url: str) -> None:
-    assert skt_insight.canonical_url(url) == "https://news.sktelecom.com/129639"
+    assert SKT_INSIGHT.canonical_url(url) == "https://news.sktelecom.com/129639"
 
 
 @pytest.mark.parametrize(
@@ -100,8 +104,8 @@ def test_skt_post_urls_share_one_canonical_form(url: str) -> None:
     ],
 )
 def test_non_article_urls_have_no_canonical_form(url: str) -> None:
-    assert maeil_ilbo.canonical_url(url) is None
-    assert skt_insight.canonical_url(url) is None
+    assert MAEIL_ILBO.canonical_url(url) is None
+    assert SKT_INSIGHT.canonical_url(url) is None
 
 
 def test_decode_prefers_header_then_meta_and_reads_euc_kr_as_cp949() -> None:
@@ -132,7 +136,7 @@ def test_maeil_feed_dates_are_korea_time() -> None:
         b"<author>\xeb\xb0\x95\xed\x9a\xa8\xea\xb8\xb8 \xea\xb8\xb0\xec\x9e\x90</author>"
         b"<pubDate>2020-06-21 09:00:00</pubDate></item></channel></rss>"
     )
-    (entry,) = maeil_ilbo.feed_entries(feed, "https://www.m-i.kr/rss/allArticle.xml")
+    (entry,) = MAEIL_ILBO.feed_entries(feed, "https://www.m-i.kr/rss/allArticle.xml")
     assert entry.published_at == datetime(2020, 6, 21, 0, tzinfo=UTC)
     assert entry.authors == ("박효길",)
 
@@ -148,3 +152,33 @@ def test_malformed_feed_keeps_readable_items_and_garbage_is_an_error() -> None:
         read_rss(b"<html><body>Service Unavailable</body></html>")
     with pytest.raises(FeedError):
         read_rss(b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "fallback"),
+    [
+        ("V1/container", False),
+        ("V2/trafilatura-page", True),
+        ("unknown/container", True),
+        ("unknown/trafilatura-page", True),
+    ],
+)
+def test_body_sources_read_back_what_they_write(text: str, fallback: bool) -> None:
+    source = BodySource.parse(text)
+    assert source is not None and str(source) == text
+    assert source.is_fallback is fallback
+
+
+@pytest.mark.parametrize("text", ["None", "", "V1", "V1/markup", "/container"])
+def test_a_body_source_of_another_form_is_none(text: str) -> None:
+    assert BodySource.parse(text) is None
+
+
+def test_an_article_carries_its_body_source_typed() -> None:
+    page = (SEEDS / "maeil_ilbo" / "pages" / "800101.html").read_bytes()
+    url = "https://www.m-i.kr/news/articleView.html?idxno=800101"
+    article = MAEIL_ILBO.extract(
+        url, page, {"Content-Type": "text/html; charset=UTF-8"}, FETCHED_AT
+    )
+    assert isinstance(article, Article)
+    assert article.body_source == BodySource("V2", BodyMethod.CONTAINER)
