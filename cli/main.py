@@ -589,7 +589,9 @@ def run_reextract(arguments: argparse.Namespace) -> int:
     article not re-extracted is one stderr line, and then the exit status is
     `REEXTRACT_FAILED_EXIT`."""
     check_site(arguments.site)
-    warc_dir = arguments.warc_dir or Path(os.environ.get("WARC_DIR") or "warc")
+    from news_archive.crawler import settings
+
+    warc_dir = arguments.warc_dir or Path(settings.WARC_DIR)
     if not warc_dir.is_dir():
         raise CliError(f"no WARC folder at {warc_dir}: give --warc-dir or set WARC_DIR")
     # Imported here: it pulls in the extraction stack and the process pool.
