@@ -24,7 +24,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, TextIO
 
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -229,6 +228,8 @@ def database_url(arguments: argparse.Namespace) -> str:
 
 def head_revision() -> str:
     """The newest schema revision this program's migrations know."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations have no head revision"
     return head
@@ -302,6 +303,8 @@ def _revision_problem(archive: Archive, current: str | None, head: str) -> str:
     shown = archive.url
     if current is None:
         return f"database {shown} has no archive schema (not migrated): run `{PROGRAM} db upgrade`"
+    from alembic.script import ScriptDirectory
+
     if ScriptDirectory.from_config(alembic_config()).get_revision(current) is None:
         return (
             f"database {shown} is at schema revision {current}, which this {PROGRAM} "
