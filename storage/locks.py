@@ -23,18 +23,31 @@ from news_archive.storage.engine import READ_ONLY_OPTION
 
 
 @dataclass(frozen=True, slots=True)
-class LockResult:
-    """Outcome of `acquire_run_lock`.
+class LockHolder:
+    """A row of ``crawl_locks``: which crawl holds a spider's lock (times UTC-aware)."""
 
-    `holder` is the lock row as a dict (``spider``, ``run_id``, ``hostname``,
-    ``pid``, ``acquired_at``, ``heartbeat_at``; times UTC-aware): ours when
-    `acquired`, the live holder's when not.  `taken_over` is the dead holder's row
-    when the lock was taken from it, else None.
-    """
+    spider: str
+    run_id: int | None
+    hostname: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on host {self.hostname}"
+
+
+@dataclass(frozen=True, slots=True)
+class LockResult:
+    """Outcome of `acquire_run_lock`: `holder` is ours when `acquired`, the live
+    holder when not; `taken_over` is the dead holder the lock was taken from."""
 
     acquired: bool
-    holder: dict[str, Any] | None
-    taken_over: dict[str, Any] | None = None
+    holder: LockHolder
+    taken_over: LockHolder | None = None
+
+
+_COLUMNS = ("spider", "run_id", "hostname", "pid", "acquired_at", "heartbeat_at")
 
 
 def acquire_run_lock(
@@ -53,26 +66,21 @@ def acquire_run_lock(
     """
     if not isinstance(stale_after, timedelta):
         stale_after = timedelta(seconds=stale_after)
-    ours = {
-        "run_id": run_id,
-        "hostname": hostname,
-        "pid": pid,
-        "acquired_at": now,
-        "heartbeat_at": now,
-    }
+    ours = LockHolder(spider, run_id, hostname, pid, acquired_at=now, heartbeat_at=now)
+    values = {name: getattr(ours, name) for name in _COLUMNS if name != "spider"}
     insert = _dialect_insert(engine)
     # Two rounds: the holder may release between our INSERT and our SELECT.
     for _ in range(2):
         with engine.begin() as connection:
             inserted = connection.execute(
                 insert(tables.locks)
-                .values(spider=spider, **ours)
+                .values(spider=spider, **values)
                 # The primary key decides who is first, even between two hosts.
                 .on_conflict_do_nothing(index_elements=[tables.locks.c.spider])
                 .returning(tables.locks.c.spider)
             ).scalar_one_or_none()
             if inserted is not None:
-                return LockResult(True, {"spider": spider, **ours})
+                return LockResult(True, ours)
             row = (
                 connection.execute(select(tables.locks).where(tables.locks.c.spider == spider))
                 .mappings()
@@ -82,7 +90,7 @@ def acquire_run_lock(
             break
     else:
         raise RuntimeError(f"the run lock of {spider!r} was taken and released twice")
-    holder = dict(row)
+    holder = LockHolder(**row)
     if not _holder_is_dead(holder, hostname, now, stale_after):
         return LockResult(False, holder)
     with engine.begin() as connection:
@@ -92,14 +100,14 @@ def acquire_run_lock(
             update(tables.locks)
             .where(
                 tables.locks.c.spider == spider,
-                tables.locks.c.hostname == holder["hostname"],
-                tables.locks.c.pid == holder["pid"],
-                tables.locks.c.heartbeat_at == holder["heartbeat_at"],
+                tables.locks.c.hostname == holder.hostname,
+                tables.locks.c.pid == holder.pid,
+                tables.locks.c.heartbeat_at == holder.heartbeat_at,
             )
-            .values(**ours)
+            .values(**values)
         ).rowcount
     if taken == 1:
-        return LockResult(True, {"spider": spider, **ours}, taken_over=holder)
+        return LockResult(True, ours, taken_over=holder)
     # Another run took it over in between: report who holds it now.
     return LockResult(False, read_run_lock(engine, spider) or holder)
 
@@ -132,8 +140,8 @@ def release_run_lock(engine: Engine, spider: str, pid: int, *, hostname: str | N
         )
 
 
-def read_run_lock(engine: Engine, spider: str) -> dict[str, Any] | None:
-    """The lock row of `spider` as a dict, or None when no crawl holds it."""
+def read_run_lock(engine: Engine, spider: str) -> LockHolder | None:
+    """Who holds the lock of `spider`, or None when no crawl does."""
     # A reader: on SQLite it must not take (or wait for) the write lock.
     with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
         row = (
@@ -141,7 +149,7 @@ def read_run_lock(engine: Engine, spider: str) -> dict[str, Any] | None:
             .mappings()
             .one_or_none()
         )
-    return dict(row) if row is not None else None
+    return LockHolder(**row) if row is not None else None
 
 
 def process_exists(pid: int) -> bool:
@@ -157,12 +165,12 @@ def process_exists(pid: int) -> bool:
 
 
 def _holder_is_dead(
-    holder: dict[str, Any], hostname: str, now: datetime, stale_after: timedelta
+    holder: LockHolder, hostname: str, now: datetime, stale_after: timedelta
 ) -> bool:
-    if holder["hostname"] == hostname and not process_exists(holder["pid"]):
+    if holder.hostname == hostname and not process_exists(holder.pid):
         return True
     # Another host's process cannot be probed: only a silent heartbeat tells.
-    return now - holder["heartbeat_at"] > stale_after
+    return now - holder.heartbeat_at > stale_after
 
 
 def _holder_clauses(spider: str, pid: int, hostname: str | None) -> list[Any]:

@@ -125,26 +125,19 @@ class ArchiveRun:
             spider_name, self.run_id, self.hostname, self.pid, _now(), self.stale_after
         )
         if not result.acquired:
-            holder = result.holder or {}
-            held_by = (
-                f"pid {holder.get('pid')} on host {holder.get('hostname')} "
-                f"since {_iso(holder.get('acquired_at'))}"
-            )
+            held_by = f"{result.holder} since {_iso(result.holder.acquired_at)}"
             stats.set_value("archive/lock/held_by", held_by)
             logger.warning("Another %s crawl is running (%s); exiting", spider_name, held_by)
             raise CloseSpider(ALREADY_RUNNING)
         self._lock_held = True
         if result.taken_over is not None:
             dead = result.taken_over
-            stats.set_value(
-                "archive/lock/taken_over", f"pid {dead['pid']} on host {dead['hostname']}"
-            )
+            stats.set_value("archive/lock/taken_over", str(dead))
             logger.warning(
-                "Took over the %s run lock of a dead crawl (pid %s on host %s, last heartbeat %s)",
+                "Took over the %s run lock of a dead crawl (%s, last heartbeat %s)",
                 spider_name,
-                dead["pid"],
-                dead["hostname"],
-                _iso(dead["heartbeat_at"]),
+                dead,
+                _iso(dead.heartbeat_at),
             )
         self._beat = LoopingCall(self._heartbeat, spider_name)
         self._beat.start(self.heartbeat_seconds, now=False)

@@ -46,8 +46,8 @@ def test_the_first_run_takes_the_lock_and_a_live_holder_keeps_it(archive_engine:
     assert first.acquired and first.taken_over is None
     assert not second.acquired
     assert second.holder is not None
-    assert (second.holder["pid"], second.holder["run_id"]) == (mine, 1)
-    assert second.holder["acquired_at"] == NOW
+    assert (second.holder.pid, second.holder.run_id) == (mine, 1)
+    assert second.holder.acquired_at == NOW
     assert other_spider.acquired
 
 
@@ -60,10 +60,10 @@ def test_a_dead_process_on_this_host_loses_its_lock(archive_engine: Engine) -> N
     result = acquire_run_lock(archive_engine, "maeil_ilbo", 2, HOST, os.getpid(), later, STALE)
 
     assert result.acquired
-    assert result.taken_over is not None and result.taken_over["pid"] == dead
+    assert result.taken_over is not None and result.taken_over.pid == dead
     lock = read_run_lock(archive_engine, "maeil_ilbo")
     assert lock is not None
-    assert (lock["pid"], lock["run_id"], lock["acquired_at"]) == (os.getpid(), 2, later)
+    assert (lock.pid, lock.run_id, lock.acquired_at) == (os.getpid(), 2, later)
 
 
 def test_another_hosts_lock_is_taken_over_only_when_its_heartbeat_is_stale(
@@ -84,7 +84,7 @@ def test_another_hosts_lock_is_taken_over_only_when_its_heartbeat_is_stale(
 
     assert not fresh.acquired
     assert stale.acquired
-    assert stale.taken_over is not None and stale.taken_over["hostname"] == "crawler-2"
+    assert stale.taken_over is not None and stale.taken_over.hostname == "crawler-2"
 
 
 def test_a_heartbeat_keeps_a_lock_from_going_stale(archive_engine: Engine) -> None:
@@ -131,4 +131,4 @@ def test_a_dead_holder_is_taken_over_exactly_once(archive_engine: Engine) -> Non
 
     assert outcomes.count(True) == 1
     lock = read_run_lock(archive_engine, "maeil_ilbo")
-    assert lock is not None and lock["hostname"] == f"crawler-{outcomes.index(True)}"
+    assert lock is not None and lock.hostname == f"crawler-{outcomes.index(True)}"
