@@ -94,6 +94,13 @@ def _reextract(database_url: str, warc: Path, **options: Any) -> dict[str, int]:
         archive.close()
 
 
+def _news_archive_reextract(database_url: str, warc: Path) -> subprocess.CompletedProcess[str]:
+    """The installed ``news-archive reextract --json`` as a user runs it."""
+    command = [str(Path(sys.executable).parent / "news-archive"), "reextract"]
+    command += ["--database-url", database_url, "--warc-dir", str(warc), "--no-progress", "--json"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
 def test_every_response_is_captured_and_indexed(captured: tuple[str, Path]) -> None:
     url, warc = captured
     runs = sorted(p for p in warc.iterdir() if p.is_dir())
@@ -285,21 +292,7 @@ def test_reextract_reads_revisits_and_gzip_encoded_captures(
         "ON v.id = c.article_version_id WHERE c.record_type = 'revisit'",
     )
     assert revisits[0][0] > 0  # the case under test: articles whose newest capture is a revisit
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "news-archive"),
-            "reextract",
-            "--database-url",
-            sqlite_url,
-            "--warc-dir",
-            str(warc),
-            "--no-progress",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _news_archive_reextract(sqlite_url, warc)
     assert (done.returncode, done.stderr) == (0, "")
     counts = json.loads(done.stdout)
     articles = _rows(sqlite_url, "SELECT count(*) FROM articles")[0][0]
@@ -320,21 +313,7 @@ def test_reextract_reports_each_article_it_could_not_read_and_fails(
     )
     path = warc / warc_file
     path.write_bytes(path.read_bytes()[: offset + length // 2])
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "news-archive"),
-            "reextract",
-            "--database-url",
-            sqlite_url,
-            "--warc-dir",
-            str(warc),
-            "--no-progress",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _news_archive_reextract(sqlite_url, warc)
     assert done.returncode == 3, done.stderr
     assert json.loads(done.stdout) == {
         "targets": 5,
