@@ -3,17 +3,25 @@
 Nothing here runs at import time; callers (the crawler's pipeline, tests,
 scripts) build an engine from the ``DATABASE_URL`` setting they were given.
 
-The Alembic scripts live in the top-level ``migrations/`` folder of a checkout,
-which is not a Python package: an egg built by ``scrapyd-deploy`` (or any
-non-editable install) does not carry it.  There `upgrade_to_head` only checks
-that the database is already at `SCHEMA_REVISION` and otherwise says how to
-migrate it from a checkout.
+The Alembic scripts are the package ``news_archive.migrations`` (the checkout's
+``migrations/`` folder), installed with the code.  Alembic reads them from a
+folder; where they are inside a zip (an egg built by ``scrapyd-deploy``) they are
+first copied to a temporary folder.  Only an installation that lacks them
+entirely makes `upgrade_to_head` refuse an outdated database, saying how to
+migrate it.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import logging
+import shutil
 import sqlite3
+import tempfile
 import time
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +33,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+logger = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions/, i.e. Alembic's head: the schema this
 # code expects.  Bump it with every new migration (tests/storage/test_engine.py
@@ -112,8 +122,11 @@ def alembic_config() -> Config:
     the crawler's)."""
     from alembic.config import Config
 
+    directory = migrations_directory()
+    if directory is None:
+        raise SchemaNotUpgradableError(f"the migrations are not installed ({MIGRATIONS_DIR})")
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(directory))
     return config
 
 
@@ -123,9 +136,38 @@ class SchemaNotUpgradableError(RuntimeError):
 
 
 def migrations_available() -> bool:
-    """Whether the Alembic scripts are on disk next to the code (a checkout or an
-    editable install), as opposed to an egg or a wheel without them."""
-    return (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "versions").is_dir()
+    """Whether this installation has its Alembic scripts."""
+    return migrations_directory() is not None
+
+
+@functools.cache
+def migrations_directory() -> Path | None:
+    """The folder Alembic reads the scripts from: the package's own folder, or a
+    temporary copy of it when the package lives inside a zip (a Scrapyd egg);
+    None when the installation has no migrations."""
+    if (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "versions").is_dir():
+        return MIGRATIONS_DIR
+    try:
+        package = files("news_archive.migrations")
+    except ModuleNotFoundError:
+        return None
+    if not package.joinpath("env.py").is_file():
+        return None
+    copy = Path(tempfile.mkdtemp(prefix="news-archive-migrations-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    _copy_tree(package, copy)
+    logger.info("Migrations read from a temporary copy of the packaged scripts: %s", copy)
+    return copy
+
+
+def _copy_tree(source: Traversable, target: Path) -> None:
+    for entry in source.iterdir():
+        if entry.is_dir():
+            if entry.name != "__pycache__":
+                (target / entry.name).mkdir()
+                _copy_tree(entry, target / entry.name)
+        else:
+            (target / entry.name).write_bytes(entry.read_bytes())
 
 
 def upgrade_to_head(url_or_engine: str | URL | Engine | Connection) -> None:
@@ -180,7 +222,7 @@ def _require_schema_revision(connection: Connection) -> None:
     raise SchemaNotUpgradableError(
         f"database {shown} has {found}, but this code needs revision {SCHEMA_REVISION} "
         f"and cannot migrate it: the migrations folder is not installed ({MIGRATIONS_DIR} "
-        "is missing, as when running from a Scrapyd egg). From a checkout of the project, "
+        "is missing from this installation). From a checkout of the project, "
         "run `news-archive db upgrade --database-url URL` (or `alembic -x url=URL upgrade "
         "head`) with this database's URL, then start the crawl again"
         + (

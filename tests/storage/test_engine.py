@@ -111,13 +111,30 @@ def test_schema_revision_is_the_alembic_head() -> None:
 
 @pytest.fixture
 def without_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run as from a Scrapyd egg: the migrations folder is not there."""
-    monkeypatch.setattr(engine_module, "MIGRATIONS_DIR", tmp_path / "egg" / "migrations")
+    """Run as an installation without its migrations package."""
+    monkeypatch.setattr(engine_module, "migrations_directory", lambda: None)
     assert not migrations_available()
 
 
 def test_migrations_are_available_in_a_checkout() -> None:
     assert migrations_available()
+
+
+def test_packaged_scripts_not_in_a_folder_are_migrated_from_a_copy(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As inside a zipped egg: the package's folder is not on disk, so Alembic gets a
+    temporary copy of the scripts read through importlib.resources."""
+    monkeypatch.setattr(engine_module, "MIGRATIONS_DIR", tmp_path / "egg.zip" / "migrations")
+    engine_module.migrations_directory.cache_clear()
+    try:
+        copy = engine_module.migrations_directory()
+        assert copy is not None and copy != engine_module.MIGRATIONS_DIR
+        assert (copy / "env.py").is_file() and (copy / "versions" / "0001_initial.py").is_file()
+        upgrade_to_head(sqlite_url)
+        assert current_revision(sqlite_url) == SCHEMA_REVISION
+    finally:
+        engine_module.migrations_directory.cache_clear()
 
 
 def test_without_migrations_a_database_at_head_is_a_no_op(
@@ -168,7 +185,7 @@ def test_without_migrations_an_older_database_is_an_error_and_left_alone(
             connection.commit()
     finally:
         engine.dispose()
-    monkeypatch.setattr(engine_module, "MIGRATIONS_DIR", tmp_path / "egg" / "migrations")
+    monkeypatch.setattr(engine_module, "migrations_directory", lambda: None)
     with pytest.raises(SchemaNotUpgradableError, match=r"has schema revision 0003, but") as raised:
         upgrade_to_head(database_url)
     assert "news-archive db upgrade" in str(raised.value)
