@@ -1,5 +1,7 @@
 """Fixtures shared by every test: one SQLite file per test, one PostgreSQL
-database per session (emptied per test), and a parametrised URL over both."""
+database per session (emptied per test), a parametrised URL over both backends
+(`BACKENDS`, the one list of them), and the seed crawl every backend gets once per
+session (`seed_archive`), for tests that only read what a real crawl stored."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -18,11 +21,18 @@ from sqlalchemy import Engine
 import news_archive.crawler.settings as project_settings
 from news_archive.storage.engine import create_archive_engine, upgrade_to_head
 from news_archive.storage.repository import ArchiveRepository
+from tests.crawl.crawling import SEEDS, Snapshot, crawl, snapshot
 
 # In-process component tests build crawlers with the project's TWISTED_REACTOR; a
 # heartbeat's LoopingCall would otherwise install Twisted's default reactor first.
 if not is_reactor_installed():
     install_reactor(project_settings.TWISTED_REACTOR)
+
+# The archive's backends, the one list every parametrised test and fixture uses.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
 
 POSTGRES_SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
 POSTGRES_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -104,12 +114,7 @@ def empty_postgres_database(url: str) -> None:
         connection.execute("CREATE SCHEMA public")
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of an EMPTY database (no tables at all) on each backend in turn."""
     if request.param == "sqlite":
@@ -134,3 +139,46 @@ def archive_engine(database_url: str) -> Iterator[Engine]:
 def repository(archive_engine: Engine) -> ArchiveRepository:
     """The archive repository on a migrated, empty database, on each backend."""
     return ArchiveRepository(archive_engine)
+
+
+@dataclass(frozen=True)
+class SeedArchive:
+    """An archive after three days of real crawls of both seed sites (``scrapy crawl``,
+    replay mode, every known article due at once): `url` holds the last state, and
+    `day1`, `day1_again` and `day2` are what SQL showed after each day.
+
+    Shared by every test of the session on its backend: read it, never write to it."""
+
+    backend: str
+    url: str
+    day1: Snapshot
+    day1_again: Snapshot
+    day2: Snapshot
+    # stderr of each crawl, by step and spider: ``logs["day1"]["maeil_ilbo"]``
+    logs: dict[str, dict[str, str]]
+
+
+# The order the seed crawl runs its spiders in, each day.
+SEED_SPIDERS = ("skt_insight", "maeil_ilbo")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def seed_archive(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SeedArchive]:
+    """Both seed sites crawled once per backend and session: day 1, day 1 again
+    (nothing changes: every article answers 304), then day 2 (one new and one
+    edited article per site). Each crawl must exit 0."""
+    # Every known article is due at once, so each run revisits all of them (with
+    # conditional requests): the re-crawl and next-day semantics under test.
+    always_due = ("-s", "REVISIT_SCHEDULE=*=0s")
+    with fresh_database(request.param, tmp_path_factory.mktemp("seed_archive")) as url:
+        snapshots: dict[str, Snapshot] = {}
+        logs: dict[str, dict[str, str]] = {}
+        for step, suffix in (("day1", ""), ("day1_again", ""), ("day2", "_day2")):
+            logs[step] = {
+                spider: crawl(spider, SEEDS / f"{spider}{suffix}", url, *always_due).stderr
+                for spider in SEED_SPIDERS
+            }
+            snapshots[step] = snapshot(url)
+        yield SeedArchive(request.param, url, **snapshots, logs=logs)

@@ -1,17 +1,17 @@
 """Real crawls of the seed fixtures through Scrapy and the replay middleware, into
 SQLite and PostgreSQL: day 1, day 1 again (nothing changes), then day 2 (one new
 article and one edited article per site). Every trap of the fixtures has an
-assertion here that fails when it is mishandled."""
+assertion here that fails when it is mishandled. The crawls are the session's
+`seed_archive` (tests/conftest.py), made once per backend for every reader."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import fresh_database
-from tests.crawl.crawling import SEEDS, Snapshot, crawl, snapshot
+from tests.conftest import SeedArchive
+from tests.crawl.crawling import SEEDS, Snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 SKT = "https://news.sktelecom.com/{}"
@@ -19,32 +19,15 @@ SKT = "https://news.sktelecom.com/{}"
 SEED_TEXT = SEEDS / "source"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
-def crawls(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Snapshot]]:
-    """Snapshots after each step of three days of crawling, on one backend."""
-    # Every known article is due at once, so each run revisits all of them (with
-    # conditional requests): the re-crawl and next-day semantics under test.
-    always_due = ("-s", "REVISIT_SCHEDULE=*=0s")
-    with fresh_database(request.param, tmp_path_factory.mktemp("e2e")) as url:
-        steps: dict[str, Snapshot] = {}
-        for spider in ("skt_insight", "maeil_ilbo"):
-            crawl(spider, SEEDS / spider, url, *always_due)
-        steps["day1"] = snapshot(url)
-        for spider in ("skt_insight", "maeil_ilbo"):
-            crawl(spider, SEEDS / spider, url, *always_due)
-        steps["day1_again"] = snapshot(url)
-        for spider in ("skt_insight", "maeil_ilbo"):
-            crawl(spider, SEEDS / f"{spider}_day2", url, *always_due)
-        steps["day2"] = snapshot(url)
-        yield steps
+@pytest.fixture
+def crawls(seed_archive: SeedArchive) -> dict[str, Snapshot]:
+    """Snapshots after each step of three days of crawling (the session's seed
+    archive, on each backend)."""
+    return {
+        "day1": seed_archive.day1,
+        "day1_again": seed_archive.day1_again,
+        "day2": seed_archive.day2,
+    }
 
 
 def _paragraphs(text: str) -> list[str]:
