@@ -1,5 +1,6 @@
 """The installed ``news-archive`` command, run as a user runs it (a subprocess), on
-both backends, over 매일일보's seed crawl and its day 2 (which edits 800101)."""
+both backends, over the session's seed archive: both sites' seed crawl and their
+day 2 (which edits 매일일보's 800101 and SKT's 130002)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,18 @@ from alembic import command
 
 from news_archive.cli.main import head_revision
 from news_archive.storage.engine import alembic_config, create_archive_engine
-from tests.conftest import fresh_database
-from tests.crawl.crawling import ROOT, SEEDS, crawl
+from tests.conftest import SeedArchive
+from tests.crawl.crawling import ROOT
 
 NEWS_ARCHIVE = Path(sys.executable).with_name("news-archive")
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 MAEIL_SEED = MAEIL.format(714398)
+SKT_SEED = "https://news.sktelecom.com/129639"  # also about 초협력 (one of its tags)
 EDITED = MAEIL.format(800101)
-ARTICLES = 6  # 5 on day 1, 1 new on day 2
-ARTICLES_SINCE_2026 = 5  # all but the 2020 seed
+ARTICLES = 6  # of 매일일보: 5 on day 1, 1 new on day 2
+SKT_ARTICLES = 7  # 6 on day 1, 1 new on day 2
+RUNS = 6  # each site on day 1, day 1 again and day 2
+ARTICLES_SINCE_2026 = 5  # of 매일일보: all but the 2020 seed
 
 
 def news_archive(
@@ -55,22 +58,11 @@ def succeed(*arguments: str, database_url: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
-def archive_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """URL of an archive holding 매일일보's day 1 and day 2."""
-    always_due = ("-s", "REVISIT_SCHEDULE=*=0s")
-    with fresh_database(request.param, tmp_path_factory.mktemp("cli")) as url:
-        crawl("maeil_ilbo", SEEDS / "maeil_ilbo", url, *always_due)
-        crawl("maeil_ilbo", SEEDS / "maeil_ilbo_day2", url, *always_due)
-        yield url
+@pytest.fixture
+def archive_url(seed_archive: SeedArchive) -> str:
+    """URL of the session's seed archive (both sites' day 1 and day 2, on each
+    backend): every command here only reads it."""
+    return seed_archive.url
 
 
 # --- search ----------------------------------------------------------------------------
@@ -78,10 +70,15 @@ def archive_url(
 
 def test_search_json(archive_url: str) -> None:
     hits = json.loads(succeed("search", "초협력", "--json", database_url=archive_url))
-    assert [hit["url"] for hit in hits] == [MAEIL_SEED]
-    assert set(hits[0]) == {"id", "site", "url", "title", "published_at", "snippet", "rank"}
-    assert "초협력" in hits[0]["snippet"]
-    assert hits[0]["published_at"] == "2020-06-21T00:00:00+00:00"
+    assert sorted(hit["url"] for hit in hits) == sorted([MAEIL_SEED, SKT_SEED])
+    maeil = next(hit for hit in hits if hit["url"] == MAEIL_SEED)
+    assert set(maeil) == {"id", "site", "url", "title", "published_at", "snippet", "rank"}
+    assert "초협력" in maeil["snippet"]
+    assert maeil["published_at"] == "2020-06-21T00:00:00+00:00"
+    only_maeil = json.loads(
+        succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
+    )
+    assert [hit["url"] for hit in only_maeil] == [MAEIL_SEED]
 
 
 def test_search_short_query_and_filters(archive_url: str) -> None:
@@ -129,7 +126,9 @@ def test_search_table(archive_url: str) -> None:
 
 
 def test_database_url_from_the_environment(archive_url: str) -> None:
-    result = news_archive("search", "초협력", "--json", env={"DATABASE_URL": archive_url})
+    result = news_archive(
+        "search", "초협력", "--json", "--site", "maeil_ilbo", env={"DATABASE_URL": archive_url}
+    )
     assert result.returncode == 0, result.stderr
     assert [hit["url"] for hit in json.loads(result.stdout)] == [MAEIL_SEED]
 
@@ -150,7 +149,9 @@ def test_show_with_diff(archive_url: str) -> None:
 
 
 def test_show_by_id_as_json(archive_url: str) -> None:
-    hit = json.loads(succeed("search", "초협력", "--json", database_url=archive_url))[0]
+    (hit,) = json.loads(
+        succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
+    )
     article = json.loads(succeed("show", str(hit["id"]), "--json", database_url=archive_url))
     assert article["url"] == MAEIL_SEED
     assert [version["version"] for version in article["versions"]] == [1]
@@ -170,8 +171,8 @@ def test_export_jsonl_to_stdout(archive_url: str) -> None:
     result = news_archive("export", database_url=archive_url)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == ARTICLES
-    assert f"exported {ARTICLES} article(s) as jsonl to stdout" in result.stderr
+    assert len(rows) == ARTICLES + SKT_ARTICLES
+    assert f"exported {ARTICLES + SKT_ARTICLES} article(s) as jsonl to stdout" in result.stderr
     seed = next(row for row in rows if row["url"] == MAEIL_SEED)
     assert seed["published_at"] == "2020-06-21T00:00:00+00:00"
     assert isinstance(seed["images"], list) and isinstance(seed["tags"], list)
@@ -208,12 +209,18 @@ def test_stats(archive_url: str) -> None:
     output = succeed("stats", database_url=archive_url)
     assert "Articles per site" in output
     assert "Articles per publication day (UTC)" in output
-    assert "Last 2 crawl run(s)" in output
-    site_line = next(line for line in output.splitlines() if line.startswith("maeil_ilbo"))
+    assert f"Last {RUNS} crawl run(s)" in output
+    lines = output.splitlines()
+    site_line = next(line for line in lines if line.startswith("maeil_ilbo"))
     assert site_line.split()[1:3] == [str(ARTICLES), str(ARTICLES + 1)]
+    site_line = next(line for line in lines if line.startswith("skt_insight"))
+    assert site_line.split()[1:3] == [str(SKT_ARTICLES), str(SKT_ARTICLES + 1)]
     stats = json.loads(succeed("stats", "--json", "--days", "0", database_url=archive_url))
-    assert sum(day["articles"] for day in stats["daily_counts"]) == ARTICLES
-    assert [run["spider"] for run in stats["runs"]] == ["maeil_ilbo", "maeil_ilbo"]
+    assert sum(day["articles"] for day in stats["daily_counts"]) == ARTICLES + SKT_ARTICLES
+    # newest first
+    assert [run["spider"] for run in stats["runs"]] == ["maeil_ilbo", "skt_insight"] * 3
+    limited = json.loads(succeed("stats", "--json", "--runs", "2", database_url=archive_url))
+    assert len(limited["runs"]) == 2
 
 
 def test_db_current(archive_url: str) -> None:
