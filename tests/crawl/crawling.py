@@ -1,6 +1,10 @@
 """Run real crawls (``scrapy crawl`` in a subprocess, replay mode) and read back
 what they stored. A subprocess per crawl: Twisted's reactor starts once per
-process, and this is exactly how cron runs the crawler."""
+process, and this is exactly how cron runs the crawler.
+
+For component tests, in-process: `project_crawler` (a crawler object with the
+project's settings) and `HandCrawl` (the archive's own components, driven page by
+page over a replay directory, without Scrapy's engine or reactor)."""
 
 from __future__ import annotations
 
@@ -8,16 +12,23 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scrapy import Spider
+from scrapy import Request, Spider
 from scrapy.crawler import Crawler
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
+from twisted.python.failure import Failure
 
 import news_archive.crawler.settings as project_settings
+from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, IncrementalMiddleware
+from news_archive.crawler.middlewares.replay import ReplayMiddleware
+from news_archive.crawler.pipelines import ArchivePipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -51,16 +62,124 @@ def crawl(
     return result
 
 
-def project_crawler(spidercls: type[Spider], **overrides: Any) -> Crawler:
+def project_crawler(
+    spidercls: type[Spider], arguments: dict[str, str] | None = None, **overrides: Any
+) -> Crawler:
     """An in-process crawler with the project's settings (as `scrapy crawl` has them)
     and `overrides`, its extensions built (``crawler.get_extension`` works) and its
-    spider created: what Scrapy's own component tests use, without the reactor."""
+    spider created with `arguments` (as ``-a NAME=VALUE``): what Scrapy's own
+    component tests use, without the reactor."""
     settings = {name: getattr(project_settings, name) for name in dir(project_settings)}
     settings = {name: value for name, value in settings.items() if name.isupper()}
     settings |= {"WARC_ENABLED": False, "LOG_LEVEL": "WARNING", **overrides}
     crawler = get_crawler(spidercls, settings)
-    crawler.spider = crawler._create_spider()
+    crawler.spider = crawler._create_spider(**(arguments or {}))
     return crawler
+
+
+class HandCrawl:
+    """One run of the archive's components driven by hand, in-process: the spider,
+    the incremental middleware, the replay middleware as the downloader, the
+    pipeline and the crawl's owner, over `replay_dir`.
+
+    What Scrapy's engine adds is left out on purpose (robots.txt, redirects, the
+    duplicate filter, concurrency): tests of those run real crawls. HTTP errors
+    reach the spider's errback as `HttpError`, as HttpErrorMiddleware sends them.
+
+        with HandCrawl(MaeilIlboSpider, replay_dir, database_url) as run:
+            run.crawl(run.start())
+    """
+
+    def __init__(
+        self,
+        spidercls: type[Spider],
+        replay_dir: Path,
+        database_url: str,
+        arguments: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.crawler = project_crawler(
+            spidercls, arguments, DATABASE_URL=database_url, REPLAY_DIR=str(replay_dir), **settings
+        )
+        self.spider = self.crawler.spider
+        self.stats = self.crawler.stats
+        self.run = self.crawler.get_extension(ArchiveRun)
+        self.replay = ReplayMiddleware.from_crawler(self.crawler)
+        self.incremental = IncrementalMiddleware.from_crawler(self.crawler)
+        self.pipeline = ArchivePipeline.from_crawler(self.crawler)
+        # URLs fetched, in order
+        self.fetched: list[str] = []
+
+    def __enter__(self) -> HandCrawl:
+        self.stats.open_spider()
+        self.pipeline.open_spider()
+        self.run.spider_opened(self.spider)
+        self.incremental.spider_opened(self.spider)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                assert self.pipeline.close_spider() is None, "the archive was unreachable"
+                self.run.spider_closed(self.spider, "finished")
+        finally:
+            self.run.engine_stopped()
+
+    def start(self) -> list[Any]:
+        """The spider's start output through the incremental middleware's
+        ``process_start`` (the due revisits come last)."""
+        return _drain(self.incremental.process_start(self.spider.start()))
+
+    def fetch(self, request: Request) -> list[Any]:
+        """Download `request` from the replay directory and return the spider's
+        output for it, as the incremental middleware lets it through."""
+        self.fetched.append(request.url)
+        response = self.replay.process_request(request)
+        allowed = request.meta.get("handle_httpstatus_list", [])
+        if 200 <= response.status < 300 or response.status in allowed:
+            callback = request.callback or self.spider.parse
+            output: Iterable[Any] = callback(response, **request.cb_kwargs) or []
+        else:
+            failure = Failure(HttpError(response, f"HTTP {response.status}"))
+            failure.request = request  # type: ignore[attr-defined]
+            output = request.errback(failure) if request.errback else []
+        return list(self.incremental.process_spider_output(response, output, self.spider))
+
+    def crawl(self, output: Iterable[Any]) -> None:
+        """Follow every request in `output` (and theirs) once each, listings first,
+        and put every item through the pipeline."""
+        pending = list(output)
+        seen: set[str] = set()
+        while pending:
+            # Listing requests carry priority -1 in Scrapy; here, depth-first is enough.
+            pending.sort(key=lambda item: isinstance(item, Request) and _is_article(item))
+            item = pending.pop(0)
+            if isinstance(item, Request):
+                if item.url not in seen:
+                    seen.add(item.url)
+                    pending.extend(self.fetch(item))
+            else:
+                self.pipeline.process_item(item)
+
+
+def _is_article(request: Request) -> bool:
+    return bool(request.meta.get(ARTICLE_PAGE))
+
+
+def _drain(iterator: AsyncIterator[Any]) -> list[Any]:
+    """Everything an async iterator yields, when it never awaits anything real (no
+    event loop is needed, and none is disturbed)."""
+
+    async def collect() -> list[Any]:
+        return [item async for item in iterator]
+
+    coroutine = collect()
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the iterator awaited something: drive it with an event loop")
 
 
 def crawl_environment(warc_dir: Path | None = None) -> dict[str, str]:
