@@ -1,17 +1,39 @@
-"""The archive pipeline with a real Scrapy crawler object and a real database:
-an article the database refuses is recorded, and the rest of its batch is stored."""
+"""The archive pipeline with a real Scrapy crawler object and a real database, as
+Scrapy's own component tests are written: items in, rows and stats out.
+
+- articles are written in batches of ``ARCHIVE_BATCH_SIZE``, one transaction each;
+- an article the database refuses is recorded, and the rest of its batch is stored;
+- rejections, fetch failures, aliases and visits go where they belong, with stats;
+- a database outage (PostgreSQL refusing connections) keeps every item buffered,
+  backs off, and stores them all once the server is back; at close it retries
+  for ``ARCHIVE_RETRY_SECONDS``, then counts what is lost.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import psycopg
+import pytest
+from psycopg import sql
+from scrapy.exceptions import DropItem
 from sqlalchemy import create_engine, text
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.pipelines import ArchivePipeline
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
-from news_archive.vocabulary import Article
-from tests.crawl.crawling import project_crawler
+from news_archive.storage.archive import Archive
+from news_archive.vocabulary import AliasSeen, Article, FetchFailure, PageVisit, Rejection
+from tests.conftest import POSTGRES_SERVER, fresh_database
+from tests.crawl.crawling import project_crawler, snapshot
 from tests.golden import extract, fixture_pages
 
 
@@ -23,6 +45,37 @@ def _articles() -> list[Article]:
         if isinstance(result, Article):
             by_url.setdefault(result.url, result)
     return list(by_url.values())
+
+
+class Run:
+    """The pipeline of one crawl and the crawl's owner, opened and closed by hand."""
+
+    def __init__(self, database_url: str, **settings: Any) -> None:
+        self.crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, **settings)
+        self.crawler.stats.open_spider()
+        self.owner = self.crawler.get_extension(ArchiveRun)
+        self.pipeline = ArchivePipeline.from_crawler(self.crawler)
+        self.pipeline.open_spider()
+        self.owner.spider_opened(self.crawler.spider)
+
+    def stat(self, key: str) -> Any:
+        return self.crawler.stats.get_value(key)
+
+    def close(self) -> None:
+        try:
+            assert self.pipeline.close_spider() is None
+            self.owner.spider_closed(self.crawler.spider, "finished")
+        finally:
+            self.owner.engine_stopped()
+
+
+def _stored_urls(database_url: str) -> set[str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return set(connection.execute(text("SELECT url FROM articles")).scalars())
+    finally:
+        engine.dispose()
 
 
 def test_a_refused_article_is_recorded_and_its_batch_is_stored(sqlite_url: str) -> None:
@@ -52,3 +105,166 @@ def test_a_refused_article_is_recorded_and_its_batch_is_stored(sqlite_url: str) 
     assert crawler.stats.get_value("archive/failed/store_failed") == 1
     assert crawler.stats.get_value("archive/stored/new") == 3
     assert finish == "finished"
+
+
+def test_articles_are_written_in_batches(database_url: str) -> None:
+    articles = _articles()[:5]
+    run = Run(database_url, ARCHIVE_BATCH_SIZE=2)
+    try:
+        run.pipeline.process_item(articles[0])
+        assert _stored_urls(database_url) == set()  # buffered
+        run.pipeline.process_item(articles[1])
+        assert _stored_urls(database_url) == {a.url for a in articles[:2]}  # one batch
+        for article in articles[2:]:
+            run.pipeline.process_item(article)
+        assert _stored_urls(database_url) == {a.url for a in articles[:4]}
+    finally:
+        run.close()
+    assert _stored_urls(database_url) == {a.url for a in articles}  # the final flush
+    assert run.stat("archive/stored/new") == 5
+    # The same articles again: unchanged, no new version.
+    again = Run(database_url, ARCHIVE_BATCH_SIZE=2)
+    try:
+        for article in articles:
+            again.pipeline.process_item(article)
+    finally:
+        again.close()
+    assert again.stat("archive/stored/unchanged") == 5
+    assert again.stat("archive/stored/new") is None
+    assert set(snapshot(database_url).versions.values()) == {1}
+
+
+def test_every_item_kind_is_recorded_with_its_stats(database_url: str) -> None:
+    article = _articles()[0]
+    now = datetime.now(UTC)
+    rejection = Rejection("maeil_ilbo", article.url + "0", "not_article", "no body")
+    failure = FetchFailure("maeil_ilbo", article.url + "1", "http_404", 404, "HTTP 404")
+    alias = AliasSeen("maeil_ilbo", article.url + "&utm_source=x", article.url)
+    fetched = PageVisit(
+        "maeil_ilbo", article.url, 200, now, etag='"e1"', next_visit_at=now + timedelta(days=1)
+    )
+    not_modified = dataclasses.replace(fetched, status=304)
+    run = Run(database_url)
+    try:
+        for item in (article, rejection, failure, alias, fetched, not_modified):
+            assert run.pipeline.process_item(item) is item
+        with pytest.raises(DropItem, match="not an archive item: dict"):
+            run.pipeline.process_item({"url": article.url})
+    finally:
+        run.close()
+    archive = snapshot(database_url)
+    assert list(archive.articles) == [article.url]
+    assert archive.aliases == {alias.alias_url: article.url}
+    assert archive.errors == [
+        ("maeil_ilbo", rejection.url, None, "not_article"),
+        ("maeil_ilbo", failure.url, 404, "http_404"),
+    ]
+    assert run.stat("archive/stored/new") == 1
+    assert run.stat("archive/rejected/not_article") == 1
+    assert run.stat("archive/failed/http_404") == 1
+    assert run.stat("archive/aliases") == 1
+    # a 304 is an unchanged article that was not sent again
+    assert run.stat("archive/stored/unchanged") == run.stat("archive/not_modified") == 1
+    # fill-rate inputs of the health checks
+    assert run.stat("archive/extracted") == 1
+    assert run.stat("archive/body_chars") == len(article.body)
+    assert run.stat("archive/filled/body") == run.stat("archive/filled/title") == 1
+    assert run.stat(f"archive/body_source/{article.sources['body']}") == 1
+    # the visit is the incremental state of the next run
+    stored = Archive.open(database_url)
+    try:
+        state = stored.visits.states([article.url])[article.url]
+    finally:
+        stored.close()
+    assert (state.etag, state.last_status) == ('"e1"', 304)
+
+
+# --- a database outage (PostgreSQL) ---------------------------------------------------
+
+
+@pytest.fixture
+def outage_database(tmp_path: Path) -> Iterator[str]:
+    """A PostgreSQL database of its own: the test takes it offline and back."""
+    with fresh_database("postgres", tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def offline(database_url: str) -> Iterator[None]:
+    """The database refuses every new connection and its open ones are cut, as
+    during a server restart; accepting again on leaving."""
+    name = sql.Identifier(database_url.rsplit("/", 1)[1])
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database_url.rsplit("/", 1)[1],),
+        )
+    try:
+        yield
+    finally:
+        back_online(database_url)
+
+
+def back_online(database_url: str) -> None:
+    name = sql.Identifier(database_url.rsplit("/", 1)[1])
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
+
+
+@pytest.mark.postgres
+def test_an_outage_keeps_every_item_and_stores_them_when_the_server_is_back(
+    outage_database: str,
+) -> None:
+    articles = _articles()[:4]
+    run = Run(outage_database, ARCHIVE_BATCH_SIZE=2)
+    try:
+        with offline(outage_database):
+            run.pipeline.process_item(articles[0])
+            run.pipeline.process_item(articles[1])  # a batch: the write fails
+            assert run.stat("archive/store_error") == 1
+            assert len(run.pipeline.articles) == 2  # kept for retry
+            assert run.pipeline.retry_delay == 0.5
+            run.pipeline.process_item(articles[2])  # within the backoff: no attempt
+            assert run.stat("archive/store_error") == 1
+            run.pipeline.retry_at = 0.0  # the backoff has passed
+            run.pipeline.process_item(articles[3])  # tried (a ping) and failed again
+            assert run.pipeline.retry_delay == 1.0  # doubled
+            assert len(run.pipeline.articles) == 4
+        run.pipeline.retry_at = 0.0
+        run.pipeline.flush()
+        assert run.pipeline.articles == []
+        assert run.pipeline.retry_delay == 0.0
+    finally:
+        run.close()
+    assert _stored_urls(outage_database) == {a.url for a in articles}
+    assert run.stat("archive/stored/new") == 4
+    assert run.stat("archive/lost") is None
+
+
+@pytest.mark.postgres
+def test_at_close_an_outage_is_waited_out_or_the_loss_counted(outage_database: str) -> None:
+    articles = _articles()[:3]
+    for retry_seconds, back_after, lost in ((10.0, 1.0, None), (1.0, None, 3)):
+        run = Run(outage_database, ARCHIVE_RETRY_SECONDS=retry_seconds)
+        try:
+            with offline(outage_database):
+                for article in articles:
+                    run.pipeline.process_item(article)
+                waiting = run.pipeline.close_spider()  # Scrapy awaits what it returns
+                assert waiting is not None
+                if back_after is not None:
+                    threading.Timer(back_after, back_online, [outage_database]).start()
+                started = time.monotonic()
+                loop = asyncio.new_event_loop()
+                try:
+                    loop.run_until_complete(waiting)
+                finally:
+                    loop.close()
+                assert time.monotonic() - started < retry_seconds + 2
+            run.owner.spider_closed(run.crawler.spider, "finished")
+        finally:
+            run.owner.engine_stopped()
+        assert run.stat("archive/lost") == lost
+    # The first close stored all three; the second found them unchanged, then lost them.
+    assert _stored_urls(outage_database) == {a.url for a in articles}
