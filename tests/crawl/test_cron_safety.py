@@ -27,13 +27,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.conftest import fresh_database
+from tests.conftest import BACKENDS, fresh_database
 from tests.crawl.crawling import ROOT, crawl, crawl_environment, snapshot
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
 # Per site.  LONG: a crawl of ~10 s on the project's 2-core machine, long enough for a
 # second process to start up beside it; SHORT: enough for batches to interleave.
 LONG_PAGES = 1000
