@@ -1,6 +1,8 @@
-"""The installed ``news-archive`` command, run as a user runs it (a subprocess), on
-both backends, over the session's seed archive: both sites' seed crawl and their
-day 2 (which edits 매일일보's 800101 and SKT's 130002)."""
+"""The ``news-archive`` command on both backends: its `main` in-process for each
+command and error, the installed script as a user runs it (a subprocess) where the
+process is the point (the entry point, the environment, ``python -m``). Reading
+commands use the session's seed archive: both sites' seed crawl and their day 2
+(which edits 매일일보's 800101 and SKT's 130002)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 
-from news_archive.cli.main import head_revision
+from news_archive.cli.main import head_revision, main
 from news_archive.storage.engine import alembic_config, create_archive_engine
 from tests.conftest import SeedArchive
 from tests.crawl.crawling import ROOT
@@ -32,11 +34,11 @@ RUNS = 6  # each site on day 1, day 1 again and day 2
 ARTICLES_SINCE_2026 = 5  # of 매일일보: all but the 2020 seed
 
 
-def news_archive(
+def installed(
     *arguments: str, database_url: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``news-archive ARGUMENTS`` from the repository root; DATABASE_URL unset
-    unless given in `env`."""
+    """Run the installed ``news-archive ARGUMENTS`` from the repository root, a process
+    as a user runs it; DATABASE_URL unset unless given in `env`."""
     assert NEWS_ARCHIVE.exists(), f"{NEWS_ARCHIVE} missing: run `pip install -e .`"
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     environment.update(env or {})
@@ -52,10 +54,37 @@ def news_archive(
     )
 
 
-def succeed(*arguments: str, database_url: str) -> str:
-    result = news_archive(*arguments, database_url=database_url)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+class Cli:
+    """``news-archive`` in this process: the command's `main(argv)`, its exit status
+    returned and its output captured (what the installed script runs)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def run(
+        self, *arguments: str, database_url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        option = ["--database-url", database_url] if database_url is not None else []
+        argv = [*option, *arguments]
+        self.capsys.readouterr()
+        try:
+            status = main(argv)
+        except SystemExit as exit_:  # argparse's usage errors, as the script exits
+            status = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess(["news-archive", *argv], status, out, err)
+
+    def succeed(self, *arguments: str, database_url: str) -> str:
+        result = self.run(*arguments, database_url=database_url)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """`Cli`, with DATABASE_URL unset as for the installed command here."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return Cli(capsys)
 
 
 @pytest.fixture
@@ -69,23 +98,29 @@ def archive_url(seed_archive: SeedArchive) -> str:
 
 
 def test_search_json(archive_url: str) -> None:
-    hits = json.loads(succeed("search", "초협력", "--json", database_url=archive_url))
+    # The installed script, as a user runs it.
+    result = installed("search", "초협력", "--json", database_url=archive_url)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
     assert sorted(hit["url"] for hit in hits) == sorted([MAEIL_SEED, SKT_SEED])
     maeil = next(hit for hit in hits if hit["url"] == MAEIL_SEED)
     assert set(maeil) == {"id", "site", "url", "title", "published_at", "snippet", "rank"}
     assert "초협력" in maeil["snippet"]
     assert maeil["published_at"] == "2020-06-21T00:00:00+00:00"
+
+
+def test_search_by_site(cli: Cli, archive_url: str) -> None:
     only_maeil = json.loads(
-        succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
+        cli.succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
     )
     assert [hit["url"] for hit in only_maeil] == [MAEIL_SEED]
 
 
-def test_search_short_query_and_filters(archive_url: str) -> None:
-    everything = json.loads(succeed("search", "AI", "--json", database_url=archive_url))
+def test_search_short_query_and_filters(cli: Cli, archive_url: str) -> None:
+    everything = json.loads(cli.succeed("search", "AI", "--json", database_url=archive_url))
     assert MAEIL_SEED in [hit["url"] for hit in everything]
     recent = json.loads(
-        succeed(
+        cli.succeed(
             "search",
             "AI",
             "--json",
@@ -99,7 +134,7 @@ def test_search_short_query_and_filters(archive_url: str) -> None:
     assert recent
     assert MAEIL_SEED not in [hit["url"] for hit in recent]
     day = json.loads(
-        succeed(
+        cli.succeed(
             "search",
             "AI",
             "--json",
@@ -115,18 +150,19 @@ def test_search_short_query_and_filters(archive_url: str) -> None:
     assert [hit["url"] for hit in day] == [MAEIL_SEED]
 
 
-def test_search_table(archive_url: str) -> None:
-    output = succeed("search", "똠방각하", database_url=archive_url)
+def test_search_table(cli: Cli, archive_url: str) -> None:
+    output = cli.succeed("search", "똠방각하", database_url=archive_url)
     lines = output.splitlines()
     assert lines[0].split() == ["id", "published", "site", "title", "snippet"]
     assert "2026-11-21" in lines[2]
     assert "«똠방각하»" in lines[2]
     assert "1 hit(s)" in output
-    assert "no article contains" in succeed("search", "없는말없는말", database_url=archive_url)
+    assert "no article contains" in cli.succeed("search", "없는말없는말", database_url=archive_url)
 
 
 def test_database_url_from_the_environment(archive_url: str) -> None:
-    result = news_archive(
+    # A process: the settings module reads the environment once, at import.
+    result = installed(
         "search", "초협력", "--json", "--site", "maeil_ilbo", env={"DATABASE_URL": archive_url}
     )
     assert result.returncode == 0, result.stderr
@@ -136,8 +172,8 @@ def test_database_url_from_the_environment(archive_url: str) -> None:
 # --- show ------------------------------------------------------------------------------
 
 
-def test_show_with_diff(archive_url: str) -> None:
-    output = succeed("show", EDITED, "--diff", database_url=archive_url)
+def test_show_with_diff(cli: Cli, archive_url: str) -> None:
+    output = cli.succeed("show", EDITED, "--diff", database_url=archive_url)
     assert output.startswith("삼성전자, 차세대 HBM4 양산 돌입")
     assert "2 version(s)" in output
     assert "--- version 1 (" in output
@@ -148,18 +184,18 @@ def test_show_with_diff(archive_url: str) -> None:
     assert "실적 개선을 점치고" in removed[0]
 
 
-def test_show_by_id_as_json(archive_url: str) -> None:
+def test_show_by_id_as_json(cli: Cli, archive_url: str) -> None:
     (hit,) = json.loads(
-        succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
+        cli.succeed("search", "초협력", "--json", "--site", "maeil_ilbo", database_url=archive_url)
     )
-    article = json.loads(succeed("show", str(hit["id"]), "--json", database_url=archive_url))
+    article = json.loads(cli.succeed("show", str(hit["id"]), "--json", database_url=archive_url))
     assert article["url"] == MAEIL_SEED
     assert [version["version"] for version in article["versions"]] == [1]
-    assert "one version only" in succeed("show", MAEIL_SEED, "--diff", database_url=archive_url)
+    assert "one version only" in cli.succeed("show", MAEIL_SEED, "--diff", database_url=archive_url)
 
 
-def test_show_unknown_article(archive_url: str) -> None:
-    result = news_archive("show", "https://example.com/none", database_url=archive_url)
+def test_show_unknown_article(cli: Cli, archive_url: str) -> None:
+    result = cli.run("show", "https://example.com/none", database_url=archive_url)
     assert result.returncode == 1
     assert "no archived article 'https://example.com/none'" in result.stderr
 
@@ -167,8 +203,8 @@ def test_show_unknown_article(archive_url: str) -> None:
 # --- export ----------------------------------------------------------------------------
 
 
-def test_export_jsonl_to_stdout(archive_url: str) -> None:
-    result = news_archive("export", database_url=archive_url)
+def test_export_jsonl_to_stdout(cli: Cli, archive_url: str) -> None:
+    result = cli.run("export", database_url=archive_url)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == ARTICLES + SKT_ARTICLES
@@ -179,9 +215,9 @@ def test_export_jsonl_to_stdout(archive_url: str) -> None:
     assert "초협력" in seed["body"]
 
 
-def test_export_csv_to_a_file_with_filters(archive_url: str, tmp_path: Path) -> None:
+def test_export_csv_to_a_file_with_filters(cli: Cli, archive_url: str, tmp_path: Path) -> None:
     target = tmp_path / "articles.csv"
-    succeed(
+    cli.succeed(
         "export",
         "--format",
         "csv",
@@ -205,8 +241,8 @@ def test_export_csv_to_a_file_with_filters(archive_url: str, tmp_path: Path) -> 
 # --- stats and db ----------------------------------------------------------------------
 
 
-def test_stats(archive_url: str) -> None:
-    output = succeed("stats", database_url=archive_url)
+def test_stats(cli: Cli, archive_url: str) -> None:
+    output = cli.succeed("stats", database_url=archive_url)
     assert "Articles per site" in output
     assert "Articles per publication day (UTC)" in output
     assert f"Last {RUNS} crawl run(s)" in output
@@ -215,31 +251,34 @@ def test_stats(archive_url: str) -> None:
     assert site_line.split()[1:3] == [str(ARTICLES), str(ARTICLES + 1)]
     site_line = next(line for line in lines if line.startswith("skt_insight"))
     assert site_line.split()[1:3] == [str(SKT_ARTICLES), str(SKT_ARTICLES + 1)]
-    stats = json.loads(succeed("stats", "--json", "--days", "0", database_url=archive_url))
+    stats = json.loads(cli.succeed("stats", "--json", "--days", "0", database_url=archive_url))
     assert sum(day["articles"] for day in stats["daily_counts"]) == ARTICLES + SKT_ARTICLES
     # newest first
     assert [run["spider"] for run in stats["runs"]] == ["maeil_ilbo", "skt_insight"] * 3
-    limited = json.loads(succeed("stats", "--json", "--runs", "2", database_url=archive_url))
+    limited = json.loads(cli.succeed("stats", "--json", "--runs", "2", database_url=archive_url))
     assert len(limited["runs"]) == 2
 
 
-def test_db_current(archive_url: str) -> None:
-    assert succeed("db", "current", database_url=archive_url).strip() == f"{head_revision()} (head)"
+def test_db_current(cli: Cli, archive_url: str) -> None:
+    assert (
+        cli.succeed("db", "current", database_url=archive_url).strip()
+        == f"{head_revision()} (head)"
+    )
 
 
-def test_db_upgrade_creates_an_archive(tmp_path: Path) -> None:
+def test_db_upgrade_creates_an_archive(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    assert "upgraded from an empty database to" in succeed("db", "upgrade", database_url=url)
-    assert "already at the newest revision" in succeed("db", "upgrade", database_url=url)
-    assert succeed("db", "current", database_url=url).strip() == f"{head_revision()} (head)"
-    assert "no article contains" in succeed("search", "카카오", database_url=url)
+    assert "upgraded from an empty database to" in cli.succeed("db", "upgrade", database_url=url)
+    assert "already at the newest revision" in cli.succeed("db", "upgrade", database_url=url)
+    assert cli.succeed("db", "current", database_url=url).strip() == f"{head_revision()} (head)"
+    assert "no article contains" in cli.succeed("search", "카카오", database_url=url)
 
 
 # --- errors ----------------------------------------------------------------------------
 
 
-def test_unparseable_database_url() -> None:
-    result = news_archive("search", "카카오", database_url="not a database url")
+def test_unparseable_database_url(cli: Cli) -> None:
+    result = cli.run("search", "카카오", database_url="not a database url")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "news-archive: error: cannot parse the database URL "
@@ -247,9 +286,9 @@ def test_unparseable_database_url() -> None:
     )
 
 
-def test_unreachable_database_names_it_without_its_password() -> None:
+def test_unreachable_database_names_it_without_its_password(cli: Cli) -> None:
     url = "postgresql+psycopg://reader:hunter2@127.0.0.1:1/archive"
-    result = news_archive("stats", database_url=url)
+    result = cli.run("stats", database_url=url)
     assert result.returncode == 1
     assert result.stderr.startswith(
         "news-archive: error: cannot connect to database "
@@ -259,22 +298,22 @@ def test_unreachable_database_names_it_without_its_password() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_sqlite_file(tmp_path: Path) -> None:
-    result = news_archive("search", "카카오", database_url=f"sqlite:///{tmp_path / 'none.db'}")
+def test_missing_sqlite_file(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("search", "카카오", database_url=f"sqlite:///{tmp_path / 'none.db'}")
     assert result.returncode == 1
     assert "no SQLite database at" in result.stderr
     assert not (tmp_path / "none.db").exists()
 
 
-def test_database_not_migrated(database_url: str) -> None:
+def test_database_not_migrated(cli: Cli, database_url: str) -> None:
     if database_url.startswith("sqlite:///"):
         sqlite3.connect(database_url.removeprefix("sqlite:///")).close()
-    result = news_archive("search", "카카오", database_url=database_url)
+    result = cli.run("search", "카카오", database_url=database_url)
     assert result.returncode == 1
     assert "has no archive schema (not migrated): run `news-archive db upgrade`" in result.stderr
 
 
-def test_database_behind_head(sqlite_url: str) -> None:
+def test_database_behind_head(cli: Cli, sqlite_url: str) -> None:
     engine = create_archive_engine(sqlite_url)
     try:
         with engine.connect() as connection:
@@ -284,7 +323,7 @@ def test_database_behind_head(sqlite_url: str) -> None:
             connection.commit()
     finally:
         engine.dispose()
-    result = news_archive("export", database_url=sqlite_url)
+    result = cli.run("export", database_url=sqlite_url)
     assert result.returncode == 1
     assert (
         f"is at schema revision 0002, not the newest {head_revision()}: "
@@ -293,19 +332,19 @@ def test_database_behind_head(sqlite_url: str) -> None:
     assert result.stdout == ""
 
 
-def test_unknown_site(archive_url: str) -> None:
-    result = news_archive("search", "카카오", "--site", "chosun", database_url=archive_url)
+def test_unknown_site(cli: Cli, archive_url: str) -> None:
+    result = cli.run("search", "카카오", "--site", "chosun", database_url=archive_url)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "news-archive: error: unknown site 'chosun'; known sites: maeil_ilbo, skt_insight"
     )
-    result = news_archive("export", "--site", "chosun", database_url=archive_url)
+    result = cli.run("export", "--site", "chosun", database_url=archive_url)
     assert result.returncode == 2
     assert "unknown site 'chosun'" in result.stderr
 
 
-def test_bad_date() -> None:
-    result = news_archive("search", "카카오", "--since", "yesterday")
+def test_bad_date(cli: Cli) -> None:
+    result = cli.run("search", "카카오", "--since", "yesterday")
     assert result.returncode == 2
     assert "'yesterday' is neither YYYY-MM-DD nor an ISO 8601 time" in result.stderr
 
