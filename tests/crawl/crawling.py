@@ -77,14 +77,20 @@ def project_crawler(
     return crawler
 
 
+# Statuses RedirectMiddleware follows.
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
 class HandCrawl:
     """One run of the archive's components driven by hand, in-process: the spider,
     the incremental middleware, the replay middleware as the downloader, the
     pipeline and the crawl's owner, over `replay_dir`.
 
-    What Scrapy's engine adds is left out on purpose (robots.txt, redirects, the
-    duplicate filter, concurrency): tests of those run real crawls. HTTP errors
-    reach the spider's errback as `HttpError`, as HttpErrorMiddleware sends them.
+    What Scrapy's engine adds is left out on purpose (robots.txt, the offsite
+    filter, retries, concurrency; the duplicate filter is a set of URLs): tests of
+    those run real crawls. Redirects are followed as RedirectMiddleware follows
+    them (``meta["redirect_urls"]``); HTTP errors reach the spider's errback as
+    `HttpError`, as HttpErrorMiddleware sends them.
 
         with HandCrawl(MaeilIlboSpider, replay_dir, database_url) as run:
             run.crawl(run.start())
@@ -135,6 +141,14 @@ class HandCrawl:
         output for it, as the incremental middleware lets it through."""
         self.fetched.append(request.url)
         response = self.replay.process_request(request)
+        while response.status in REDIRECTS and b"Location" in response.headers:
+            # As RedirectMiddleware: the request again, to the new URL, noting the old.
+            location = response.urljoin(response.headers["Location"].decode("latin-1"))
+            redirected = [*request.meta.get("redirect_urls", []), request.url]
+            request = request.replace(
+                url=location, meta={**request.meta, "redirect_urls": redirected}
+            )
+            response = self.replay.process_request(request)
         allowed = request.meta.get("handle_httpstatus_list", [])
         if 200 <= response.status < 300 or response.status in allowed:
             callback = request.callback or self.spider.parse

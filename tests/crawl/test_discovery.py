@@ -1,5 +1,9 @@
-"""Discovery through real crawls on SQLite: backfill paging and where it stops,
-the ``urls`` argument, and the replay middleware's rules."""
+"""Discovery: backfill paging and where it stops, the ``urls`` argument, and the
+replay middleware's rules.
+
+Real crawls (SQLite) where Scrapy's machinery is the point: backfill through the
+engine, and one crawl of ``-a urls=`` (duplicate links, robots.txt, ``-s`` over the
+environment); the spider's own rules in-process (`HandCrawl`, both backends)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware, load_manifest
-from tests.crawl.crawling import SEEDS, crawl, snapshot
+from news_archive.crawler.spiders.skt_insight import SktInsightSpider
+from tests.conftest import SeedArchive
+from tests.crawl.crawling import SEEDS, HandCrawl, Snapshot, crawl, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 SKT = "https://news.sktelecom.com/{}"
@@ -32,31 +38,55 @@ def test_maeil_backfill_walks_list_pages_down_to_the_date(sqlite_url: str) -> No
     assert not any("page=4" in url for _, url, _, _ in archive.errors)
 
 
-def test_skt_backfill_walks_feed_pages_down_to_the_date(sqlite_url: str) -> None:
-    crawl("skt_insight", SEEDS / "skt_insight", sqlite_url, "-a", "since=2021-03-01")
-    archive = snapshot(sqlite_url)
+def test_skt_backfill_walks_feed_pages_down_to_the_date(database_url: str) -> None:
+    arguments = {"since": "2021-03-01"}
+    with HandCrawl(SktInsightSpider, SEEDS / "skt_insight", database_url, arguments) as run:
+        run.crawl(run.start())
+    archive = snapshot(database_url)
     assert {SKT.format(129600), SKT.format(129580)} <= set(archive.articles)
     assert SKT.format(129400) not in archive.articles
     assert len(archive.articles) == 8
-    assert archive.runs[-1]["stats"]["archive/listing/pages"] == 3
+    assert run.stats.get_value("archive/listing/pages") == 3
+    assert run.stats.get_value("replay/miss") is None
 
 
-def test_without_since_only_the_feed_is_read(sqlite_url: str) -> None:
-    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url)
-    stats = snapshot(sqlite_url).runs[-1]["stats"]
-    assert stats["archive/listing/pages"] == 1
+def test_without_since_only_the_feed_is_read(seed_archive: SeedArchive) -> None:
+    for run in seed_archive.day1.runs:
+        assert run["stats"]["archive/listing/pages"] == 1, run["spider"]
 
 
-def test_urls_argument_with_duplicate_links_stores_one_article(sqlite_url: str) -> None:
-    urls = ",".join(
-        [
-            "https://www.m-i.kr/news/articleViewAmp.html?idxno=800104",
-            "http://m-i.kr/news/articlePrint.html?idxno=800104",
-            MAEIL.format(800104) + "&utm_source=naver#comment",
-        ]
+# One real crawl of URLs given with -a urls=, with its database given with -s: three
+# links to one article, and a page robots.txt forbids.
+DUPLICATE_LINKS = [
+    "https://www.m-i.kr/news/articleViewAmp.html?idxno=800104",
+    "http://m-i.kr/news/articlePrint.html?idxno=800104",
+    MAEIL.format(800104) + "&utm_source=naver#comment",
+]
+FORBIDDEN = "https://www.m-i.kr/member/login.html"  # seeds/maeil_ilbo/robots.txt: /member/
+
+
+@pytest.fixture(scope="module")
+def urls_crawl(tmp_path_factory: pytest.TempPathFactory) -> tuple[Snapshot, Path]:
+    """What SQL shows after the crawl, and the database of the environment (unused)."""
+    directory = tmp_path_factory.mktemp("urls")
+    from_environment = directory / "environment.db"
+    chosen = f"sqlite:///{directory / 'chosen.db'}"
+    crawl(
+        "maeil_ilbo",
+        SEEDS / "maeil_ilbo",
+        f"sqlite:///{from_environment}",
+        "-s",
+        f"DATABASE_URL={chosen}",
+        "-a",
+        f"urls={','.join([*DUPLICATE_LINKS, FORBIDDEN])}",
     )
-    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-a", f"urls={urls}")
-    archive = snapshot(sqlite_url)
+    return snapshot(chosen), from_environment
+
+
+def test_urls_argument_with_duplicate_links_stores_one_article(
+    urls_crawl: tuple[Snapshot, Path],
+) -> None:
+    archive, _ = urls_crawl
     assert list(archive.articles) == [MAEIL.format(800104)]
     assert archive.versions[MAEIL.format(800104)] == 1
     assert len(archive.aliases) == 3
@@ -64,47 +94,33 @@ def test_urls_argument_with_duplicate_links_stores_one_article(sqlite_url: str) 
 
 
 def test_settings_on_the_command_line_win_over_the_environment(
-    sqlite_url: str, tmp_path: Path
+    urls_crawl: tuple[Snapshot, Path],
 ) -> None:
-    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
-    article = MAEIL.format(714398)
-    crawl(
-        "maeil_ilbo",
-        SEEDS / "maeil_ilbo",
-        sqlite_url,
-        "-s",
-        f"DATABASE_URL={chosen}",
-        "-a",
-        f"urls={article}",
-    )
-    assert list(snapshot(chosen).articles) == [article]
-    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+    archive, from_environment = urls_crawl
+    assert list(archive.articles) == [MAEIL.format(800104)]
+    assert not from_environment.exists()
 
 
-def test_robots_txt_is_obeyed_and_refusals_are_recorded(sqlite_url: str) -> None:
-    # seeds/maeil_ilbo/robots.txt disallows /member/
-    url = "https://www.m-i.kr/member/login.html"
-    crawl("maeil_ilbo", SEEDS / "maeil_ilbo", sqlite_url, "-a", f"urls={url}")
-    archive = snapshot(sqlite_url)
-    assert archive.errors == [("maeil_ilbo", url, None, "robots_forbidden")]
+def test_robots_txt_is_obeyed_and_refusals_are_recorded(
+    urls_crawl: tuple[Snapshot, Path],
+) -> None:
+    archive, _ = urls_crawl
+    assert archive.errors == [("maeil_ilbo", FORBIDDEN, None, "robots_forbidden")]
     assert "replay/miss" not in archive.runs[-1]["stats"]
 
 
-def test_unknown_urls_are_404_and_recorded(sqlite_url: str) -> None:
-    crawl(
-        "skt_insight",
-        SEEDS / "skt_insight",
-        sqlite_url,
-        "-a",
-        "urls=https://news.sktelecom.com/999999",
-    )
-    archive = snapshot(sqlite_url)
+def test_unknown_urls_are_404_and_recorded(database_url: str) -> None:
+    arguments = {"urls": "https://news.sktelecom.com/999999"}
+    with HandCrawl(SktInsightSpider, SEEDS / "skt_insight", database_url, arguments) as run:
+        run.crawl(run.start())
+    archive = snapshot(database_url)
     assert archive.articles == {}
     assert archive.errors == [("skt_insight", SKT.format(999999), 404, "http_404")]
+    assert run.stats.get_value("replay/miss") == 1
 
 
 def test_a_feed_that_is_not_a_feed_is_recorded_and_the_crawl_finishes(
-    sqlite_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
     (tmp_path / "feed.html").write_text("<html><body>점검 중입니다</body></html>", "utf-8")
     (tmp_path / "manifest.jsonl").write_text(
@@ -118,8 +134,9 @@ def test_a_feed_that_is_not_a_feed_is_recorded_and_the_crawl_finishes(
         + "\n",
         "utf-8",
     )
-    crawl("skt_insight", tmp_path, sqlite_url)
-    archive = snapshot(sqlite_url)
+    with HandCrawl(SktInsightSpider, tmp_path, database_url) as run:
+        run.crawl(run.start())
+    archive = snapshot(database_url)
     assert [reason for _, _, _, reason in archive.errors] == ["bad_listing"]
     assert archive.runs[-1]["finish_reason"] == "finished"
 
