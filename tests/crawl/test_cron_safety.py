@@ -1,7 +1,8 @@
 """Cron safety with real ``scrapy crawl`` processes on generated replay corpora
 (``bench/run.py``), into SQLite and PostgreSQL:
 
-- a second run of a spider that is running exits at once and writes nothing;
+- a second run of a spider that is running exits at once and writes nothing, and
+  SIGTERM stops the running one gracefully (whole articles, its lock released);
 - runs of different spiders, and two processes crawling the same articles, overlap
   without a duplicate row or a lost or extra version;
 - ``kill -9`` mid-crawl leaves only whole articles, and the next run (not blocked
@@ -209,6 +210,8 @@ def lock_holders(database_url: str) -> list[tuple[Any, ...]]:
 def test_a_second_run_of_a_running_spider_exits_and_writes_nothing(
     corpora: dict[str, Path], database: str, running: Callable[..., Running]
 ) -> None:
+    """...and SIGTERM (systemd, a scheduler) stops the running one gracefully: what
+    it extracted is stored whole, its run recorded as ``shutdown``, its lock given back."""
     replay_dir = corpora["long"] / "maeil_ilbo"
     first = running("maeil_ilbo", replay_dir, database, *FAST)
     wait_until(lambda: bool(lock_holders(database)), "the first crawl's lock")
@@ -216,7 +219,9 @@ def test_a_second_run_of_a_running_spider_exits_and_writes_nothing(
 
     second = crawl_blocked(replay_dir, database)
     first_still_running = first.process.poll() is None
-    assert first.wait() == 0, first.log
+    # No need to wait out the whole corpus: stop it as a service manager would.
+    os.killpg(first.process.pid, signal.SIGTERM)
+    first_exit = first.wait()
 
     assert first_still_running, "the first crawl ended before the second: no overlap tested"
     assert f"Another maeil_ilbo crawl is running (pid {first.process.pid} on host " in (
@@ -225,13 +230,19 @@ def test_a_second_run_of_a_running_spider_exits_and_writes_nothing(
     expected_code = EX_TEMPFAIL if CRAWL_COMMAND.exists() else 0
     assert second.returncode == expected_code, second.stderr
     runs = snapshot(database).runs
-    assert [run["finish_reason"] for run in runs] == ["finished", "already_running"]
+    assert [run["finish_reason"] for run in runs] == ["shutdown", "already_running"], first.log
     blocked = runs[1]["stats"]
     assert blocked["archive/lock/held_by"].startswith(f"pid {first.process.pid} on host ")
     # Not a request, not an item: the engine never started.
     assert not any(key.startswith(("downloader/", "archive/stored/")) for key in blocked)
     assert query(database, "SELECT count(*) FROM crawl_errors") == [(0,)]
-    assert_stored_once(database, {"maeil_ilbo": LONG_PAGES})
+    # The stopped run: every article it extracted stored once and whole, none lost.
+    stored = count_articles(database)
+    assert 0 < stored < LONG_PAGES, "SIGTERM came after the crawl had finished"
+    assert_stored_once(database, {"maeil_ilbo": stored})
+    assert runs[0]["stats"]["archive/stored/new"] == stored
+    assert "archive/lost" not in runs[0]["stats"]
+    assert runs[0]["exit_code"] == first_exit == 0, first.log
     assert lock_holders(database) == []
 
 
