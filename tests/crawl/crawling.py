@@ -157,7 +157,7 @@ class HandCrawl:
             failure = Failure(HttpError(response, f"HTTP {response.status}"))
             failure.request = request  # type: ignore[attr-defined]
             output = request.errback(failure) if request.errback else []
-        return list(self.incremental.process_spider_output(response, output, self.spider))
+        return list(self.incremental.process_spider_output(response, output))
 
     def crawl(self, output: Iterable[Any]) -> None:
         """Follow every request in `output` (and theirs) once each, listings first,

@@ -17,7 +17,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware, load_manifest
-from news_archive.crawler.spiders.skt_insight import SktInsightSpider
+from news_archive.crawler.spiders.sites import SktInsightSpider
 from tests.conftest import SeedArchive
 from tests.crawl.crawling import SEEDS, HandCrawl, Snapshot, crawl, snapshot
 

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import make_url
 
 from news_archive.crawler.extensions.run import ALREADY_RUNNING, ArchiveRun
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.models import CrawlLock
 from tests.conftest import SeedArchive
 from tests.crawl.crawling import SEEDS, crawl, project_crawler, snapshot

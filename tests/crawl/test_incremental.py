@@ -14,8 +14,7 @@ import pytest
 
 from news_archive.crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
 from news_archive.crawler.spiders.base import ArchiveSpider
-from news_archive.crawler.spiders.maeil_ilbo import MaeilIlboSpider
-from news_archive.crawler.spiders.skt_insight import SktInsightSpider
+from news_archive.crawler.spiders.sites import MaeilIlboSpider, SktInsightSpider
 from tests.conftest import SeedArchive
 from tests.crawl.crawling import SEEDS, HandCrawl, crawl, snapshot
 
