@@ -266,6 +266,25 @@ def test_db_current(cli: Cli, archive_url: str) -> None:
     )
 
 
+def test_db_current_exits_1_when_the_database_is_behind(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_archive_engine(url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.commit()
+    finally:
+        engine.dispose()
+    behind = cli.run("db", "current", database_url=url)
+    assert behind.returncode == 1
+    assert (
+        behind.stdout.strip()
+        == f"0003; the newest is {head_revision()}: run `news-archive db upgrade`"
+    )
+
+
 def test_db_upgrade_creates_an_archive(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     assert "upgraded from an empty database to" in cli.succeed("db", "upgrade", database_url=url)
