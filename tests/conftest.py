@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,23 +162,50 @@ class SeedArchive:
 SEED_SPIDERS = ("skt_insight", "maeil_ilbo")
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def seed_archive(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SeedArchive]:
-    """Both seed sites crawled once per backend and session: day 1, day 1 again
-    (nothing changes: every article answers 304), then day 2 (one new and one
-    edited article per site). Each crawl must exit 0."""
+@pytest.fixture(scope="session")
+def seed_archives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SeedArchive]]:
+    """The seed archive of each backend, crawled the first time a test asks for it
+    and kept for the session (a parametrised session fixture would be torn down and
+    crawled again whenever the test order switches backends)."""
+    with ExitStack() as stack:
+        yield _LazySeedArchives(stack, tmp_path_factory)
+
+
+class _LazySeedArchives(dict[str, SeedArchive]):
+    def __init__(self, stack: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.stack = stack
+        self.tmp_path_factory = tmp_path_factory
+
+    def __missing__(self, backend: str) -> SeedArchive:
+        folder = self.tmp_path_factory.mktemp("seed_archive")
+        url = self.stack.enter_context(fresh_database(backend, folder))
+        self[backend] = archive = _crawl_seeds(backend, url)
+        return archive
+
+
+def _crawl_seeds(backend: str, url: str) -> SeedArchive:
+    """Both seed sites crawled: day 1, day 1 again (nothing changes: every article
+    answers 304), then day 2 (one new and one edited article per site). Each crawl
+    must exit 0."""
     # Every known article is due at once, so each run revisits all of them (with
     # conditional requests): the re-crawl and next-day semantics under test.
     always_due = ("-s", "REVISIT_SCHEDULE=*=0s")
-    with fresh_database(request.param, tmp_path_factory.mktemp("seed_archive")) as url:
-        snapshots: dict[str, Snapshot] = {}
-        logs: dict[str, dict[str, str]] = {}
-        for step, suffix in (("day1", ""), ("day1_again", ""), ("day2", "_day2")):
-            logs[step] = {
-                spider: crawl(spider, SEEDS / f"{spider}{suffix}", url, *always_due).stderr
-                for spider in SEED_SPIDERS
-            }
-            snapshots[step] = snapshot(url)
-        yield SeedArchive(request.param, url, **snapshots, logs=logs)
+    snapshots: dict[str, Snapshot] = {}
+    logs: dict[str, dict[str, str]] = {}
+    for step, suffix in (("day1", ""), ("day1_again", ""), ("day2", "_day2")):
+        logs[step] = {
+            spider: crawl(spider, SEEDS / f"{spider}{suffix}", url, *always_due).stderr
+            for spider in SEED_SPIDERS
+        }
+        snapshots[step] = snapshot(url)
+    return SeedArchive(backend, url, **snapshots, logs=logs)
+
+
+@pytest.fixture(params=BACKENDS)
+def seed_archive(
+    request: pytest.FixtureRequest, seed_archives: dict[str, SeedArchive]
+) -> SeedArchive:
+    """Both seed sites crawled once per backend and session (see `_crawl_seeds`):
+    read it, never write to it."""
+    return seed_archives[request.param]

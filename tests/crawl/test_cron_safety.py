@@ -364,6 +364,7 @@ def _pg_ctlcluster(action: str, cluster: tuple[str, str]) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.restarts_postgres
 def test_a_postgresql_restart_mid_crawl_loses_nothing(
     corpora: dict[str, Path], tmp_path: Path, running: Callable[..., Running]
 ) -> None:
