@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from news_archive.crawler import reextract as reextract_module
 from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
 from news_archive.storage.archive import Archive
-from tests.conftest import fresh_database
+from tests.conftest import BACKENDS, fresh_database
 from tests.crawl.crawling import SEEDS, crawl, snapshot
 
 ALWAYS_DUE = ("-s", "REVISIT_SCHEDULE=*=0s")
@@ -68,10 +68,7 @@ def _content(url: str) -> dict[str, Any]:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
+    params=BACKENDS,
 )
 def captured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -26,7 +26,7 @@ from news_archive.storage.search import (
     search,
     site_totals,
 )
-from tests.conftest import fresh_database
+from tests.conftest import BACKENDS, fresh_database
 from tests.crawl.crawling import SEEDS, crawl
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
@@ -41,10 +41,7 @@ ARTICLES_AFTER_DAY2 = 12  # 6 SKT + 5 매일일보 on day 1, 1 new 매일일보 
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
+    params=BACKENDS,
 )
 def archive(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
