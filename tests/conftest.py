@@ -14,12 +14,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 from psycopg import sql
 from scrapy.utils.reactor import install_reactor, is_reactor_installed
 from sqlalchemy import Engine
 
 import news_archive.crawler.settings as project_settings
-from news_archive.storage.engine import create_archive_engine, upgrade_to_head
+from news_archive.storage.engine import alembic_config, create_archive_engine, upgrade_to_head
 from news_archive.storage.repository import ArchiveRepository
 from tests.crawl.crawling import SEEDS, Snapshot, crawl, snapshot
 
@@ -112,6 +113,21 @@ def empty_postgres_database(url: str) -> None:
     ) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
+
+
+def migrate_to(database_url: str, revision: str) -> None:
+    """Bring the database at `database_url` to Alembic `revision` (up or down), as an
+    older release of the project would have left it."""
+    engine = create_archive_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            step = command.downgrade if revision == "base" else command.upgrade
+            step(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -16,11 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
 
 from news_archive.cli.main import head_revision, main
-from news_archive.storage.engine import alembic_config, create_archive_engine
-from tests.conftest import SeedArchive
+from tests.conftest import SeedArchive, migrate_to
 from tests.crawl.crawling import ROOT
 
 NEWS_ARCHIVE = Path(sys.executable).with_name("news-archive")
@@ -268,15 +266,7 @@ def test_db_current(cli: Cli, archive_url: str) -> None:
 
 def test_db_current_exits_1_when_the_database_is_behind(cli: Cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_archive_engine(url)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
-            connection.commit()
-    finally:
-        engine.dispose()
+    migrate_to(url, "0003")
     behind = cli.run("db", "current", database_url=url)
     assert behind.returncode == 1
     assert (
@@ -333,15 +323,7 @@ def test_database_not_migrated(cli: Cli, database_url: str) -> None:
 
 
 def test_database_behind_head(cli: Cli, sqlite_url: str) -> None:
-    engine = create_archive_engine(sqlite_url)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0002")
-            connection.commit()
-    finally:
-        engine.dispose()
+    migrate_to(sqlite_url, "0002")
     result = cli.run("export", database_url=sqlite_url)
     assert result.returncode == 1
     assert (

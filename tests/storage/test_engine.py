@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
@@ -24,6 +23,7 @@ from news_archive.storage.engine import (
     migrations_available,
     upgrade_to_head,
 )
+from tests.conftest import migrate_to
 
 
 def _other_writer(sqlite_url: str) -> sqlite3.Connection:
@@ -176,15 +176,7 @@ def test_without_migrations_an_empty_database_is_an_error_saying_what_to_run(
 def test_without_migrations_an_older_database_is_an_error_and_left_alone(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    engine = create_archive_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
-            connection.commit()
-    finally:
-        engine.dispose()
+    migrate_to(database_url, "0003")
     monkeypatch.setattr(engine_module, "migrations_directory", lambda: None)
     with pytest.raises(SchemaNotUpgradableError, match=r"has schema revision 0003, but") as raised:
         upgrade_to_head(database_url)
