@@ -165,10 +165,12 @@ class ArchivePipeline:
         while the server is down, the repository's per-article retries would otherwise
         each wait out their own backoff."""
         assert self.archive is not None
-        if self.archive.reachable():
-            return True
-        logger.warning("Archive database %s still unreachable", self.archive.url)
-        return False
+        try:
+            self.archive.ping()
+        except ArchiveError as error:
+            logger.warning("Archive database still unreachable: %s", error)
+            return False
+        return True
 
     def _write(self) -> None:
         """Write each buffer; a buffer is emptied only once its rows are committed.

@@ -334,14 +334,6 @@ class Archive:
         with self.engine.connect():
             pass
 
-    def reachable(self) -> bool:
-        """Whether a connection can be had now (PostgreSQL pings it)."""
-        try:
-            with self.engine.connect():
-                return True
-        except SQLAlchemyError:
-            return False
-
     def close(self) -> None:
         """Close the pooled connections (the object may still be used afterwards)."""
         self.engine.dispose()

@@ -274,5 +274,5 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(value: object) -> str:
-    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")

@@ -145,8 +145,10 @@ class ArchiveSpider(scrapy.Spider):
         @returns items 1 1
         @scrapes url title body published_at
         """
+        # The clock is read here, never inside extraction.
+        fetched_at = datetime.now(UTC)
         result = self.site.extract(
-            response.url, response.body, _headers(response), _fetched_at(response), entry
+            response.url, response.body, _headers(response), fetched_at, entry
         )
         if isinstance(result, Article):
             for alias in response.meta.get("redirect_urls", []):
@@ -183,12 +185,6 @@ def _headers(response: Response) -> dict[str, str]:
         for key, values in response.headers.items()
         if values
     }
-
-
-def _fetched_at(response: Response) -> datetime:
-    """When the response arrived: the ``Date`` Scrapy cannot give, so now (UTC); the
-    clock is read here, never inside extraction."""
-    return datetime.now(UTC)
 
 
 def _slug(name: str) -> str:

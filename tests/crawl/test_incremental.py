@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from news_archive.crawler.schedule import DEFAULT_SCHEDULE, next_visit, parse_schedule
 from news_archive.crawler.spiders.base import ArchiveSpider
@@ -35,6 +36,31 @@ def test_second_run_over_unchanged_pages_fetches_only_the_feed(database_url: str
     assert second["archive/listing/pages"] == 1
     assert second["archive/skipped/not_due"] == 9
     assert "archive/stored/new" not in second
+
+
+def test_http_errors_of_a_real_crawl_are_scheduled_for_a_retry(seed_archive: SeedArchive) -> None:
+    """An HTTP error reaches the spider's errback, not its callback; the incremental
+    middleware still schedules the URL: a 404 a day later, a 500 within the hour."""
+    engine = create_engine(seed_archive.url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT url, last_status, last_visit_at, next_visit_at FROM url_state "
+                    "WHERE last_status >= 400 ORDER BY url"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    retries = {url: (status, _utc(due) - _utc(visited)) for url, status, visited, due in rows}
+    assert retries[MAEIL.format(800106)] == (404, timedelta(days=1))
+    assert retries[MAEIL.format(800107)] == (500, timedelta(hours=1))
+
+
+def _utc(moment: datetime | str) -> datetime:
+    """A timestamp as either backend returns it through plain SQL, as aware UTC."""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def test_an_edited_page_answers_200_to_its_conditional_revisit(seed_archive: SeedArchive) -> None:
