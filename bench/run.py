@@ -44,6 +44,7 @@ class Template:
     body: bytes
     headers: dict[str, str]
     opening: int  # byte offset just after the body container's opening tag
+    url: str = ""  # the template article's canonical URL, named in the page itself
 
 
 def body_opening(site: Site, url: str, body: bytes, headers: dict[str, str]) -> int | None:
@@ -84,7 +85,8 @@ def templates(seeds: Path = SEEDS) -> list[Template]:
         body = page.path.read_bytes()
         opening = body_opening(SITES[page.site], page.url, body, page.headers)
         if opening is not None:
-            found.append(Template(page.site, body, page.headers, opening))
+            canonical = SITES[page.site].canonical_url(page.url) or ""
+            found.append(Template(page.site, body, page.headers, opening, canonical))
     return found
 
 
@@ -107,6 +109,10 @@ def generate(corpus: Path, pages: int, seeds: Path = SEEDS) -> Generated:
             f"측정용 문장 {number * 7919 % 100003}.</p>"
         ).encode()
         body = template.body[: template.opening] + paragraph + template.body[template.opening :]
+        # The page names its own article (rel=canonical, og:url): a page claiming
+        # another article than its URL names is a recorded canonical_conflict.
+        if template.url:
+            body = body.replace(template.url.encode(), url.encode())
         generated[name].append((url, body, template.headers))
     for name, entries in generated.items():
         _write_replay(corpus / name, SITES[name], entries)

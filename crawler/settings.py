@@ -56,6 +56,12 @@ SPIDER_CONTRACTS = {
 }
 ITEM_PIPELINES = {"news_archive.crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
+    # Exact hosts and guarded redirects in place of Scrapy's own (see the block
+    # "identity and discovery" below).
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "news_archive.crawler.middlewares.offsite.ExactHostOffsiteMiddleware": 50,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "news_archive.crawler.middlewares.offsite.GuardedRedirectMiddleware": 600,
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,
     # after redirect/retry/robots have seen the request.
     "news_archive.crawler.middlewares.replay.ReplayMiddleware": 950,
@@ -114,6 +120,17 @@ HEALTH_HISTORY_RUNS = 5
 # ...and how many at least before the drop and collapse checks compare at all.
 HEALTH_MIN_HISTORY_RUNS = 3
 # --- end run records and health checks ---------------------------------------
+
+# --- identity and discovery ---------------------------------------------------
+# Requests go only to a site's exact `hosts` (crawler/middlewares/offsite.py): a
+# subdomain the site does not list is off-site. A redirect off those hosts is recorded
+# as offsite_redirect, one back into its own chain as redirect_loop.
+# Longest link a feed or list page may give, in characters of the URL as requested
+# (percent-encoded): longer ones are recorded as bad_link, not followed. Browsers and
+# servers commonly stop near 2,000; the archive's URL keys stay well under the
+# 2,704-byte B-tree row limit of PostgreSQL.
+MAX_LINK_LENGTH = 2000
+# --- end identity and discovery -----------------------------------------------
 
 # --- politeness: a daily crawl of two small sites needs no hurry --------------
 USER_AGENT = "news-archive/0.1 (news archive crawler; scheduled daily; Scrapy)"

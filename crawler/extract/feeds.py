@@ -1,13 +1,23 @@
-"""RSS 2.0 reading, tolerant of the malformed XML feeds sometimes serve."""
+"""RSS 2.0 reading: safe, and honest about feeds that parse only partly.
+
+The parser never resolves entities, reads the network or builds huge trees (no
+XXE, no billion laughs: libxml2 stops entity amplification). It runs in recovery
+mode, so that one bad entity or a cut-off tail costs at most the broken item, not
+the feed; but any error the parser met is reported (`PartialFeed`), never
+swallowed: a feed that is truncated, wrongly declared (encoding) or an entity bomb
+is a recorded ``bad_feed`` even when some items could be read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urljoin
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
+from w3lib.url import safe_url_string
 
 from news_archive.crawler.extract.bylines import byline_names
 from news_archive.vocabulary import FeedEntry
@@ -15,6 +25,19 @@ from news_archive.vocabulary import FeedEntry
 
 class FeedError(ValueError):
     """The document is not a feed we can read (not XML, or no channel)."""
+
+
+class PartialFeed(FeedError):
+    """The document parsed only partly: the message is the parser's first error,
+    `found` what could be trusted of it (`RawItem`s from `read_rss`, `FeedEntry`s
+    from `feed_entries`): every item with a link except the one the first error
+    broke in (the last item starting on or before the error's line), whose link or
+    text may be cut. Its items' text is not trusted either: `feed_entries` keeps
+    only their links."""
+
+    def __init__(self, message: str, found: list[Any]) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +59,35 @@ _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 def read_rss(body: bytes) -> list[RawItem]:
     """Items of an RSS 2.0 document, in feed order.
 
-    The XML parser runs in recovery mode so that one bad entity or stray ``&``
-    costs at most the broken item, not the feed; a document without a
-    ``<channel>`` raises `FeedError` with the parser's reason.
+    A document without a ``<channel>`` raises `FeedError` with the parser's reason;
+    one the parser met errors in raises `PartialFeed` with the items it trusts.
     """
     parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, huge_tree=False)
     try:
         root = etree.fromstring(body, parser)
     except etree.XMLSyntaxError as error:
         raise FeedError(f"not XML: {error}") from error
+    errors = list(parser.error_log)
     if root is None or root.find("channel") is None:
-        reason = parser.error_log.last_error if len(parser.error_log) else "no <channel>"
+        reason = _describe(errors[0]) if errors else "no <channel>"
         raise FeedError(f"not an RSS feed: {reason}")
-    return [_item(element) for element in root.iterfind("channel/item")]
+    elements = list(root.iterfind("channel/item"))
+    if not errors:
+        return [_item(element) for element in elements]
+    first = errors[0]
+    broken = [e for e in elements if e.sourceline is not None and e.sourceline <= first.line]
+    trusted = [_item(e) for e in elements if not (broken and e is broken[-1])]
+    raise PartialFeed(
+        f"feed parsed only partly ({len(errors)} parser errors, {len(elements)} items read, "
+        f"{len(trusted)} trusted): {_describe(first)}",
+        trusted,
+    )
+
+
+def _describe(error: Any) -> str:
+    """One parser error as one line: ``line 57: CData section not finished``."""
+    message = " ".join(str(error.message).split())[:200]
+    return f"line {error.line}: {message}"
 
 
 def _item(element: etree._Element) -> RawItem:
@@ -82,11 +121,20 @@ def feed_entries(
 ) -> list[FeedEntry]:
     """The items of an RSS feed as `FeedEntry` values: links made absolute, the
     ``pubDate`` read with the site's `parse_date`, authors reduced to names (a
-    brand in `brands` is no author). Items without a link are skipped."""
+    brand in `brands` is no author). Items without a link are skipped; a link that
+    cannot be made absolute is kept as written (the spider judges links).
+
+    Raises `PartialFeed` (its `found`: entries with a link only, since the text of
+    a feed the parser choked on may be cut or wrongly decoded) and `FeedError`."""
     brands = tuple(brands)
+    try:
+        items = read_rss(body)
+    except PartialFeed as partial:
+        trusted = [FeedEntry(url=absolute_link(feed_url, i.link)) for i in partial.found if i.link]
+        raise PartialFeed(str(partial), trusted) from partial
     return [
         FeedEntry(
-            url=urljoin(feed_url, item.link),
+            url=absolute_link(feed_url, item.link),
             title=item.title,
             published_at=parse_date(item.pub_date),
             published_raw=item.pub_date,
@@ -94,6 +142,37 @@ def feed_entries(
             categories=item.categories,
             summary=item.description,
         )
-        for item in read_rss(body)
+        for item in items
         if item.link
     ]
+
+
+def absolute_link(base: str, link: str) -> str:
+    """`link` made absolute against `base`, or as written when it cannot be."""
+    try:
+        return urljoin(base, link)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: a bad link, not a bad feed
+        return link
+
+
+def link_problem(url: str, hosts: Collection[str], max_length: int) -> str | None:
+    """Why the link `url` of a feed or list page must not be followed, or None.
+
+    Too long (over `max_length` characters once percent-encoded, as it would be
+    requested), malformed (no http(s) scheme or host, a bad port, whitespace or
+    control characters inside) or off-site (a host not in `hosts`, exactly)."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "malformed link: whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+        length = len(safe_url_string(url))
+    except ValueError as error:
+        return f"malformed link: {error}"
+    if length > max_length:
+        return f"link of {length} characters, over the limit of {max_length}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "malformed link: not an absolute http(s) URL"
+    if parts.hostname not in hosts:
+        return f"off-site link: host {parts.hostname!r} is not one of the site's hosts"
+    return None

@@ -100,8 +100,9 @@ class Site:
 
     # --- identity and URL rules
     name: ClassVar[str]  # the spider name (``maeil_ilbo``)
-    allowed_domains: ClassVar[tuple[str, ...]]  # Scrapy's offsite filter
-    hosts: ClassVar[frozenset[str]]  # host names whose URLs may name an article
+    # The exact host names of the site: the only hosts the crawl fetches from (no
+    # subdomains: ``evil.m-i.kr`` is off-site) and whose URLs may name an article.
+    hosts: ClassVar[frozenset[str]]
     article_url: ClassVar[str]  # canonical article URL with an ``{id}`` field
     article_id_name: ClassVar[str] = "article id"  # for rejection messages
     # A live article that `scrapy check` fetches (its seed fixture replays it offline).
@@ -127,7 +128,6 @@ class Site:
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name",
-        "allowed_domains",
         "hosts",
         "article_url",
         "feed",
@@ -201,10 +201,11 @@ class Site:
         page = load_page(self.name, url, body, headers, fetched_at, feed)
         if isinstance(page, Rejection):
             return page
-        canonical = self.canonical_url(url) or self.canonical_url(page.signals.canonical or "")
+        canonical, conflict = self.identity(url, page.signals.canonical)
+        if conflict is not None:
+            return Rejection(self.name, url, "canonical_conflict", conflict)
         if canonical is None:
-            detail = f"URL and rel=canonical name no {self.article_id_name}"
-            return Rejection(self.name, url, "not_article", detail)
+            return Rejection(self.name, url, "not_article", f"URL names no {self.article_id_name}")
         context = self.locate(page)
         if not self.is_article(context):
             return Rejection(self.name, url, "not_article", self.not_article_detail)
@@ -214,7 +215,7 @@ class Site:
             captions=[image.caption for image in images if image.caption],
             subtitles=context.subtitles,
         )
-        return assemble(
+        article = assemble(
             page,
             canonical_url=canonical,
             title=pick(self.title, context),
@@ -229,6 +230,26 @@ class Site:
             images=images,
             language=language_of(page),
         )
+        return article
+
+    def identity(self, url: str, claimed: str | None) -> tuple[str | None, str | None]:
+        """Which article the page fetched from `url` is: ``(canonical URL, None)``, or
+        ``(None, why)`` when the page's own `claimed` canonical URL names another
+        article of this site than the URL rules give for `url`.
+
+        Only the URL rules decide: a page can be served from anywhere and say
+        anything about itself, so its ``rel=canonical`` may confirm the article its
+        URL names, never choose one (a page elsewhere claiming an archived article's
+        URL would otherwise overwrite it). A claim naming no article of this site (the
+        home page, another site) says nothing about identity and is ignored."""
+        canonical = self.canonical_url(url)
+        named = self.canonical_url(claimed or "")
+        if named is None or named == canonical:
+            return canonical, None
+        if canonical is None:
+            claim = f"rel=canonical claims {named}"
+            return None, f"{claim}, but the URL names no {self.article_id_name}"
+        return None, f"rel=canonical claims {named}, but the URL names {canonical}"
 
     def locate(self, page: Page) -> Context:
         """Find the template version, the article element, the body container, the

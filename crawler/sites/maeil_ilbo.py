@@ -27,7 +27,7 @@ Precedence, strongest first (the name in ``Article.sources`` in brackets):
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 from lxml import html as lxml_html
 from lxml.cssselect import CSSSelector
@@ -35,6 +35,7 @@ from lxml.cssselect import CSSSelector
 from news_archive.crawler.extract.body import text_of
 from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_korea_local
+from news_archive.crawler.extract.feeds import absolute_link
 from news_archive.crawler.extract.signals import (
     FEED_AUTHORS,
     FEED_PUBLISHED,
@@ -93,7 +94,6 @@ LIST_BYLINE = CSSSelector(".byline em, .list-dated")
 
 class MaeilIlbo(Site):
     name = "maeil_ilbo"
-    allowed_domains = ("m-i.kr",)
     hosts = frozenset({"www.m-i.kr", "m-i.kr", "m.m-i.kr"})
     article_url = "https://www.m-i.kr/news/articleView.html?idxno={id}"
     article_id_name = "idxno"
@@ -151,7 +151,7 @@ class MaeilIlbo(Site):
             raw_date = next((t for t in byline if parse_korea_local(t)), None)
             entries.append(
                 FeedEntry(
-                    url=urljoin(list_page_url, links[0].get("href", "")),
+                    url=absolute_link(list_page_url, links[0].get("href", "")),
                     title=text_of(links[0]) or None,
                     published_at=parse_korea_local(raw_date),
                     published_raw=raw_date,

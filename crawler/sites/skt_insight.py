@@ -81,7 +81,6 @@ MODIFIED_TIME = CSSSelector("time.updated")
 
 class SktInsight(Site):
     name = "skt_insight"
-    allowed_domains = ("news.sktelecom.com", "sktinsight.com")
     # The old SKT Insight host names the same post ids as the newsroom.
     hosts = frozenset({"news.sktelecom.com", "www.sktinsight.com", "sktinsight.com"})
     article_url = "https://news.sktelecom.com/{id}"

@@ -19,9 +19,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from news_archive.crawler.extract.dates import KOREA
-from news_archive.crawler.extract.feeds import FeedError
+from news_archive.crawler.extract.feeds import FeedError, PartialFeed, link_problem
 from news_archive.crawler.extract.site import Site
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
+from news_archive.crawler.middlewares.offsite import OffsiteRedirect, RedirectLoop
 from news_archive.vocabulary import AliasSeen, Article, FeedEntry, FetchFailure
 
 
@@ -49,7 +50,8 @@ class ArchiveSpider(scrapy.Spider):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.allowed_domains = list(self.site.allowed_domains)
+        # Exact host names: the project's offsite filter admits no subdomain of them.
+        self.allowed_domains = sorted(self.site.hosts)
         self.requested_urls = [u.strip() for u in (urls or "").split(",") if u.strip()]
         self.since = date.fromisoformat(since) if since else None
         self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
@@ -59,8 +61,13 @@ class ArchiveSpider(scrapy.Spider):
         urls = self.requested_urls or list(self.site.feed_urls)
         if self.since and not self.requested_urls:
             urls += self.site.backfill_start_urls(self.sections)
+        max_length = self.crawler.settings.getint("MAX_LINK_LENGTH")
         for url in urls:
-            if self.site.canonical_url(url):
+            # A URL given with -a urls= is judged as a feed's link is: the offsite
+            # filter would drop an off-site one with a debug line only.
+            if problem := link_problem(url, self.site.hosts, max_length):
+                yield FetchFailure(self.name, _shortened(url), "bad_link", None, problem)
+            elif self.site.canonical_url(url):
                 for output in self.follow_article(url):
                     yield output
             else:
@@ -112,13 +119,27 @@ class ArchiveSpider(scrapy.Spider):
                 entries = self.site.list_entries(response.text, response.url)
             else:
                 entries = self.site.feed_entries(response.body, response.url)
+        except PartialFeed as partial:
+            # Recorded (and failing the run's health), but what could be read of it
+            # is still followed: a cut-off tail should not cost the items before it.
+            yield FetchFailure(self.name, response.url, "bad_feed", response.status, str(partial))
+            entries = partial.found
         except (FeedError, ValueError, AttributeError) as error:
-            yield FetchFailure(self.name, response.url, "bad_listing", response.status, str(error))
+            yield FetchFailure(self.name, response.url, "bad_feed", response.status, str(error))
             return
         stats.inc_value("archive/listing/pages")
         stats.inc_value("archive/listing/entries", len(entries))
         if not entries:
             self.logger.warning("Listing %s has no entries", response.url)
+        max_length = self.crawler.settings.getint("MAX_LINK_LENGTH")
+        followed = []
+        for entry in entries:
+            problem = link_problem(entry.url, self.site.hosts, max_length)
+            if problem is None:
+                followed.append(entry)
+            else:
+                yield FetchFailure(self.name, _shortened(entry.url), "bad_link", None, problem)
+        entries = followed
         reached_older = False
         for entry in entries:
             if self.since and self._older_than_since(entry):
@@ -164,6 +185,11 @@ class ArchiveSpider(scrapy.Spider):
             return [
                 FetchFailure(self.name, request.url, f"http_{status}", status, f"HTTP {status}")
             ]
+        if failure.check(RedirectLoop, OffsiteRedirect):
+            # Recorded under the URL the spider asked for, the start of the chain.
+            reason = "redirect_loop" if failure.check(RedirectLoop) else "offsite_redirect"
+            asked = request.meta.get("redirect_urls", [request.url])[0]
+            return [FetchFailure(self.name, asked, reason, None, str(failure.value))]
         if failure.check(IgnoreRequest):
             # RobotsTxtMiddleware says so in its message; other refusals are "ignored".
             reason = "robots_forbidden" if "robots.txt" in str(failure.value) else "ignored"
@@ -185,6 +211,12 @@ def _headers(response: Response) -> dict[str, str]:
         for key, values in response.headers.items()
         if values
     }
+
+
+def _shortened(url: str, keep: int = 500) -> str:
+    """`url` as recorded with a problem: cut to `keep` characters, marked as cut (the
+    record names the link; its full length is in the detail)."""
+    return url if len(url) <= keep else url[:keep] + "…"
 
 
 def _slug(name: str) -> str:

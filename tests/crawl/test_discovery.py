@@ -137,7 +137,7 @@ def test_a_feed_that_is_not_a_feed_is_recorded_and_the_crawl_finishes(
     with HandCrawl(SktInsightSpider, tmp_path, database_url) as run:
         run.crawl(run.start())
     archive = snapshot(database_url)
-    assert [reason for _, _, _, reason in archive.errors] == ["bad_listing"]
+    assert [reason for _, _, _, reason in archive.errors] == ["bad_feed"]
     assert archive.runs[-1]["finish_reason"] == "finished"
 
 

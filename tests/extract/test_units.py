@@ -9,7 +9,7 @@ import pytest
 from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_iso, parse_korea_local, parse_rfc822
 from news_archive.crawler.extract.decode import DecodeError, decode_html
-from news_archive.crawler.extract.feeds import FeedError, read_rss
+from news_archive.crawler.extract.feeds import FeedError, PartialFeed, read_rss
 from news_archive.crawler.sites import site_for
 from news_archive.vocabulary import Article, BodyMethod, BodySource, content_hash
 from tests.golden import FETCHED_AT, SEEDS
@@ -141,13 +141,16 @@ def test_maeil_feed_dates_are_korea_time() -> None:
     assert entry.authors == ("박효길",)
 
 
-def test_malformed_feed_keeps_readable_items_and_garbage_is_an_error() -> None:
+def test_malformed_feed_is_partial_keeps_readable_items_and_garbage_is_an_error() -> None:
     broken = (
         b"<rss><channel><item><title>A & B</title><link>https://news.sktelecom.com/1</link>"
-        b"<pubDate>Mon, 15 Mar 2021 01:00:00 +0000</pubDate></item><item><title>unclosed"
+        b"<pubDate>Mon, 15 Mar 2021 01:00:00 +0000</pubDate></item>"
+        b"<item><link>https://news.sktelecom.com/22"
     )
-    items = read_rss(broken)
-    assert items[0].link == "https://news.sktelecom.com/1"
+    with pytest.raises(PartialFeed) as partial:
+        read_rss(broken)
+    # the last item the error broke in is not trusted (its link may be cut)
+    assert [item.link for item in partial.value.found] == ["https://news.sktelecom.com/1"]
     with pytest.raises(FeedError):
         read_rss(b"<html><body>Service Unavailable</body></html>")
     with pytest.raises(FeedError):
