@@ -68,6 +68,10 @@ class Article:
     images: tuple[Image, ...] = ()
     language: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # Why this capture may be cut short (``no closing </body> or </html>``, fewer bytes
+    # than Content-Length), or None. Storage then holds a changed version back until
+    # a later fetch confirms it (``suspect_truncation``).
+    suspect: str | None = None
 
     @property
     def author(self) -> str | None:
@@ -99,6 +103,8 @@ class Article:
                 data[key] = list(value)
         data["images"] = [asdict(image) for image in self.images]
         data["content_hash"] = self.content_hash
+        if data["suspect"] is None:  # the usual case: the shape of older files
+            del data["suspect"]
         return data
 
 

@@ -230,6 +230,10 @@ class ArchivePipeline:
             self.stats.inc_value(f"archive/stored/{outcome}")
             self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
             logger.debug("Stored %s: %s", article.url, outcome)
+            if outcome == "held":  # a suspect change, kept back until a fetch confirms it
+                self.process_item(
+                    Rejection(article.site, article.url, "suspect_truncation", held(article))
+                )
         self.articles = kept
         if kept:
             self.stats.inc_value("archive/store_error")
@@ -280,3 +284,9 @@ class ArchivePipeline:
     def _spider_name(self) -> str:
         spider = self.crawler.spider
         return spider.name if spider is not None else "?"
+
+
+def held(article: Article) -> str:
+    """The detail of a ``suspect_truncation`` record: why storage held `article` back."""
+    why = article.suspect or "body lost more than half its length"
+    return f"{why}; the current version stays until a later fetch confirms this one"

@@ -109,7 +109,7 @@ class Articles:
 
     def store(self, articles: Sequence[Article], *, note: str | None = None) -> list[StoreOutcome]:
         """Store `articles` (batched, one transaction, falling back to one per article);
-        return ``new``/``changed``/``unchanged`` for each. Raises `StoreFailures`
+        return ``new``/``changed``/``unchanged``/``held`` for each. Raises `StoreFailures`
         when some could not be stored, `DatabaseUnavailable` when none could be tried."""
         try:
             return self._repository.store_articles(articles, note=note)

@@ -83,6 +83,29 @@ class ArticleVersion(Base):
     note: Mapped[str | None]  # why the version exists beyond a crawl, e.g. "re-extraction"
 
 
+class HeldVersion(Base):
+    """A changed capture of an article held back as suspect (``suspect_truncation``):
+    cut short in transfer, or its body lost more than half its length against the
+    current version. Not in ``articles`` (whose row is always the current version)
+    nor ``article_versions`` (versions that were current); published as a new version
+    once a later fetch gives the same content. At most one per article: the newest
+    suspect content replaces an older one."""
+
+    __tablename__ = "held_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), unique=True
+    )
+    title: Mapped[str]
+    body: Mapped[str]
+    content_hash: Mapped[str]
+    fetched_url: Mapped[str]
+    captured_at: Mapped[datetime]  # when this content was first fetched
+    last_seen_at: Mapped[datetime]
+    reason: Mapped[str]  # why it is suspect
+
+
 class ArticleTag(Base):
     """The tags of an article's newest version, in page order."""
 

@@ -24,7 +24,7 @@ from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rej
 
 logger = logging.getLogger(__name__)
 
-StoreOutcome = Literal["new", "changed", "unchanged"]
+StoreOutcome = Literal["new", "changed", "unchanged", "held"]
 
 
 _T = TypeVar("_T")
@@ -81,8 +81,12 @@ class ArchiveRepository:
     def store_articles(
         self, articles: Sequence[Article], *, note: str | None = None
     ) -> list[StoreOutcome]:
-        """Store extracted articles; return ``"new"``, ``"changed"`` or
-        ``"unchanged"`` for each, in input order.
+        """Store extracted articles; return ``"new"``, ``"changed"``, ``"unchanged"``
+        or ``"held"`` for each, in input order.
+
+        ``"held"``: a change that looks cut short (`Article.suspect`, or a body less
+        than half as long as the current one) is kept in ``held_versions``, not
+        published, until a later fetch gives the same content (then ``"changed"``).
 
         The batch is written in one transaction.  If that fails (a bad row, a
         concurrent writer), it is rolled back and every article is retried in a
@@ -190,13 +194,18 @@ class ArchiveRepository:
             return "new"
 
         query = select(
-            tables.articles.c.id, tables.articles.c.content_hash, tables.articles.c.last_seen_at
+            tables.articles.c.id,
+            tables.articles.c.content_hash,
+            tables.articles.c.last_seen_at,
+            func.length(tables.articles.c.body).label("body_length"),
         ).where(tables.articles.c.url == article.url)
         if self._lock_rows:
             query = query.with_for_update()
         row = connection.execute(query).one()
         last_seen_at = max(row.last_seen_at, seen_at)
         if row.content_hash == content["content_hash"]:
+            # The page is whole again: whatever was held back was a passing fault.
+            connection.execute(delete(tables.held).where(tables.held.c.article_id == row.id))
             connection.execute(
                 update(tables.articles)
                 .where(tables.articles.c.id == row.id)
@@ -206,6 +215,19 @@ class ArchiveRepository:
             self._replace_images(connection, row.id, article.images, only_if_different=True)
             return "unchanged"
 
+        captured_at = seen_at
+        suspect = article.suspect or _shrunk(row.body_length, len(article.body))
+        if suspect is not None:
+            confirmed = self._hold(connection, row.id, article, suspect, seen_at)
+            if confirmed is None:
+                connection.execute(
+                    update(tables.articles)
+                    .where(tables.articles.c.id == row.id)
+                    .values(last_seen_at=last_seen_at)
+                )
+                return "held"
+            captured_at = confirmed
+        connection.execute(delete(tables.held).where(tables.held.c.article_id == row.id))
         connection.execute(
             update(tables.articles)
             .where(tables.articles.c.id == row.id)
@@ -213,7 +235,7 @@ class ArchiveRepository:
                 **content,
                 **_metadata_columns(article),
                 last_seen_at=last_seen_at,
-                last_changed_at=seen_at,
+                last_changed_at=captured_at,
             )
         )
         latest = connection.execute(
@@ -221,10 +243,52 @@ class ArchiveRepository:
                 tables.versions.c.article_id == row.id
             )
         ).scalar_one()
-        self._insert_version(connection, row.id, article, version=(latest or 0) + 1, note=note)
+        self._insert_version(
+            connection,
+            row.id,
+            article,
+            version=(latest or 0) + 1,
+            note=note,
+            captured_at=captured_at,
+        )
         self._replace_tags(connection, row.id, article.tags)
         self._replace_images(connection, row.id, article.images)
         return "changed"
+
+    def _hold(
+        self,
+        connection: Connection,
+        article_id: int,
+        article: Article,
+        reason: str,
+        seen_at: datetime,
+    ) -> datetime | None:
+        """Hold `article`, a suspect change of the stored article `article_id`, back:
+        None while it waits for confirmation; when a fetch before this one held the
+        same content, that first fetch's time (the caller publishes it)."""
+        held = connection.execute(
+            select(tables.held.c.content_hash, tables.held.c.captured_at).where(
+                tables.held.c.article_id == article_id
+            )
+        ).one_or_none()
+        if held is not None and held.content_hash == article.content_hash:
+            if held.captured_at < seen_at:
+                return held.captured_at
+            return None  # the same fetch again (a replayed capture) confirms nothing
+        connection.execute(delete(tables.held).where(tables.held.c.article_id == article_id))
+        connection.execute(
+            tables.held.insert().values(
+                article_id=article_id,
+                title=article.title,
+                body=article.body,
+                content_hash=article.content_hash,
+                fetched_url=article.fetched_url,
+                captured_at=seen_at,
+                last_seen_at=seen_at,
+                reason=reason,
+            )
+        )
+        return None
 
     def _insert_version(
         self,
@@ -234,6 +298,7 @@ class ArchiveRepository:
         *,
         version: int,
         note: str | None = None,
+        captured_at: datetime | None = None,
     ) -> None:
         connection.execute(
             tables.versions.insert().values(
@@ -246,7 +311,7 @@ class ArchiveRepository:
                 content_hash=article.content_hash,
                 published_at=article.published_at,
                 modified_at=article.modified_at,
-                captured_at=article.fetched_at,
+                captured_at=captured_at or article.fetched_at,
                 fetched_url=article.fetched_url,
                 note=note,
             )
@@ -512,6 +577,15 @@ class ArchiveRepository:
             query = query.where(tables.errors.c.run_id == run_id)
         with self._reader.connect() as connection:
             return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _shrunk(stored_length: int, new_length: int) -> str | None:
+    """Why a body of `new_length` characters replacing one of `stored_length` is
+    suspect, or None: it lost more than half its length (an edit seldom does; a page
+    cut off mid-body, 608 → 77 characters, does)."""
+    if 2 * new_length < stored_length:
+        return f"body shrank from {stored_length} to {new_length} characters"
+    return None
 
 
 def _content_columns(article: Article) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from news_archive.storage.models import (
     CrawlError,
     CrawlLock,
     CrawlRun,
+    HeldVersion,
     UrlAlias,
     UrlState,
 )
 
 articles: Table = ArticleRecord.__table__  # type: ignore[assignment]
 versions: Table = ArticleVersion.__table__  # type: ignore[assignment]
+held: Table = HeldVersion.__table__  # type: ignore[assignment]
 tags: Table = ArticleTag.__table__  # type: ignore[assignment]
 images: Table = ArticleImage.__table__  # type: ignore[assignment]
 aliases: Table = UrlAlias.__table__  # type: ignore[assignment]

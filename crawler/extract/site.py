@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ClassVar
 from urllib.parse import SplitResult, urlsplit
@@ -230,6 +230,8 @@ class Site:
             images=images,
             language=language_of(page),
         )
+        if isinstance(article, Article) and (cut := visibly_cut(page.text, body, headers)):
+            article = replace(article, suspect=cut)
         return article
 
     def identity(self, url: str, claimed: str | None) -> tuple[str | None, str | None]:
@@ -297,3 +299,18 @@ class Site:
             lines = body_lines(context.container, whole_page=False)
             return lines, figures(context.container, context.page.url), BodyMethod.CONTAINER
         return body_lines(context.page.document, whole_page=True), (), BodyMethod.WHOLE_PAGE
+
+
+def visibly_cut(text: str, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """Why a page looks cut short in transfer, or None: fewer body bytes than its
+    ``Content-Length`` promised, or neither a closing ``</body>`` nor ``</html>``
+    (HTML lets a page omit both, but the sites' templates never do; a page that
+    stops mid-body does). Storage holds such a capture back when it would change
+    the stored article (`Article.suspect`)."""
+    declared = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    if declared is not None and declared.strip().isdigit() and len(body) < int(declared):
+        return f"{len(body)} of {int(declared)} bytes (Content-Length)"
+    lowered = text.lower()
+    if "</body" not in lowered and "</html" not in lowered:
+        return "no closing </body> or </html>"
+    return None

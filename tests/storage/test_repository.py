@@ -120,7 +120,7 @@ def test_batch_outcomes_keep_input_order(repository: ArchiveRepository) -> None:
     repository.store_articles([make_article(2)])
     batch = [
         make_article(3),
-        make_article(2, body="완전히 새로운 본문"),
+        make_article(2, body="완전히 새로운 본문입니다.\n둘째 문단도 새로 썼습니다."),
         make_article(1),
         make_article(3, fetched_at=later(1)),  # the same article again, same batch
     ]
