@@ -2,7 +2,9 @@
 
 Articles are written in batches (one transaction each); rejections and fetch
 failures go to ``crawl_errors`` and to stats (``archive/rejected/<reason>``,
-``archive/failed/<reason>``); each run is a ``crawl_runs`` row.
+``archive/failed/<reason>``); each run is a ``crawl_runs`` row.  What could not be
+written is counted in ``archive/lost/<kind>`` (articles, aliases, visits, links,
+problems) and logged once when the spider closes.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
+from scrapy.utils.asyncio import CallLaterResult, call_later
+from scrapy.utils.defer import deferred_from_coro
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.storage.archive import (
     Archive,
     ArchiveError,
     DatabaseUnavailable,
+    Refused,
     StoreFailures,
 )
 from news_archive.storage.visits import VisitRecord
@@ -34,6 +39,9 @@ from news_archive.vocabulary import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Finish reason of a crawl closed because the database stayed unavailable.
+DATABASE_UNAVAILABLE = "database_unavailable"
 
 # Fields whose fill rate a run reports (``archive/filled/<field>``).
 TRACKED_FIELDS = (
@@ -49,14 +57,35 @@ TRACKED_FIELDS = (
 )
 
 
+# What the pipeline buffers (kind: its buffer attribute), in the order a flush writes
+# it: the articles first (a visit schedules a revisit only for what is stored), the
+# problems last (they gather the rows the others had refused).
+KINDS = {
+    "articles": "articles",
+    "aliases": "aliases",
+    "visits": "visits",
+    "links": "capture_links",
+    "problems": "problems",
+}
+
+
 class ArchivePipeline:
-    """Store articles, aliases and problems of one crawl in the archive database."""
+    """Store articles, aliases, visits and problems of one crawl in the archive database.
+
+    Rows are judged one by one: a row the database refuses for its values costs
+    that row only (recorded as a ``store_failed`` or ``value_refused`` problem and
+    counted in ``archive/lost/<kind>``); an outage keeps every row buffered and
+    retried with backoff, is logged once when it begins and once when it ends, and
+    pauses the crawl (Scrapy's engine) while more than ``ARCHIVE_BUFFER_LIMIT`` rows
+    wait, so memory stays bounded however long it lasts.
+    """
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.crawler = crawler
         self.run = crawler.get_extension(ArchiveRun)
         self.batch_size = max(1, settings.getint("ARCHIVE_BATCH_SIZE"))
+        self.buffer_limit = max(self.batch_size, settings.getint("ARCHIVE_BUFFER_LIMIT"))
         self.articles: list[Article] = []
         self.aliases: list[AliasSeen] = []
         self.problems: list[Rejection | FetchFailure] = []
@@ -70,6 +99,11 @@ class ArchivePipeline:
         self.retry_seconds = settings.getfloat("ARCHIVE_RETRY_SECONDS")
         self.retry_delay = 0.0
         self.retry_at = 0.0
+        # When the current outage began (time.monotonic()), None while writes pass.
+        self.down_since: float | None = None
+        # Whether this pipeline paused the engine, and the call that retries meanwhile.
+        self.paused_since: float | None = None
+        self._retry_call: CallLaterResult | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -87,18 +121,10 @@ class ArchivePipeline:
         if isinstance(item, Article):
             self._count_fields(item)
             self.articles.append(item)
-            if len(self.articles) >= self.batch_size:
-                self.flush()
         elif isinstance(item, AliasSeen):
             self.aliases.append(item)
-        elif isinstance(item, Rejection):
-            self.stats.inc_value(f"archive/rejected/{item.reason}")
-            logger.warning("Rejected %s: %s (%s)", item.url, item.reason, item.detail)
-            self.problems.append(item)
-        elif isinstance(item, FetchFailure):
-            self.stats.inc_value(f"archive/failed/{item.reason}")
-            logger.warning("Failed %s: %s (%s)", item.url, item.reason, item.detail)
-            self.problems.append(item)
+        elif isinstance(item, Rejection | FetchFailure):
+            self._record_problem(item)
         elif isinstance(item, PageVisit):
             if item.status == 304:
                 # The site says nothing changed since our stored copy: unchanged.
@@ -109,7 +135,19 @@ class ArchivePipeline:
                 self.capture_links.append((item.capture_id, item.url))
         else:
             raise DropItem(f"not an archive item: {type(item).__name__}")
+        if len(self.articles) >= self.batch_size or self.buffered() >= self.buffer_limit:
+            self.flush()
         return item
+
+    def _record_problem(self, problem: Rejection | FetchFailure) -> None:
+        """Count, log and buffer a problem for ``crawl_errors``."""
+        if isinstance(problem, Rejection):
+            self.stats.inc_value(f"archive/rejected/{problem.reason}")
+            logger.warning("Rejected %s: %s (%s)", problem.url, problem.reason, problem.detail)
+        else:
+            self.stats.inc_value(f"archive/failed/{problem.reason}")
+            logger.warning("Failed %s: %s (%s)", problem.url, problem.reason, problem.detail)
+        self.problems.append(problem)
 
     def _visit_record(self, visit: PageVisit) -> VisitRecord:
         return VisitRecord(
@@ -132,29 +170,33 @@ class ArchivePipeline:
             if getattr(article, field):
                 self.stats.inc_value(f"archive/filled/{field}")
 
-    def flush(self, *, force: bool = False) -> None:
-        """Write what is buffered, unless a recent failure asks to wait (see `_write`).
+    def buffered(self) -> int:
+        """Rows waiting to be written, of every kind."""
+        return sum(len(getattr(self, attribute)) for attribute in KINDS.values())
 
-        After a transient failure (connection lost, server restarting, lock timeout)
-        the buffers are kept and the next attempts back off exponentially, from 0.5 s
-        up to 30 s, so that an outage costs neither items nor a write attempt per item
+    # ------------------------------------------------------------------ writing
+
+    def flush(self, *, force: bool = False) -> None:
+        """Write what is buffered, unless a recent outage asks to wait.
+
+        After an outage (connection lost, server restarting, no answer in time) the
+        buffers are kept and the next attempts back off exponentially, from 0.5 s up
+        to 30 s, so that an outage costs neither rows nor a write attempt per item
         while the crawl goes on; `force` ignores the wait (the final flush).
         """
-        if not self._pending():
+        if not self.buffered():
             return
         if not force and time.monotonic() < self.retry_at:
             return
         if self.retry_delay and not self._database_reachable():
-            self._back_off()
+            self._still_down()
             return
-        self._write()
-        if self._pending():
-            self._back_off()
-        else:
-            self.retry_delay = self.retry_at = 0.0
-
-    def _pending(self) -> bool:
-        return bool(self.articles or self.aliases or self.problems or self.visits)
+        try:
+            self._write()
+        except DatabaseUnavailable as error:
+            self._went_down(error)
+            return
+        self._came_back()
 
     def _back_off(self) -> None:
         self.retry_delay = min(max(2 * self.retry_delay, 0.5), 30.0)
@@ -162,49 +204,79 @@ class ArchivePipeline:
 
     def _database_reachable(self) -> bool:
         """One connection check-out (PostgreSQL pings it) before a batch is tried:
-        while the server is down, the repository's per-article retries would otherwise
-        each wait out their own backoff."""
+        while the server is down, a batch would otherwise wait out its own timeouts."""
         assert self.archive is not None
         try:
             self.archive.ping()
         except ArchiveError as error:
-            logger.warning("Archive database still unreachable: %s", error)
+            logger.debug("Archive database still unreachable: %s", error)
             return False
         return True
 
     def _write(self) -> None:
-        """Write each buffer; a buffer is emptied only once its rows are committed.
-
-        An article the database refuses for good (a constraint, bad data) is
-        recorded in ``crawl_errors`` as ``store_failed`` and the others are kept;
-        on a transient error (connection lost, lock timeout) the articles stay
-        buffered for the next flush, so a passing outage loses nothing extracted.
-        """
+        """Write each buffer, in `KINDS` order; a row leaves its buffer once it is
+        committed or refused (then recorded as a problem).  An outage raises
+        `DatabaseUnavailable`, the rows not yet written kept for the next flush."""
         assert self.archive is not None
+        archive = self.archive
         now = datetime.now(UTC)
-        try:
-            if self.articles:
-                self._store_articles()
-            if self.aliases:
-                self.archive.articles.record_aliases(self.aliases, now)
-                self.stats.inc_value("archive/aliases", len(self.aliases))
-                self.aliases = []
-            if self.problems:
-                self.archive.runs.record_errors(
-                    self.run.run_id, self._spider_name(), self.problems, now
-                )
-                self.problems = []
-            if self.visits:
-                # After the articles, so that a revisit is only scheduled for what is stored.
-                self.archive.visits.record(self.visits)
-                self.archive.captures.link_to_versions(self.capture_links)
-                self.visits = []
-                self.capture_links = []
-        except ArchiveError as error:
-            self.stats.inc_value("archive/store_error")
-            logger.error(
-                "Archive write failed, %d articles kept for retry: %s", len(self.articles), error
+        if self.articles:
+            self._store_articles()
+        if self.aliases:
+            written = self._write_rows(
+                "aliases", lambda rows: archive.articles.record_aliases(rows, now)
             )
+            self.stats.inc_value("archive/aliases", written)
+        if self.visits:
+            self._write_rows("visits", archive.visits.record)
+        if self.capture_links:
+            self._link_captures()
+        if self.problems:
+            run_id, spider = self.run.run_id, self._spider_name()
+            self._write_rows(
+                "problems", lambda rows: archive.runs.record_errors(run_id, spider, rows, now)
+            )
+
+    def _write_rows(self, kind: str, write: Callable[[list[Any]], list[Refused[Any]]]) -> int:
+        """Write the buffer of `kind` with `write`; return how many rows were written."""
+        attribute = KINDS[kind]
+        rows: list[Any] = getattr(self, attribute)
+        try:
+            refused = write(rows)
+        except DatabaseUnavailable as error:
+            # Rows handled one by one before the outage are done (written or refused).
+            setattr(self, attribute, rows[error.handled :])
+            self._refused(kind, error.refused)
+            raise
+        setattr(self, attribute, [])
+        self._refused(kind, refused)
+        return len(rows) - len(refused)
+
+    def _refused(self, kind: str, refused: Sequence[Refused[Any]]) -> None:
+        """Rows the database refused for their values: lost, each logged and, but for
+        problems themselves, recorded as a ``value_refused`` problem."""
+        for each in refused:
+            url = _url_of(each.item)
+            self.stats.inc_value(f"archive/lost/{kind}")
+            logger.error("The archive refused a row of %s (%s): %s", kind, url[:200], each.error)
+            if kind != "problems":
+                self.stats.inc_value("archive/failed/value_refused")
+                site = getattr(each.item, "site", None) or self._spider_name()
+                self.problems.append(
+                    FetchFailure(site, url, "value_refused", None, f"{kind}: {each.error}")
+                )
+
+    def _link_captures(self) -> None:
+        assert self.archive is not None
+        try:
+            self.archive.captures.link_to_versions(self.capture_links)
+        except DatabaseUnavailable:
+            raise
+        except ArchiveError as error:
+            count = len(self.capture_links)
+            self.stats.inc_value("archive/lost/links", count)
+            logger.error("Could not link %d captures to their versions: %s", count, error)
+        self.capture_links = []
 
     def _store_articles(self) -> None:
         assert self.archive is not None
@@ -214,12 +286,15 @@ class ArchivePipeline:
         except StoreFailures as error:
             outcomes, failures = list(error.outcomes), error.failures
         kept: list[Article] = []
+        outage: DatabaseUnavailable | None = None
         for index, failure in failures:
             article = self.articles[index]
             if isinstance(failure, DatabaseUnavailable):
                 kept.append(article)
+                outage = outage or failure
                 continue
             self.stats.inc_value("archive/failed/store_failed")
+            self.stats.inc_value("archive/lost/articles")
             logger.error("Could not store %s: %s", article.url, failure)
             self.problems.append(
                 FetchFailure(article.site, article.url, "store_failed", None, str(failure))
@@ -231,54 +306,147 @@ class ArchivePipeline:
             self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
             logger.debug("Stored %s: %s", article.url, outcome)
             if outcome == "held":  # a suspect change, kept back until a fetch confirms it
-                self.process_item(
+                # Recorded, not put through process_item: that may flush, and this is a flush.
+                self._record_problem(
                     Rejection(article.site, article.url, "suspect_truncation", held(article))
                 )
         self.articles = kept
-        if kept:
-            self.stats.inc_value("archive/store_error")
-            logger.error("%d articles kept for retry after transient errors", len(kept))
+        if outage is not None:
+            raise outage
+
+    # ------------------------------------------------------------------ outages
+
+    def _went_down(self, error: ArchiveError) -> None:
+        """A write met an outage: back off; say so once per outage; pause the crawl
+        once too many rows wait."""
+        self.stats.inc_value("archive/store_error")
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self.stats.inc_value("archive/outages")
+            logger.error(
+                "Archive database unavailable (%s); %d rows kept, writes retried with backoff",
+                error,
+                self.buffered(),
+            )
+        self._still_down()
+
+    def _still_down(self) -> None:
+        self._back_off()
+        if self.paused_since is None and self.buffered() >= self.buffer_limit:
+            self._pause()
+        if self.paused_since is not None:
+            self._schedule_retry()
+
+    def _came_back(self) -> None:
+        self.retry_delay = self.retry_at = 0.0
+        if self.down_since is not None:
+            logger.warning(
+                "Archive database back after %.1f s; the rows kept were written",
+                time.monotonic() - self.down_since,
+            )
+            self.down_since = None
+        if self.paused_since is not None:
+            self._resume()
+
+    def _pause(self) -> None:
+        """Back-pressure: no new downloads while the buffers are full (responses
+        already downloading still arrive, so the bound is the limit plus those)."""
+        engine = self.crawler.engine
+        if engine is None:
+            return
+        engine.pause()
+        self.paused_since = time.monotonic()
+        self.stats.inc_value("archive/paused")
+        logger.warning(
+            "Crawl paused: %d rows wait for the archive database (ARCHIVE_BUFFER_LIMIT %d)",
+            self.buffered(),
+            self.buffer_limit,
+        )
+
+    def _resume(self) -> None:
+        assert self.paused_since is not None
+        if self._retry_call is not None:
+            self._retry_call.cancel()
+            self._retry_call = None
+        if self.crawler.engine is not None:
+            self.crawler.engine.unpause()
+        logger.warning("Crawl resumed after %.1f s", time.monotonic() - self.paused_since)
+        self.paused_since = None
+
+    def _schedule_retry(self) -> None:
+        """While paused no item arrives to trigger a flush: a timer retries instead."""
+        if self._retry_call is not None:
+            self._retry_call.cancel()
+        delay = max(0.1, self.retry_at - time.monotonic())
+        self._retry_call = call_later(delay, self._retry_while_paused)
+
+    def _retry_while_paused(self) -> None:
+        self._retry_call = None
+        if self.paused_since is None:
+            return
+        if time.monotonic() - self.paused_since > self.retry_seconds and self.crawler.engine:
+            # Paused for longer than the close would wait: stop the crawl (cut short),
+            # and let the final flush try once more before counting the loss.
+            logger.error(
+                "Archive database unavailable for over %.0f s: closing the crawl",
+                self.retry_seconds,
+            )
+            self.crawler.engine.unpause()
+            self.paused_since = None
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason=DATABASE_UNAVAILABLE))
+            return
+        self.flush()
+        if self.paused_since is not None and self._retry_call is None:
+            self._schedule_retry()
+
+    # ------------------------------------------------------------------ closing
 
     def close_spider(self) -> Coroutine[Any, Any, None] | None:
         """The final flush.  If the database is unreachable, return a coroutine
         (Scrapy awaits it) that retries with backoff for up to ARCHIVE_RETRY_SECONDS
-        without blocking the reactor; whatever is still unwritten then is logged."""
+        without blocking the reactor; whatever is still unwritten then is lost."""
+        if self._retry_call is not None:
+            self._retry_call.cancel()
+            self._retry_call = None
         self.flush(force=True)
-        if self._pending():
+        if self.buffered():
             return self._flush_until_stored(time.monotonic() + self.retry_seconds)
         self._report_lost()
         return None
 
     async def _flush_until_stored(self, deadline: float) -> None:
-        while self._pending() and time.monotonic() < deadline:
+        logger.warning(
+            "Archive database unavailable at close; %d rows kept, retrying for up to %.0f s",
+            self.buffered(),
+            max(0.0, deadline - time.monotonic()),
+        )
+        while self.buffered() and time.monotonic() < deadline:
             delay = min(self.retry_delay, max(0.0, deadline - time.monotonic()))
-            logger.warning(
-                "Archive database unavailable at close; retrying in %.1f s "
-                "(%d articles buffered, giving up in %.0f s)",
-                delay,
-                len(self.articles),
-                deadline - time.monotonic(),
-            )
             # TWISTED_REACTOR is the asyncio reactor: this sleep lets the reactor run.
             await asyncio.sleep(delay)
             self.flush(force=True)
         self._report_lost()
 
     def _report_lost(self) -> None:
-        if self.aliases or self.problems or self.visits:
-            logger.error(
-                "Could not record %d aliases, %d problems and %d visits",
-                len(self.aliases),
-                len(self.problems),
-                len(self.visits),
-            )
+        """Count what was never written (``archive/lost/<kind>``) and say it once."""
+        left = {kind: len(getattr(self, attribute)) for kind, attribute in KINDS.items()}
+        for kind, count in left.items():
+            if count:
+                self.stats.inc_value(f"archive/lost/{kind}", count)
+        lost = {
+            key.removeprefix("archive/lost/"): value
+            for key, value in self.stats.get_stats().items()
+            if key.startswith("archive/lost/") and value
+        }
+        if not lost:
+            return
+        logger.error(
+            "Lost (not written to the archive): %s",
+            ", ".join(f"{count} {kind}" for kind, count in sorted(lost.items())),
+        )
         if self.articles:
-            # A second failure at close: say loudly what is lost.
-            self.stats.inc_value("archive/lost", len(self.articles))
             logger.error(
-                "Could not store %d articles: %s",
-                len(self.articles),
-                ", ".join(a.url for a in self.articles),
+                "Articles not stored: %s", ", ".join(article.url for article in self.articles)
             )
 
     def _spider_name(self) -> str:
@@ -290,3 +458,10 @@ def held(article: Article) -> str:
     """The detail of a ``suspect_truncation`` record: why storage held `article` back."""
     why = article.suspect or "body lost more than half its length"
     return f"{why}; the current version stays until a later fetch confirms this one"
+
+
+def _url_of(item: Any) -> str:
+    """The URL a buffered row is about."""
+    if isinstance(item, AliasSeen):
+        return item.alias_url
+    return str(getattr(item, "url", "") or "")

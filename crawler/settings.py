@@ -33,6 +33,21 @@ ARCHIVE_BATCH_SIZE = 50
 # is unreachable, e.g. a PostgreSQL restart, before it gives buffered articles up as lost.
 ARCHIVE_RETRY_SECONDS = 120
 
+# --- database faults: timeouts and outages --------------------------------------
+# PostgreSQL: seconds to open a connection; seconds a statement may run (the server
+# cancels it) -- the client also gives up on any answer 5 s after that, so a hung
+# server is an outage within DATABASE_STATEMENT_TIMEOUT + 5 s, never a frozen crawl.
+DATABASE_CONNECT_TIMEOUT = 10
+DATABASE_STATEMENT_TIMEOUT = 30
+# TCP keepalives: a vanished peer is noticed within idle + interval x count seconds.
+DATABASE_KEEPALIVE_IDLE = 10
+DATABASE_KEEPALIVE_INTERVAL = 5
+DATABASE_KEEPALIVE_COUNT = 3
+# During an outage the pipeline keeps what it could not write; once this many rows
+# wait, the crawl is paused (no new downloads) until the database is back.
+ARCHIVE_BUFFER_LIMIT = 1000
+# --- end database faults ---------------------------------------------------------
+
 # Incremental crawls: fetch feeds, new articles and due revisits only (README).
 INCREMENTAL = _environment_flag("INCREMENTAL", True)
 # AGE=INTERVAL steps by article age; see crawler/schedule.py.

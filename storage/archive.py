@@ -12,20 +12,26 @@ Everything outside ``storage/`` reaches the database through an `Archive`:
     archive.close()
 
 Callers never see SQLAlchemy or a driver: a failure that may pass by itself (the
-server is down or restarting, a connection dropped, a lock wait timed out) is
-raised as `DatabaseUnavailable`; any other database failure as `ArchiveError`.
+server is down or restarting, a connection dropped, no answer in time, a lock wait
+timed out) is raised as `DatabaseUnavailable`; any other database failure as
+`ArchiveError` (see `storage.faults` for how they are told apart).
+
+Rows are judged one by one: the writes of aliases, visits and problems return the
+rows the database refused (`Refused`) and write the others; a refused value never
+fails its batch.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from news_archive.storage import captures as _captures
 from news_archive.storage import locks as _locks
@@ -34,11 +40,13 @@ from news_archive.storage import search as _search
 from news_archive.storage import visits as _visits
 from news_archive.storage.captures import CaptureRecord, ReextractionTarget, StoredPayload
 from news_archive.storage.engine import (
+    ConnectionTimeouts,
     create_archive_engine,
     current_revision,
     mask_url,
     upgrade_to_head,
 )
+from news_archive.storage.faults import PartialWrite, is_transient
 from news_archive.storage.locks import LockResult
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError, StoreOutcome
 from news_archive.storage.visits import VisitRecord, VisitState
@@ -48,30 +56,67 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+_Item = TypeVar("_Item")
+
+
 class ArchiveError(Exception):
     """The database refused an operation (a constraint, bad data, a bug)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refused(Generic[_Item]):
+    """One row the database refused for its values (`error` says why); the other
+    rows of its batch were written."""
+
+    item: _Item
+    error: ArchiveError
+
+
 class DatabaseUnavailable(ArchiveError):
     """The database cannot be reached right now (down, restarting, connection lost,
-    lock wait timed out): trying again later may succeed."""
+    no answer in time, lock wait timed out): trying again later may succeed.
 
+    Raised by a write of several rows: nothing was written, unless the outage came
+    while they were written one by one (after a refused value); then the first
+    `handled` rows were each written or refused (`refused`), the rest were not tried.
+    """
 
-def is_transient(error: BaseException) -> bool:
-    """Whether `error` (a SQLAlchemy or driver error) may pass by itself."""
-    if isinstance(error, DatabaseUnavailable):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, OperationalError | InterfaceError)
+    handled: int = 0
+    refused: Sequence[Refused[Any]] = ()
 
 
 def translate(error: BaseException) -> ArchiveError:
     """`error` as the archive's own exception type (its message kept)."""
     if isinstance(error, ArchiveError):
         return error
+    if isinstance(error, PartialWrite) and error.__cause__ is not None:
+        return translate(error.__cause__)
     kind = DatabaseUnavailable if is_transient(error) else ArchiveError
     return kind(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def _write_rows(
+    items: Sequence[_Item], write: Callable[[], list[tuple[int, BaseException]]]
+) -> list[Refused[_Item]]:
+    """Run a `write_rows`-style write of `items`; its refusals as `Refused`, its
+    outage as `DatabaseUnavailable` (with what was handled before it)."""
+    try:
+        refusals = write()
+    except PartialWrite as partial:
+        unavailable = translate(partial)
+        assert isinstance(unavailable, DatabaseUnavailable)
+        unavailable.handled = partial.handled
+        unavailable.refused = _refused(items, partial.refused)
+        raise unavailable from partial.__cause__
+    except SQLAlchemyError as error:
+        raise translate(error) from error
+    return _refused(items, refusals)
+
+
+def _refused(
+    items: Sequence[_Item], refusals: list[tuple[int, BaseException]]
+) -> list[Refused[_Item]]:
+    return [Refused(items[index], translate(error)) for index, error in refusals]
 
 
 def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
@@ -121,9 +166,11 @@ class Articles:
         except SQLAlchemyError as error:
             raise translate(error) from error
 
-    @_guarded
-    def record_aliases(self, aliases: Sequence[AliasSeen], seen_at: datetime) -> None:
-        self._repository.record_aliases(aliases, seen_at)
+    def record_aliases(
+        self, aliases: Sequence[AliasSeen], seen_at: datetime
+    ) -> list[Refused[AliasSeen]]:
+        """Write the aliases (one transaction); return those refused for their values."""
+        return _write_rows(aliases, lambda: self._repository.record_aliases(aliases, seen_at))
 
     @_guarded
     def count(self, site: str | None = None) -> int:
@@ -148,9 +195,9 @@ class Visits:
     def canonical_of(self, urls: Iterable[str]) -> dict[str, str]:
         return _visits.canonical_of(self._engine, urls)
 
-    @_guarded
-    def record(self, visits: Sequence[VisitRecord]) -> None:
-        _visits.record(self._engine, visits)
+    def record(self, visits: Sequence[VisitRecord]) -> list[Refused[VisitRecord]]:
+        """Write the visits (one transaction); return those refused for their values."""
+        return _write_rows(visits, lambda: _visits.record(self._engine, visits))
 
 
 class Runs:
@@ -170,15 +217,18 @@ class Runs:
     ) -> None:
         self._repository.finish_run(run_id, finish_reason, stats, finished_at)
 
-    @_guarded
     def record_errors(
         self,
         run_id: int | None,
         spider: str,
         problems: Sequence[Rejection | FetchFailure],
         occurred_at: datetime,
-    ) -> None:
-        self._repository.record_errors(run_id, spider, problems, occurred_at)
+    ) -> list[Refused[Rejection | FetchFailure]]:
+        """Write the problems (one transaction); return those refused for their values."""
+        return _write_rows(
+            problems,
+            lambda: self._repository.record_errors(run_id, spider, problems, occurred_at),
+        )
 
     @_guarded
     def record_figures(self, run_id: int, figures: Mapping[str, Any]) -> None:
@@ -298,10 +348,21 @@ class Archive:
         self.reads = Reads(engine)
 
     @classmethod
-    def open(cls, url: str | URL, *, migrate: bool = True, **engine_options: Any) -> Archive:
+    def open(
+        cls,
+        url: str | URL,
+        *,
+        migrate: bool = True,
+        timeouts: ConnectionTimeouts | None = None,
+        **engine_options: Any,
+    ) -> Archive:
         """Build the engine for `url` (`engine_options` go to `create_engine`) and,
-        with `migrate`, bring the schema to head (once; a no-op when it is there)."""
-        engine = create_archive_engine(url, **engine_options)
+        with `migrate`, bring the schema to head (once; a no-op when it is there).
+
+        `timeouts` bound every wait on a PostgreSQL server (connect, each answer,
+        TCP keepalives), so that a hung server becomes `DatabaseUnavailable`
+        within seconds; a crawl hands its ``DATABASE_*_TIMEOUT`` settings here."""
+        engine = create_archive_engine(url, timeouts=timeouts, **engine_options)
         if migrate:
             try:
                 upgrade_to_head(engine)

@@ -16,14 +16,19 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
@@ -54,7 +59,63 @@ _WAL_SWITCH_SECONDS = 30.0
 READ_ONLY_OPTION = "archive_read_only"
 
 
-def create_archive_engine(url: str | URL, **kw: Any) -> Engine:
+@dataclass(frozen=True, slots=True)
+class ConnectionTimeouts:
+    """How long a PostgreSQL connection may wait before the archive calls it an outage.
+
+    Seconds; None leaves that wait unbounded (libpq's and the server's defaults).
+
+    - `connect`: to open a connection (TCP, TLS, authentication).
+    - `statement`: the server cancels a statement running longer (``statement_timeout``),
+      and the client gives up on an answer `ANSWER_GRACE` seconds after that, closing
+      the connection: a server that accepts bytes but never answers (hung, stopped,
+      a proxy in between that stalls) would otherwise hold the crawl for as long as
+      it hangs, since TCP keepalives are answered by the kernel of a live host.
+    - `keepalive_idle`, `keepalive_interval`, `keepalive_count`: TCP keepalives, so a
+      peer that vanished (host down, network cut) is noticed on an idle connection
+      within idle + interval x count seconds; the same bound is given to unacknowledged
+      data (``tcp_user_timeout``).
+    """
+
+    connect: float | None = None
+    statement: float | None = None
+    keepalive_idle: int | None = None
+    keepalive_interval: int | None = None
+    keepalive_count: int | None = None
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq connection parameters for these timeouts."""
+        args: dict[str, Any] = {}
+        if self.connect is not None:
+            args["connect_timeout"] = max(1, math.ceil(self.connect))
+        if self.statement is not None:
+            args["options"] = f"-c statement_timeout={round(self.statement * 1000)}"
+        if self.keepalive_idle is not None:
+            interval = self.keepalive_interval or 1
+            count = self.keepalive_count or 1
+            args |= {
+                "keepalives": 1,
+                "keepalives_idle": self.keepalive_idle,
+                "keepalives_interval": interval,
+                "keepalives_count": count,
+                "tcp_user_timeout": (self.keepalive_idle + interval * count) * 1000,
+            }
+        return args
+
+    @property
+    def answer(self) -> float | None:
+        """Seconds the client waits for any one answer of the server."""
+        return None if self.statement is None else self.statement + ANSWER_GRACE
+
+
+# Seconds between the server's statement timeout and the client giving up on an
+# answer: time for the server's own cancellation to arrive first.
+ANSWER_GRACE = 5.0
+
+
+def create_archive_engine(
+    url: str | URL, *, timeouts: ConnectionTimeouts | None = None, **kw: Any
+) -> Engine:
     """Create an engine for the archive at `url` (``sqlite:///PATH`` or
     ``postgresql+psycopg://...``); extra keyword arguments go to `create_engine`.
 
@@ -63,8 +124,12 @@ def create_archive_engine(url: str | URL, **kw: Any) -> Engine:
     takes the write lock only at the first write, and two processes that both
     read first then deadlock on the upgrade ("database is locked") instead of
     waiting for each other.  Connections with the `READ_ONLY_OPTION` execution
-    option keep a deferred ``BEGIN``.  PostgreSQL connections are pinged before use so a
-    restarted server costs a reconnect, not a failed batch.
+    option keep a deferred ``BEGIN``.
+
+    PostgreSQL connections are pinged before use, so a restarted server costs a
+    reconnect, not a failed batch, and are replaced after `POOL_RECYCLE_SECONDS`.
+    `timeouts` bound every wait on the server (see `ConnectionTimeouts`; a value
+    given in the URL's query wins).
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
@@ -73,7 +138,79 @@ def create_archive_engine(url: str | URL, **kw: Any) -> Engine:
         event.listen(engine, "begin", _begin_immediate)
         return engine
     kw.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kw)
+    kw.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
+    if timeouts is not None:
+        given = {**timeouts.connect_args(), **kw.pop("connect_args", {})}
+        kw["connect_args"] = {name: value for name, value in given.items() if name not in url.query}
+    engine = create_engine(url, **kw)
+    if timeouts is not None and timeouts.answer is not None and url.get_driver_name() == "psycopg":
+        event.listen(engine, "do_connect", _answer_within(timeouts.answer))
+    return engine
+
+
+# A pooled connection older than this is replaced at its next checkout: firewalls and
+# NAT tables drop idle connections silently, and a fresh one costs little.
+POOL_RECYCLE_SECONDS = 1800
+
+
+def _answer_within(seconds: float) -> Callable[..., Any]:
+    """A ``do_connect`` hook opening `AnswerDeadlineConnection` s."""
+
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        connection = _deadline_connection_class().connect(*cargs, **cparams)
+        connection.answer_timeout = seconds
+        return connection
+
+    return connect
+
+
+@functools.cache
+def _deadline_connection_class() -> type:
+    import psycopg
+
+    class AnswerDeadlineConnection(psycopg.Connection):  # type: ignore[type-arg]
+        """A psycopg connection that waits at most `answer_timeout` seconds for each
+        answer of the server, then closes itself and raises `OperationalError`."""
+
+        answer_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            if timeout is None:
+                timeout = self.answer_timeout
+            try:
+                return super().wait(gen, interval, timeout)
+            except psycopg.OperationalError as error:
+                if type(error).__name__ != "_WaitTimeout":
+                    raise
+                # Mid-protocol: the connection can never be used again.
+                self.pgconn.finish()
+                raise psycopg.OperationalError(
+                    f"no answer from the database server within {timeout:g} s"
+                ) from error
+
+    return AnswerDeadlineConnection
+
+
+@contextmanager
+def _timeouts_lifted(connection: Connection) -> Iterator[None]:
+    """No statement timeout and no answer deadline on `connection` while migrating:
+    a migration (a new index, the advisory lock that makes a second crawl wait for
+    the first one's migration) takes as long as it takes."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    deadline = getattr(dbapi_connection, "answer_timeout", None)
+    connection.exec_driver_sql("SET statement_timeout = 0")
+    dbapi_connection.answer_timeout = None
+    try:
+        yield
+    except BaseException:
+        # Its session state is unknown now: never hand it to the pool again.
+        connection.invalidate()
+        raise
+    dbapi_connection.answer_timeout = deadline
+    connection.exec_driver_sql("RESET statement_timeout")
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
@@ -208,7 +345,8 @@ def _upgrade(connection: Connection) -> None:
 
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    with _timeouts_lifted(connection):
+        command.upgrade(config, "head")
     # env.py commits the transaction it began; this commits one the caller had open.
     connection.commit()
 
@@ -260,10 +398,35 @@ def _engine_for(url_or_engine: str | URL | Engine) -> tuple[Engine, bool]:
     return create_archive_engine(url_or_engine), True
 
 
+# Query parameters of a database URL that hold a secret (libpq's ``password`` and
+# ``sslpassword``, and the names people reach for); compared in lower case.
+SECRET_QUERY_PARAMETERS = frozenset(
+    {"password", "passwd", "pwd", "pass", "secret", "token", "sslpassword", "api_key", "apikey"}
+)
+
+
 def mask_url(url: str | URL) -> str:
-    """`url` with its password replaced by ``***``, for logs and error messages."""
+    """`url` with every secret replaced by ``***``: the password of its user part
+    and the value of each query parameter named in `SECRET_QUERY_PARAMETERS`
+    (``?password=...``), for logs, error messages and run records."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         # Unparseable: printing it could still leak a password, so do not.
         return "<unparseable database URL>"
+    shown = parsed.render_as_string(hide_password=True)
+    secrets = [name for name in parsed.query if name.lower() in SECRET_QUERY_PARAMETERS]
+    if not secrets:
+        return shown
+    base, _, query = shown.partition("?")
+    kept = [
+        f"{name}=***"
+        if unquote_plus(name).lower() in SECRET_QUERY_PARAMETERS
+        else f"{name}={value}"
+        for name, _, value in (pair.partition("=") for pair in query.split("&"))
+    ]
+    return f"{base}?{'&'.join(kept)}"
+
+
+def _is_secret(quoted_name: str) -> bool:
+    return unquote_plus(quoted_name).lower() in SECRET_QUERY_PARAMETERS

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, MetaData, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from news_archive.storage.types import UTCDateTime
+from news_archive.storage.types import CleanText, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -25,11 +25,12 @@ NAMING_CONVENTION = {
 
 
 class Base(DeclarativeBase):
-    """Declarative base: every `str` is TEXT and every `datetime` is `UTCDateTime`."""
+    """Declarative base: every `str` is TEXT cleaned of control characters
+    (`CleanText`) and every `datetime` is `UTCDateTime`."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        str: Text(),
+        str: CleanText(),
         datetime: UTCDateTime(),
     }
 

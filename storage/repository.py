@@ -16,10 +16,11 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.faults import CONTENTION, OUTAGE, fault_kind, write_rows
+from news_archive.storage.types import fit_key, fits_key, require_key
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 
 logger = logging.getLogger(__name__)
@@ -104,20 +105,13 @@ class ArchiveRepository:
                 for index in order:
                     outcomes[index] = self._store_one(connection, articles[index], note)
             return outcomes  # type: ignore[return-value]
-        except (OperationalError, InterfaceError) as exc:
-            # The server is gone (restart, network): retrying article by article would
-            # only block the crawl longer. The caller keeps the batch and backs off.
-            if not self._reachable():
-                raise
-            logger.warning(
-                "storing a batch of %d articles failed (%s: %s); retrying one by one",
-                len(articles),
-                type(exc).__name__,
-                exc,
-            )
         except Exception as exc:
-            # Not only driver errors: a malformed article (a naive datetime, a None
-            # that should be text) must not cost the rest of the batch either.
+            # An outage (server gone, no answer): retrying article by article would
+            # only block the crawl longer; the caller keeps the batch and backs off.
+            if fault_kind(exc) == OUTAGE:
+                raise
+            # A refused value or contention; not only driver errors: a malformed
+            # article (a naive datetime) must not cost the rest of the batch either.
             logger.warning(
                 "storing a batch of %d articles failed (%s: %s); retrying one by one",
                 len(articles),
@@ -126,38 +120,37 @@ class ArchiveRepository:
             )
         outcomes = [None] * len(articles)
         failures: list[tuple[int, BaseException]] = []
+        outage: BaseException | None = None
         for index in order:
             article = articles[index]
+            if outage is not None:
+                # The server went away meanwhile: the rest wait for the next flush.
+                failures.append((index, outage))
+                continue
             try:
                 outcomes[index] = self._with_retries(
                     lambda connection, article=article: self._store_one(connection, article, note)
                 )
             except Exception as exc:
-                logger.error("could not store %s: %s: %s", article.url, type(exc).__name__, exc)
+                if fault_kind(exc) == OUTAGE:
+                    outage = exc
+                else:
+                    logger.error("could not store %s: %s: %s", article.url, type(exc).__name__, exc)
                 failures.append((index, exc))
         if failures:
             failures.sort(key=lambda failure: failure[0])
             raise BatchStoreError(outcomes, failures) from failures[0][1]
         return outcomes  # type: ignore[return-value]
 
-    def _reachable(self) -> bool:
-        """Whether the database answers a trivial query right now."""
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(select(1))
-        except (OperationalError, InterfaceError):
-            return False
-        return True
-
     def _with_retries(self, work: Callable[[Connection], _T]) -> _T:
-        # Lock timeouts, deadlocks and serialization failures are OperationalErrors
-        # and usually pass on a second try; anything else (NOT NULL, bad data) won't.
+        # Lock timeouts, deadlocks and serialization failures usually pass on a second
+        # try; an outage or a refused value won't.
         for attempt in range(self.retries + 1):
             try:
                 with self.engine.begin() as connection:
                     return work(connection)
-            except OperationalError:
-                if attempt == self.retries:
+            except Exception as exc:
+                if fault_kind(exc) != CONTENTION or attempt == self.retries:
                     raise
                 time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
@@ -166,6 +159,7 @@ class ArchiveRepository:
         self, connection: Connection, article: Article, note: str | None = None
     ) -> StoreOutcome:
         seen_at = article.fetched_at
+        require_key(article.url, "article URL")
         content = _content_columns(article)
         inserted = connection.execute(
             self._insert(tables.articles)
@@ -181,7 +175,8 @@ class ArchiveRepository:
             .on_conflict_do_nothing(index_elements=[tables.articles.c.url])
             .returning(tables.articles.c.id)
         ).scalar_one_or_none()
-        if article.fetched_url != article.url:
+        if article.fetched_url != article.url and fits_key(article.fetched_url):
+            # (An over-long fetched URL stays in the article's fetched_url column.)
             self._upsert_aliases(
                 connection,
                 [AliasSeen(article.site, article.fetched_url, article.url)],
@@ -381,14 +376,21 @@ class ArchiveRepository:
 
     # ------------------------------------------------------------------ aliases
 
-    def record_aliases(self, aliases: Sequence[AliasSeen], seen_at: datetime) -> None:
-        """Remember that each alias URL names its canonical article URL.
+    def record_aliases(
+        self, aliases: Sequence[AliasSeen], seen_at: datetime
+    ) -> list[tuple[int, BaseException]]:
+        """Remember that each alias URL names its canonical article URL; return the
+        aliases the database refused (index, error), e.g. a URL too long for a key.
 
         A known alias only has its ``last_seen_at`` moved forward.  Aliases equal to
-        their canonical URL are skipped.  `seen_at` must be timezone-aware.
+        their canonical URL are skipped.  `seen_at` must be timezone-aware.  Written
+        in one transaction (see `write_rows`); an outage raises.
         """
-        with self.engine.begin() as connection:
-            self._upsert_aliases(connection, aliases, seen_at)
+        return write_rows(
+            self.engine,
+            aliases,
+            lambda connection, rows: self._upsert_aliases(connection, rows, seen_at),
+        )
 
     def _upsert_aliases(
         self, connection: Connection, aliases: Sequence[AliasSeen], seen_at: datetime
@@ -397,8 +399,8 @@ class ArchiveRepository:
         # statement, and the last mapping seen is the one to keep.
         rows = {
             alias.alias_url: {
-                "url": alias.alias_url,
-                "canonical_url": alias.canonical_url,
+                "url": require_key(alias.alias_url, "alias URL"),
+                "canonical_url": require_key(alias.canonical_url, "canonical URL"),
                 "site": alias.site,
                 "first_seen_at": seen_at,
                 "last_seen_at": seen_at,
@@ -462,26 +464,19 @@ class ArchiveRepository:
         spider: str,
         problems: Sequence[Rejection | FetchFailure],
         occurred_at: datetime,
-    ) -> None:
-        """Record rejected pages and failed requests, with their reason slugs."""
-        if not problems:
-            return
-        with self.engine.begin() as connection:
+    ) -> list[tuple[int, BaseException]]:
+        """Record rejected pages and failed requests, with their reason slugs; return
+        the problems the database refused (index, error).  A URL too long for a key
+        is cut (`fit_key`), its length noted in the detail: the record of a problem
+        is kept whole where it can be.  Written as `write_rows` writes."""
+
+        def insert(connection: Connection, rows: Sequence[Rejection | FetchFailure]) -> None:
             connection.execute(
                 tables.errors.insert(),
-                [
-                    {
-                        "run_id": run_id,
-                        "spider": spider,
-                        "url": problem.url,
-                        "status": getattr(problem, "status", None),
-                        "reason": problem.reason,
-                        "detail": problem.detail,
-                        "occurred_at": occurred_at,
-                    }
-                    for problem in problems
-                ],
+                [_error_row(run_id, spider, problem, occurred_at) for problem in rows],
             )
+
+        return write_rows(self.engine, problems, insert)
 
     # -------------------------------------------------------------------- reads
 
@@ -586,6 +581,23 @@ def _shrunk(stored_length: int, new_length: int) -> str | None:
     if 2 * new_length < stored_length:
         return f"body shrank from {stored_length} to {new_length} characters"
     return None
+
+
+def _error_row(
+    run_id: int | None, spider: str, problem: Rejection | FetchFailure, occurred_at: datetime
+) -> dict[str, Any]:
+    url, detail = fit_key(problem.url), problem.detail
+    if url != problem.url:
+        detail = f"{detail} (URL of {len(problem.url)} characters cut)".lstrip()
+    return {
+        "run_id": run_id,
+        "spider": spider,
+        "url": url,
+        "status": getattr(problem, "status", None),
+        "reason": problem.reason,
+        "detail": detail,
+        "occurred_at": occurred_at,
+    }
 
 
 def _content_columns(article: Article) -> dict[str, Any]:

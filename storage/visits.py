@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.faults import write_rows
+from news_archive.storage.types import require_key
 
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
@@ -90,15 +92,17 @@ def canonical_of(engine: Engine, urls: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
-    """Upsert the visits in one transaction; a 304 keeps the stored validators and age."""
-    if not visits:
-        return
+def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, BaseException]]:
+    """Upsert the visits in one transaction; a 304 keeps the stored validators and age.
+
+    Return the visits the database refused (index, error), e.g. a URL too long
+    for a key; the others are written (see `write_rows`).  An outage raises."""
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    with engine.begin() as connection:
-        for visit in sorted(visits, key=lambda v: v.url):  # fixed lock order
+
+    def upsert(connection: Connection, rows: Sequence[VisitRecord]) -> None:
+        for visit in sorted(rows, key=lambda v: v.url):  # fixed lock order
             statement = insert(tables.url_state).values(
-                url=visit.url,
+                url=require_key(visit.url, "visited URL"),
                 site=visit.site,
                 etag=visit.etag,
                 last_modified=visit.last_modified,
@@ -134,6 +138,8 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> None:
                     )
                     .values(last_seen_at=visit.visited_at)
                 )
+
+    return write_rows(engine, visits, upsert)
 
 
 def _coalesce(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -20,7 +20,8 @@ Life of a run:
   the previous runs, the lock is released;
 - the ``crawl`` command then asks `exit_code` and records it with `record_exit_code`.
 
-Settings (defaults in `crawler.settings`): ``DATABASE_URL``, ``RUN_LOCK_ENABLED``,
+Settings (defaults in `crawler.settings`): ``DATABASE_URL``, the ``DATABASE_*_TIMEOUT``
+and ``DATABASE_KEEPALIVE_*`` bounds on a PostgreSQL server, ``RUN_LOCK_ENABLED``,
 ``RUN_LOCK_STALE_AFTER``, ``RUN_LOCK_HEARTBEAT``, ``HEALTH_CHECKS_ENABLED`` and the
 ``HEALTH_*`` thresholds.
 """
@@ -40,7 +41,7 @@ from scrapy.settings import BaseSettings
 from twisted.internet.task import LoopingCall
 
 from news_archive.crawler.health import HEALTH_SETTINGS, RunInput, evaluate, run_figures
-from news_archive.storage.archive import Archive, ArchiveError
+from news_archive.storage.archive import Archive, ArchiveError, ConnectionTimeouts
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,13 @@ class ArchiveRun:
         settings = crawler.settings
         self.crawler = crawler
         self.database_url: str = settings["DATABASE_URL"]
+        self.timeouts = ConnectionTimeouts(
+            connect=settings.getfloat("DATABASE_CONNECT_TIMEOUT") or None,
+            statement=settings.getfloat("DATABASE_STATEMENT_TIMEOUT") or None,
+            keepalive_idle=settings.getint("DATABASE_KEEPALIVE_IDLE") or None,
+            keepalive_interval=settings.getint("DATABASE_KEEPALIVE_INTERVAL") or None,
+            keepalive_count=settings.getint("DATABASE_KEEPALIVE_COUNT") or None,
+        )
         self.lock_enabled = settings.getbool("RUN_LOCK_ENABLED")
         self.stale_after = timedelta(seconds=settings.getfloat("RUN_LOCK_STALE_AFTER"))
         self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
@@ -104,7 +112,7 @@ class ArchiveRun:
     def archive(self) -> Archive:
         """The crawl's archive, built and migrated on first use, once."""
         if self._archive is None:
-            self._archive = Archive.open(self.database_url)
+            self._archive = Archive.open(self.database_url, timeouts=self.timeouts)
             self.crawler.stats.inc_value("archive/engines_built")
         return self._archive
 
