@@ -186,6 +186,9 @@ class ArchivePipeline:
         """
         if not self.buffered():
             return
+        if self.down_since is not None and self.paused_since is None:
+            # Full while waiting out the backoff: pause now, not at the next attempt.
+            self._hold_back()
         if not force and time.monotonic() < self.retry_at:
             return
         if self.retry_delay and not self._database_reachable():
@@ -332,6 +335,11 @@ class ArchivePipeline:
 
     def _still_down(self) -> None:
         self._back_off()
+        self._hold_back()
+
+    def _hold_back(self) -> None:
+        """Pause the crawl once the buffers reach ARCHIVE_BUFFER_LIMIT during an
+        outage, and keep a timer retrying while it is paused."""
         if self.paused_since is None and self.buffered() >= self.buffer_limit:
             self._pause()
         if self.paused_since is not None:

@@ -105,11 +105,14 @@ class ConnectionTimeouts:
     @property
     def answer(self) -> float | None:
         """Seconds the client waits for any one answer of the server."""
-        return None if self.statement is None else self.statement + ANSWER_GRACE
+        if self.statement is None:
+            return None
+        return self.statement + min(ANSWER_GRACE, self.statement)
 
 
-# Seconds between the server's statement timeout and the client giving up on an
-# answer: time for the server's own cancellation to arrive first.
+# Seconds (at most; never more than the statement timeout itself) between the
+# server's statement timeout and the client giving up on an answer: time for the
+# server's own cancellation to arrive first.
 ANSWER_GRACE = 5.0
 
 

@@ -185,6 +185,37 @@ def test_every_item_kind_is_recorded_with_its_stats(database_url: str) -> None:
     assert (state.etag, state.last_status) == ('"e1"', 304)
 
 
+def test_a_refused_row_costs_that_row_only_and_is_counted_lost(database_url: str) -> None:
+    article = _articles()[0]
+    long_url = f"{article.url}&utm_source={'x' * 3000}"
+    now = datetime.now(UTC)
+    good_alias = AliasSeen("maeil_ilbo", article.url + "&utm_source=x", article.url)
+    run = Run(database_url)
+    try:
+        for item in (
+            article,
+            good_alias,
+            AliasSeen("maeil_ilbo", long_url, article.url),
+            PageVisit("maeil_ilbo", article.url, 200, now),
+            PageVisit("maeil_ilbo", long_url, 200, now),
+            Rejection("maeil_ilbo", article.url + "0", "not_article", "no body"),
+        ):
+            run.pipeline.process_item(item)
+    finally:
+        run.close()
+    archive = snapshot(database_url)
+    assert archive.aliases == {good_alias.alias_url: article.url}
+    assert sorted(reason for _, _, _, reason in archive.errors) == [
+        "not_article",
+        "value_refused",
+        "value_refused",
+    ]
+    assert _lost(run) == {"archive/lost/aliases": 1, "archive/lost/visits": 1}
+    assert run.stat("archive/failed/value_refused") == 2
+    assert run.stat("archive/store_error") is None  # no outage was seen
+    assert run.stat("archive/aliases") == 1
+
+
 # --- a database outage (PostgreSQL) ---------------------------------------------------
 
 

@@ -85,6 +85,16 @@ def test_sqlite_readers_do_not_hold_the_write_lock(sqlite_url: str) -> None:
         ),
         ("sqlite:///archive.db", "sqlite:///archive.db"),
         ("not a url", "<unparseable database URL>"),
+        # A secret in the query is masked too, whatever its case; other parameters stay.
+        (
+            "postgresql+psycopg://archive@db/news?password=s3cret&sslmode=require",
+            "postgresql+psycopg://archive@db/news?password=***&sslmode=require",
+        ),
+        (
+            "postgresql+psycopg://a:b@db/news?PassWord=1&sslpassword=2&token=3&secret=4&pwd=5",
+            "postgresql+psycopg://a:***@db/news?PassWord=***&pwd=***&secret=***"
+            "&sslpassword=***&token=***",
+        ),
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:
