@@ -35,10 +35,11 @@ ARCHIVE_RETRY_SECONDS = 120
 
 # --- database faults: timeouts and outages --------------------------------------
 # PostgreSQL: seconds to open a connection; seconds a statement may run (the server
-# cancels it) -- the client also gives up on any answer 5 s after that, so a hung
-# server is an outage within DATABASE_STATEMENT_TIMEOUT + 5 s, never a frozen crawl.
+# cancels it; a crawl's statements are small batches, well under a second) -- the
+# client also gives up on any answer 5 s after that, so a hung server is an outage
+# within seconds (docs/operations.md#database-faults), never a frozen crawl.
 DATABASE_CONNECT_TIMEOUT = 10
-DATABASE_STATEMENT_TIMEOUT = 30
+DATABASE_STATEMENT_TIMEOUT = 15
 # TCP keepalives: a vanished peer is noticed within idle + interval x count seconds.
 DATABASE_KEEPALIVE_IDLE = 10
 DATABASE_KEEPALIVE_INTERVAL = 5

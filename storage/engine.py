@@ -148,7 +148,28 @@ def create_archive_engine(
     engine = create_engine(url, **kw)
     if timeouts is not None and timeouts.answer is not None and url.get_driver_name() == "psycopg":
         event.listen(engine, "do_connect", _answer_within(timeouts.answer))
+        _ping_within(engine, timeouts.connect or timeouts.answer)
     return engine
+
+
+def _ping_within(engine: Engine, seconds: float) -> None:
+    """Give the pre-ping (``SELECT 1`` at each checkout) `seconds` for its answer
+    rather than a statement's whole deadline: a pooled connection to a hung server
+    is then given up, and the outage reported, within ping + connect timeouts."""
+    dialect = engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        deadline = getattr(dbapi_connection, "answer_timeout", None)
+        if deadline is None:
+            return ping(dbapi_connection)
+        dbapi_connection.answer_timeout = min(deadline, seconds)
+        try:
+            return ping(dbapi_connection)
+        finally:
+            dbapi_connection.answer_timeout = deadline
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 # A pooled connection older than this is replaced at its next checkout: firewalls and
