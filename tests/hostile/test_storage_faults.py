@@ -7,24 +7,30 @@
 - a PostgreSQL server that accepts bytes and never answers (a `TcpProxy` that
   hangs) is an outage within the crawl's timeouts, not a frozen crawl;
 - an outage (connections dropped, then refused) loses nothing, is logged once when
-  it begins and once when it ends, and pauses the crawl while the buffers are full;
+  it begins and once when it ends, and pauses the crawl while the buffers are full
+  (in-process, and a ``scrapy crawl`` whose engine is paused and resumed);
 - a password given in the URL's query never reaches a run record.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.pipelines import ArchivePipeline
@@ -32,7 +38,7 @@ from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.archive import DatabaseUnavailable
 from news_archive.vocabulary import Article, FetchFailure, PageVisit, Rejection
 from tests.conftest import fresh_database
-from tests.crawl.crawling import SEEDS, HandCrawl, project_crawler
+from tests.crawl.crawling import ROOT, SEEDS, HandCrawl, crawl_environment, project_crawler
 from tests.golden import extract, fixture_pages
 from tests.hostile.proxy import TcpProxy
 
@@ -262,6 +268,82 @@ def test_an_outage_loses_nothing_is_logged_once_and_pauses_the_crawl(
     fed_rejections = sum(isinstance(item, Rejection) for item in items[: fed + 2])
     assert errors == (fed_rejections,)  # every rejection, none twice
     assert not {k: v for k, v in run.crawler.stats.get_stats().items() if "lost" in k}
+
+
+@pytest.mark.postgres
+def test_a_crawl_paused_by_an_outage_resumes_and_loses_nothing(
+    proxy: TcpProxy, postgres_database: str, tmp_path: Path
+) -> None:
+    """The real engine, in a ``scrapy crawl`` process: Scrapy's reactor runs once per
+    process, and the pause is the engine's."""
+    corpus = tmp_path / "corpus"
+    _generate_corpus(corpus, 2 * PAGES)
+    crawl = _start_crawl(
+        corpus / "maeil_ilbo",
+        _through(proxy, postgres_database),
+        tmp_path / "crawl.log",
+        *("-s", "ARCHIVE_BATCH_SIZE=5", "-s", "ARCHIVE_BUFFER_LIMIT=40"),
+        *("-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-L", "INFO"),
+    )
+    try:
+        _wait_for(lambda: _count_articles(postgres_database) >= 20, crawl)
+        proxy.refuse()
+        time.sleep(3)
+        proxy.pass_through()
+        assert crawl.wait(timeout=120) == 0
+    finally:
+        if crawl.poll() is None:
+            crawl.kill()
+            crawl.wait()
+    log = (tmp_path / "crawl.log").read_text("utf-8", errors="replace")
+    assert _count_articles(postgres_database) == PAGES, log
+    assert log.count("Archive database unavailable") == 1, log
+    assert log.count("Archive database back") == 1, log
+    assert log.count("Crawl paused") == 1 and log.count("Crawl resumed") == 1, log
+    assert "archive/lost" not in log
+
+
+# Articles per site in the generated corpus of the process test.
+PAGES = 150
+
+
+def _generate_corpus(root: Path, pages: int) -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    module.generate(root, pages)
+
+
+def _start_crawl(
+    replay_dir: Path, database_url: str, log_path: Path, *arguments: str
+) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
+    env.update(crawl_environment(), DATABASE_URL=database_url, REPLAY_DIR=str(replay_dir))
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "scrapy", "crawl", "maeil_ilbo", *arguments],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _count_articles(database_url: str) -> int:
+    try:
+        return _rows(database_url, "SELECT count(*) FROM articles")[0][0]
+    except SQLAlchemyError:
+        return 0  # not migrated yet
+
+
+def _wait_for(condition: Callable[[], bool], crawl: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert crawl.poll() is None, "the crawl ended first"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def _visit(article: Article) -> PageVisit:
