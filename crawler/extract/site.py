@@ -42,6 +42,13 @@ from news_archive.vocabulary import (
     Rejection,
 )
 
+# The longest title and body an article may have, in characters (docs/extraction.md).
+# The seeds' longest are 48 and 1,866; a long Korean feature or interview runs to some
+# 20,000. Past these a page is no article but a hostile or broken one: a `too_large`
+# rejection, never a silently truncated article.
+MAX_TITLE_CHARACTERS = 500
+MAX_BODY_CHARACTERS = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class Template:
@@ -232,7 +239,7 @@ class Site:
         )
         if isinstance(article, Article) and (cut := visibly_cut(page.text, body, headers)):
             article = replace(article, suspect=cut)
-        return article
+        return within_bounds(article)
 
     def identity(self, url: str, claimed: str | None) -> tuple[str | None, str | None]:
         """Which article the page fetched from `url` is: ``(canonical URL, None)``, or
@@ -314,3 +321,18 @@ def visibly_cut(text: str, body: bytes, headers: Mapping[str, str]) -> str | Non
     if "</body" not in lowered and "</html" not in lowered:
         return "no closing </body> or </html>"
     return None
+
+
+def within_bounds(result: Article | Rejection) -> Article | Rejection:
+    """`result`, or a ``too_large`` `Rejection` when its title or body is longer than
+    `MAX_TITLE_CHARACTERS` / `MAX_BODY_CHARACTERS`."""
+    if isinstance(result, Rejection):
+        return result
+    for name, value, limit in (
+        ("title", result.title, MAX_TITLE_CHARACTERS),
+        ("body", result.body, MAX_BODY_CHARACTERS),
+    ):
+        if len(value) > limit:
+            detail = f"{name} of {len(value)} characters, over the maximum of {limit}"
+            return Rejection(result.site, result.fetched_url, "too_large", detail)
+    return result

@@ -7,6 +7,14 @@ The directory format is the public one of INTERFACE.md: ``manifest.jsonl`` with
 ``url``, ``file``, ``status``, ``headers`` per line. A folder of WARC captures
 (a capture run, or ``WARC_DIR``) replays too, read through
 `news_archive.crawler.warc.WarcArchive`.
+
+Bounds hold as on the network: a body over ``DOWNLOAD_MAXSIZE`` is refused with
+the `DownloadCancelledError` Scrapy's HTTP handler cancels such a download with,
+and one over ``DOWNLOAD_WARNSIZE`` logged, each overridden per request by the meta
+keys ``download_maxsize``/``download_warnsize`` or the spider's attributes of those
+names, as Scrapy's handler does.  A manifest ``file`` is confined to the directory:
+an absolute path, or one leading out of it (``../``, a symbolic link), is never
+read; a request for its URL fails with `BadReplay`.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from pathlib import Path
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DownloadCancelledError, NotConfigured
 from scrapy.http import Headers, Response
 from scrapy.http.response.html import HtmlResponse
 from scrapy.responsetypes import responsetypes
@@ -33,6 +41,11 @@ logger = logging.getLogger(__name__)
 
 class ManifestError(ValueError):
     """The fixture directory, one of its manifest lines or its WARC files are unusable."""
+
+
+class BadReplay(Exception):
+    """A stored response that must not be served: the request fails with it, and the
+    spider's errback records a ``bad_replay`` problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,12 @@ class Entry:
     # A manifest entry answers conditional requests like a server; a capture is
     # replayed as it was answered.
     conditional: bool = True
+    # Why the entry must not be served (its file lies outside the directory), or None.
+    refused: str | None = None
+
+    def size(self) -> int | None:
+        """The body's size in bytes when known without reading it (a manifest file)."""
+        return self.file.stat().st_size if self.file else None
 
     def body(self) -> bytes:
         if self.capture is not None and self.archive is not None:
@@ -103,45 +122,104 @@ def load_manifest(directory: Path) -> dict[str, Entry]:
             continue
         try:
             data = json.loads(line)
+            refused = _outside(directory, str(data["file"])) if data.get("file") else None
             entry = Entry(
                 url=str(data["url"]),
                 status=int(data.get("status", 200)),
                 headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
-                file=directory / data["file"] if data.get("file") else None,
+                file=directory / data["file"] if data.get("file") and not refused else None,
+                refused=refused,
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ManifestError(f"{manifest}:{number}: {error!r}") from error
-        if entry.file is not None and not entry.file.is_file():
+        if refused:
+            logger.error("Replay manifest %s:%d refused: %s", manifest, number, refused)
+        elif entry.file is not None and not entry.file.is_file():
             raise ManifestError(f"{manifest}:{number}: missing file {entry.file}")
         entries[canonicalize_url(entry.url)] = entry
     return entries
 
 
+def _outside(directory: Path, name: str) -> str | None:
+    """Why the manifest `file` `name` is not a file inside `directory` (an absolute
+    path, or one that leads out through ``..`` or a symbolic link), or None."""
+    if Path(name).is_absolute():
+        return f"file {name!r} is an absolute path, not one inside the replay directory"
+    if not (directory / name).resolve().is_relative_to(directory.resolve()):
+        return f"file {name!r} leads outside the replay directory"
+    return None
+
+
 class ReplayMiddleware:
     """Answer requests from ``REPLAY_DIR``; unknown URLs get an empty 404."""
 
-    def __init__(self, directory: Path, stats: StatsCollector) -> None:
+    def __init__(
+        self, directory: Path, crawler: Crawler, maxsize: int = 0, warnsize: int = 0
+    ) -> None:
+        assert crawler.stats is not None
         self.directory = directory
         self.entries = load_replay_directory(directory)
-        self.stats = stats
+        self.crawler = crawler
+        self.stats: StatsCollector = crawler.stats
+        # Bytes; 0 means no limit (Scrapy's convention)
+        self.maxsize = maxsize
+        self.warnsize = warnsize
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ReplayMiddleware:
-        directory = crawler.settings.get("REPLAY_DIR")
+        settings = crawler.settings
+        directory = settings.get("REPLAY_DIR")
         if not directory:
             raise NotConfigured("REPLAY_DIR is not set: live crawl")
-        assert crawler.stats is not None
-        middleware = cls(Path(directory), crawler.stats)
+        middleware = cls(
+            Path(directory),
+            crawler,
+            maxsize=settings.getint("DOWNLOAD_MAXSIZE"),
+            warnsize=settings.getint("DOWNLOAD_WARNSIZE"),
+        )
         logger.info("Replaying %d responses from %s", len(middleware.entries), directory)
         return middleware
+
+    def _limit(self, request: Request, name: str, default: int) -> int:
+        """A size limit as Scrapy's HTTP handler reads it: the request's meta, else the
+        spider's attribute, else the setting."""
+        return int(request.meta.get(name, getattr(self.crawler.spider, name, default)))
+
+    def _check_size(self, request: Request, size: int) -> None:
+        """Refuse a body over the max size, as a live download is cancelled; warn over
+        the warn size (the messages are Scrapy's own)."""
+        maxsize = self._limit(request, "download_maxsize", self.maxsize)
+        if maxsize and size > maxsize:
+            self.stats.inc_value("replay/too_large")
+            raise DownloadCancelledError(
+                f"Received {size} bytes which is larger than download max size "
+                f"({maxsize}) in request {request}."
+            )
+        warnsize = self._limit(request, "download_warnsize", self.warnsize)
+        if warnsize and size > warnsize:
+            logger.warning(
+                "Received %d bytes which is larger than download warn size (%d) in request %s.",
+                size,
+                warnsize,
+                request,
+            )
 
     def process_request(self, request: Request) -> Response:
         entry = self.entries.get(canonicalize_url(request.url))
         if entry is None:
             self.stats.inc_value("replay/miss")
             return Response(request.url, status=404, body=b"", request=request, flags=["replay"])
+        if entry.refused:
+            self.stats.inc_value("replay/error")
+            raise BadReplay(entry.refused)
         try:
+            size = entry.size()
+            if size is not None:
+                # before reading: a huge file never reaches memory
+                self._check_size(request, size)
             body = entry.body()
+            if size is None:
+                self._check_size(request, len(body))
         except (OSError, WarcError) as error:
             self.stats.inc_value("replay/error")
             logger.error("Replay file for %s unreadable: %s", request.url, error)

@@ -13,16 +13,18 @@ from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from news_archive.crawler.extensions.extraction import ExtractionPool
 from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError, PartialFeed, link_problem
 from news_archive.crawler.extract.site import Site
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
 from news_archive.crawler.middlewares.offsite import OffsiteRedirect, RedirectLoop
+from news_archive.crawler.middlewares.replay import BadReplay
 from news_archive.vocabulary import AliasSeen, Article, FeedEntry, FetchFailure
 
 
@@ -73,12 +75,15 @@ class ArchiveSpider(scrapy.Spider):
             else:
                 yield self.listing_request(url)
 
-    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+    async def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[Any]:
         """Scrapy's default callback (``scrapy parse --spider=NAME URL``): an article
         URL is extracted as an article, anything else read as a feed or list page."""
         if self.site.canonical_url(response.url):
-            return self.parse_article(response)
-        return self.parse_listing(response)
+            async for output in self.parse_article(response):
+                yield output
+        else:
+            for output in self.parse_listing(response):
+                yield output
 
     def listing_request(self, url: str) -> scrapy.Request:
         return scrapy.Request(
@@ -158,9 +163,13 @@ class ArchiveSpider(scrapy.Spider):
         published = entry.published_at
         return published is not None and published.astimezone(KOREA).date() < self.since
 
-    def parse_article(self, response: Response, entry: FeedEntry | None = None) -> Iterator[Any]:
-        """Extract the page: an `Article` for the pipeline to store, or a `Rejection`
-        saying why not; and the aliases the request was redirected through.
+    async def parse_article(
+        self, response: Response, entry: FeedEntry | None = None
+    ) -> AsyncIterator[Any]:
+        """Extract the page in the crawl's extraction pool, off the reactor: an
+        `Article` for the pipeline to store, or a `Rejection` saying why not (too
+        large, over its time budget...); and the aliases the request was redirected
+        through. Nothing when the crawl stopped while the page was in extraction.
 
         @site_article
         @returns items 1 1
@@ -168,9 +177,12 @@ class ArchiveSpider(scrapy.Spider):
         """
         # The clock is read here, never inside extraction.
         fetched_at = datetime.now(UTC)
-        result = self.site.extract(
-            response.url, response.body, _headers(response), fetched_at, entry
+        pool = ExtractionPool.of(self.crawler)
+        result = await pool.extract(
+            self.site, response.url, response.body, _headers(response), fetched_at, entry
         )
+        if result is None:
+            return
         if isinstance(result, Article):
             for alias in response.meta.get("redirect_urls", []):
                 if alias != result.url:
@@ -194,6 +206,12 @@ class ArchiveSpider(scrapy.Spider):
             # RobotsTxtMiddleware says so in its message; other refusals are "ignored".
             reason = "robots_forbidden" if "robots.txt" in str(failure.value) else "ignored"
             return [FetchFailure(self.name, request.url, reason, None, str(failure.value))]
+        if failure.check(DownloadCancelledError):
+            # Scrapy's HTTP handler (and replay) cancel a body over DOWNLOAD_MAXSIZE.
+            detail = str(failure.value) or "download cancelled: larger than DOWNLOAD_MAXSIZE"
+            return [FetchFailure(self.name, request.url, "too_large", None, detail)]
+        if failure.check(BadReplay):
+            return [FetchFailure(self.name, request.url, "bad_replay", None, str(failure.value))]
         return [
             FetchFailure(
                 self.name,

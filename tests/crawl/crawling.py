@@ -71,7 +71,9 @@ def project_crawler(
     component tests use, without the reactor."""
     settings = {name: getattr(project_settings, name) for name in dir(project_settings)}
     settings = {name: value for name, value in settings.items() if name.isupper()}
-    settings |= {"WARC_ENABLED": False, "LOG_LEVEL": "WARNING", **overrides}
+    # Extraction in-process: no reactor here to wait for worker processes.
+    settings |= {"WARC_ENABLED": False, "EXTRACTION_WORKERS": 0, "LOG_LEVEL": "WARNING"}
+    settings |= overrides
     crawler = get_crawler(spidercls, settings)
     crawler.spider = crawler._create_spider(**(arguments or {}))
     return crawler
@@ -140,19 +142,30 @@ class HandCrawl:
         """Download `request` from the replay directory and return the spider's
         output for it, as the incremental middleware lets it through."""
         self.fetched.append(request.url)
-        response = self.replay.process_request(request)
-        while response.status in REDIRECTS and b"Location" in response.headers:
-            # As RedirectMiddleware: the request again, to the new URL, noting the old.
-            location = response.urljoin(response.headers["Location"].decode("latin-1"))
-            redirected = [*request.meta.get("redirect_urls", []), request.url]
-            request = request.replace(
-                url=location, meta={**request.meta, "redirect_urls": redirected}
-            )
+        try:
             response = self.replay.process_request(request)
+            while response.status in REDIRECTS and b"Location" in response.headers:
+                # As RedirectMiddleware: the request again, to the new URL, noting the old.
+                location = response.urljoin(response.headers["Location"].decode("latin-1"))
+                redirected = [*request.meta.get("redirect_urls", []), request.url]
+                request = request.replace(
+                    url=location, meta={**request.meta, "redirect_urls": redirected}
+                )
+                response = self.replay.process_request(request)
+        except Exception as error:
+            # A download that fails (over DOWNLOAD_MAXSIZE, a refused replay file) goes
+            # to the errback, as Scrapy's engine sends it; no response, no visit.
+            failure = Failure(error)
+            failure.request = request  # type: ignore[attr-defined]
+            return list(request.errback(failure) if request.errback else [])
         allowed = request.meta.get("handle_httpstatus_list", [])
         if 200 <= response.status < 300 or response.status in allowed:
             callback = request.callback or self.spider.parse
-            output: Iterable[Any] = callback(response, **request.cb_kwargs) or []
+            result = callback(response, **request.cb_kwargs)
+            # An async callback (parse_article) awaits nothing real with in-process extraction.
+            output: Iterable[Any] = (
+                _drain(result) if isinstance(result, AsyncIterator) else result or []
+            )
         else:
             failure = Failure(HttpError(response, f"HTTP {response.status}"))
             failure.request = request  # type: ignore[attr-defined]

@@ -1,0 +1,339 @@
+"""Extraction off the reactor: `ExtractionPool`, the crawl's worker processes.
+
+Extraction is pure (``Site.extract``: bytes in, `Article` or `Rejection` out) but
+CPU-bound, and its cost grows faster than a page's size; run on the reactor, one
+large page froze the crawl for minutes, signals included.  The pool runs it in
+``EXTRACTION_WORKERS`` processes instead (the reactor only waits), which also puts
+every core to work, and bounds the work one page may cost:
+
+- a body over ``EXTRACTION_MAX_BYTES`` is a ``too_large`` `Rejection`, never parsed;
+- a page still in extraction after ``EXTRACTION_TIMEOUT`` seconds is a ``timeout``
+  `Rejection`: its worker is killed (SIGKILL: it holds nothing worth a clean exit;
+  a running task cannot be cancelled otherwise) and replaced;
+- a worker that dies under a page (out of memory, a crash in C code) makes the page
+  an ``extraction_crashed`` `Rejection` and is replaced;
+- an exception raised by extraction is raised again in the spider's callback, with
+  the worker's traceback, as it would be in-process (Scrapy logs a spider error);
+- once the crawl is stopping (SIGTERM, SIGINT) pages in extraction are abandoned:
+  their workers are killed, their callbacks yield nothing (no visit is recorded, so
+  the next run fetches them again), and the engine can close at once.
+
+Workers are forked from a fork server that has the site registry preloaded, so a
+worker, first or replacement, starts in milliseconds without inheriting the crawl's
+threads, connections or open files.  The pool starts with the first page and is shut
+down at ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
+``EXTRACTION_WORKERS = 0`` extracts in the crawl's own process, without a time
+budget (for debugging, and for tests that drive the components by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import traceback
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from twisted.internet.task import LoopingCall
+
+from news_archive.crawler.extract.site import Site
+from news_archive.vocabulary import Article, FeedEntry, Rejection
+
+logger = logging.getLogger(__name__)
+
+# Modules the fork server imports once, so that workers start with them loaded.
+PRELOAD = ["news_archive.crawler.sites", __name__]
+# Seconds between two looks at whether the crawl is stopping.
+STOP_CHECK_SECONDS = 0.2
+
+Result = Article | Rejection
+
+
+class ExtractionError(Exception):
+    """Extraction raised in a worker; the message carries the worker's traceback."""
+
+
+@dataclass(eq=False)
+class _Task:
+    site: Site
+    url: str
+    arguments: tuple[Any, ...]  # the rest of Site.extract's arguments
+    future: asyncio.Future[Result | None]
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    connection: Connection  # the crawl's end of the pipe
+    task: _Task | None = None
+    deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def kill(self) -> None:
+        self.process.kill()  # type: ignore[attr-defined]
+        self.process.join()
+        self.connection.close()
+
+
+class ExtractionPool:
+    """Extract pages in worker processes with a size and a time budget per page."""
+
+    def __init__(
+        self, workers: int, timeout: float, max_bytes: int, crawler: Crawler | None = None
+    ) -> None:
+        self.worker_count = max(0, workers)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.crawler = crawler
+        # True once the crawl is stopping: pages still coming are not extracted.
+        self.stopping = False
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._queue: deque[_Task] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExtractionPool:
+        settings = crawler.settings
+        pool = cls(
+            workers=settings.getint("EXTRACTION_WORKERS"),
+            timeout=settings.getfloat("EXTRACTION_TIMEOUT"),
+            max_bytes=settings.getint("EXTRACTION_MAX_BYTES"),
+            crawler=crawler,
+        )
+        crawler.signals.connect(pool.engine_started, signal=signals.engine_started)
+        crawler.signals.connect(pool.close, signal=signals.engine_stopped)
+        return pool
+
+    @classmethod
+    def of(cls, crawler: Crawler) -> ExtractionPool:
+        """The crawl's pool (the extension enabled in ``EXTENSIONS``)."""
+        pool = crawler.get_extension(cls)
+        if pool is None:
+            raise RuntimeError(f"{cls.__module__}.{cls.__name__} is not enabled in EXTENSIONS")
+        return pool
+
+    # ------------------------------------------------------------------ extraction
+
+    async def extract(
+        self,
+        site: Site,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        fetched_at: datetime,
+        entry: FeedEntry | None = None,
+    ) -> Result | None:
+        """``site.extract(url, body, headers, fetched_at, entry)`` within the budgets;
+        None when the crawl stopped before the page was extracted."""
+        if len(body) > self.max_bytes:
+            detail = f"{len(body)} bytes, over EXTRACTION_MAX_BYTES ({self.max_bytes}): not parsed"
+            return Rejection(site.name, url, "too_large", detail)
+        if self.worker_count == 0:
+            return site.extract(url, body, dict(headers), fetched_at, entry)
+        if self.stopping:
+            self._abandoned(url)
+            return None
+        loop = asyncio.get_running_loop()
+        self._start(loop)
+        task = _Task(site, url, (url, body, dict(headers), fetched_at, entry), loop.create_future())
+        task.future.add_done_callback(lambda _: self._forget(task))
+        self._queue.append(task)
+        self._dispatch()
+        return await task.future
+
+    def abandon(self) -> None:
+        """Give up every page queued or in extraction (the crawl is stopping): their
+        callbacks get None at once, and the busy workers are replaced."""
+        self.stopping = True
+        while self._queue:
+            task = self._queue.popleft()
+            if not task.future.done():
+                self._abandoned(task.url)
+                task.future.set_result(None)
+        for worker in [w for w in self._workers if w.task is not None]:
+            task = worker.task
+            assert task is not None
+            self._abandoned(task.url)
+            self._replace(worker)
+            if not task.future.done():
+                task.future.set_result(None)
+
+    # -------------------------------------------------------------------- workers
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._workers:
+            return
+        self._loop = loop
+        for _ in range(self.worker_count):
+            self._idle.append(self._spawn())
+        logger.info("Extraction in %d worker processes", self.worker_count)
+
+    def _spawn(self) -> _Worker:
+        assert self._loop is not None
+        context = _context()
+        connection, child_end = context.Pipe()
+        process = context.Process(
+            target=_serve, args=(child_end,), name="extraction worker", daemon=True
+        )
+        process.start()
+        child_end.close()
+        worker = _Worker(process, connection)
+        self._workers.append(worker)
+        self._loop.add_reader(connection.fileno(), self._receive, worker)
+        return worker
+
+    def _dispatch(self) -> None:
+        """Hand queued pages to idle workers, each with its deadline."""
+        assert self._loop is not None
+        while self._queue and self._idle:
+            task = self._queue.popleft()
+            if task.future.done():  # its callback was cancelled
+                continue
+            worker = self._idle.pop()
+            worker.task = task
+            try:
+                worker.connection.send((task.site, *task.arguments))
+            except OSError:  # the worker died while idle
+                self._crashed(worker)
+                continue
+            worker.deadline = self._loop.call_later(self.timeout, self._expire, worker)
+
+    def _receive(self, worker: _Worker) -> None:
+        """A worker's answer (or its end: EOF on the pipe)."""
+        try:
+            ok, value = worker.connection.recv()
+        except (EOFError, OSError):
+            self._crashed(worker)
+            return
+        task = worker.task
+        worker.task = None
+        if worker.deadline is not None:
+            worker.deadline.cancel()
+        self._idle.append(worker)
+        if task is not None and not task.future.done():
+            if ok:
+                task.future.set_result(value)
+            else:
+                task.future.set_exception(ExtractionError(f"{task.url}:\n{value}"))
+        self._dispatch()
+
+    def _expire(self, worker: _Worker) -> None:
+        task = worker.task
+        if task is None:
+            return
+        self._replace(worker)
+        self._count("extraction/timeout")
+        if not task.future.done():
+            detail = f"extraction took over EXTRACTION_TIMEOUT ({self.timeout:g} s); stopped"
+            task.future.set_result(Rejection(task.site.name, task.url, "timeout", detail))
+
+    def _crashed(self, worker: _Worker) -> None:
+        task = worker.task
+        self._replace(worker)
+        exit_code = worker.process.exitcode
+        self._count("extraction/crashed")
+        if task is not None and not task.future.done():
+            detail = f"extraction worker died (exit code {exit_code})"
+            task.future.set_result(
+                Rejection(task.site.name, task.url, "extraction_crashed", detail)
+            )
+
+    def _forget(self, task: _Task) -> None:
+        """A finished task's future: if its callback was cancelled while a worker ran
+        it, that worker is stopped (its answer is no longer wanted)."""
+        if task.future.cancelled():
+            for worker in self._workers:
+                if worker.task is task:
+                    self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill `worker` (whatever it is doing) and start another in its place."""
+        if worker not in self._workers:
+            return
+        self._retire(worker)
+        if not self.stopping:
+            self._count("extraction/workers_replaced")
+            self._idle.append(self._spawn())
+            self._dispatch()
+
+    def _retire(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        if worker.deadline is not None:
+            worker.deadline.cancel()
+        self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(worker.connection.fileno())
+        worker.kill()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def engine_started(self) -> None:
+        """Watch for the crawl stopping: a stop (SIGTERM, SIGINT) waits for every
+        page in progress, so those in extraction are abandoned at once."""
+        self._watch = LoopingCall(self._check_stopping)
+        self._watch.start(STOP_CHECK_SECONDS, now=False)
+
+    def _check_stopping(self) -> None:
+        if self.crawler is not None and not self.crawler.crawling and not self.stopping:
+            self.abandon()
+
+    def close(self) -> None:
+        """Stop every worker (``engine_stopped``)."""
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        self.stopping = True
+        self.abandon()
+        for worker in list(self._workers):
+            self._retire(worker)
+
+    # ---------------------------------------------------------------------- stats
+
+    def _abandoned(self, url: str) -> None:
+        self._count("extraction/abandoned")
+        logger.info("Extraction of %s abandoned: the crawl is stopping", url)
+
+    def _count(self, key: str) -> None:
+        if self.crawler is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value(key)
+
+
+def _context() -> BaseContext:
+    """Fork server where the platform has one (workers fork from a clean process with
+    the registry preloaded), else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def _serve(connection: Connection) -> None:
+    """A worker: extract each page it is sent, answer ``(True, result)`` or
+    ``(False, traceback)``, until the pipe closes."""
+    # Ctrl-C, or a SIGTERM sent to the whole process group (a service manager), reaches
+    # the workers too: the crawl decides what stops, and stops workers with SIGKILL.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        try:
+            site, *arguments = connection.recv()
+        except EOFError:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, site.extract(*arguments))
+        except Exception:
+            answer = (False, traceback.format_exc())
+        connection.send(answer)
