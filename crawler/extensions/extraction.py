@@ -18,9 +18,12 @@ every core to work, and bounds the work one page may cost:
   their workers are killed, their callbacks yield nothing (no visit is recorded, so
   the next run fetches them again), and the engine can close at once.
 
-Workers are forked from a fork server that has the site registry preloaded, so a
-worker, first or replacement, starts in milliseconds without inheriting the crawl's
-threads, connections or open files.  The pool starts with the first page and is shut
+On Linux workers are forked from the crawl, so a worker, first or replacement, starts
+in milliseconds with the site registry already loaded, and nothing is imported again
+(a fork server or spawn would re-import the program's main module in every worker, and
+take a second to start).  A worker only runs extraction: if a lock inherited from
+another thread of the crawl ever blocked it, its time budget ends it like any slow
+page.  Elsewhere workers are spawned.  The pool starts with the first page and is shut
 down at ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
 ``EXTRACTION_WORKERS = 0`` extracts in the crawl's own process, without a time
 budget (for debugging, and for tests that drive the components by hand).
@@ -32,6 +35,7 @@ import asyncio
 import logging
 import multiprocessing
 import signal
+import sys
 import traceback
 from collections import deque
 from collections.abc import Mapping
@@ -51,8 +55,6 @@ from news_archive.vocabulary import Article, FeedEntry, Rejection
 
 logger = logging.getLogger(__name__)
 
-# Modules the fork server imports once, so that workers start with them loaded.
-PRELOAD = ["news_archive.crawler.sites", __name__]
 # Seconds between two looks at whether the crawl is stopping.
 STOP_CHECK_SECONDS = 0.2
 
@@ -154,7 +156,7 @@ class ExtractionPool:
 
     def abandon(self) -> None:
         """Give up every page queued or in extraction (the crawl is stopping): their
-        callbacks get None at once, and the busy workers are replaced."""
+        callbacks get None at once, and the busy workers are killed."""
         self.stopping = True
         while self._queue:
             task = self._queue.popleft()
@@ -311,13 +313,9 @@ class ExtractionPool:
 
 
 def _context() -> BaseContext:
-    """Fork server where the platform has one (workers fork from a clean process with
-    the registry preloaded), else spawn."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
+    """Fork on Linux (fast, and safe for a process that only extracts); spawn
+    elsewhere (macOS system libraries do not survive a fork)."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
 def _serve(connection: Connection) -> None:
@@ -327,6 +325,8 @@ def _serve(connection: Connection) -> None:
     # the workers too: the crawl decides what stops, and stops workers with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A forked worker must not wake the crawl's event loop with signals of its own.
+    signal.set_wakeup_fd(-1)
     while True:
         try:
             site, *arguments = connection.recv()
