@@ -26,6 +26,8 @@ from tests.hostile.test_bounds import HTML, page_with, short_paragraphs
 MAEIL = SITES["maeil_ilbo"]
 FETCHED_AT = datetime(2026, 11, 22, 2, 5, tzinfo=UTC)
 PAGE = "https://www.m-i.kr/news/articleView.html?idxno={}"
+# The sample article's URL: pages built on it must be asked for there (its rel=canonical).
+SAMPLE = PAGE.format("714398")
 SEED_PAGES = ("714398", "800101", "800103", "800104")
 
 
@@ -84,7 +86,7 @@ def test_workers_run_pages_side_by_side() -> None:
 
     async def three_pages() -> tuple[int, int, list[Any]]:
         pages = [
-            asyncio.ensure_future(pool.extract(MAEIL, PAGE.format(i), slow, HTML, FETCHED_AT))
+            asyncio.ensure_future(pool.extract(MAEIL, SAMPLE, slow, HTML, FETCHED_AT))
             for i in range(3)
         ]
         await asyncio.sleep(0.05)
@@ -101,8 +103,10 @@ def test_workers_run_pages_side_by_side() -> None:
 
 def test_an_exception_in_extraction_is_raised_with_the_workers_traceback() -> None:
     pool = _pool(workers=1)
-    with pytest.raises(ExtractionError, match=r"(?s)idxno=1:.*ValueError: a bug in extraction"):
-        _run(pool, pool.extract(Exploding(), PAGE.format(1), _page("714398"), HTML, FETCHED_AT))
+    with pytest.raises(
+        ExtractionError, match=r"(?s)idxno=714398:.*ValueError: a bug in extraction"
+    ):
+        _run(pool, pool.extract(Exploding(), SAMPLE, _page("714398"), HTML, FETCHED_AT))
 
 
 def test_a_worker_that_dies_under_a_page_is_recorded_and_replaced() -> None:
@@ -111,8 +115,8 @@ def test_a_worker_that_dies_under_a_page_is_recorded_and_replaced() -> None:
 
     async def kill_the_worker() -> list[Article | Rejection | None]:
         asyncio.get_running_loop().call_later(0.2, _kill_busy_worker, pool)
-        crashed = await pool.extract(MAEIL, PAGE.format(1), slow, HTML, FETCHED_AT)
-        after = await pool.extract(MAEIL, PAGE.format(2), _page("714398"), HTML, FETCHED_AT)
+        crashed = await pool.extract(MAEIL, SAMPLE, slow, HTML, FETCHED_AT)
+        after = await pool.extract(MAEIL, SAMPLE, _page("714398"), HTML, FETCHED_AT)
         return [crashed, after]
 
     crashed, after = _run(pool, kill_the_worker())
@@ -134,14 +138,14 @@ def test_a_stop_abandons_pages_queued_and_in_extraction_at_once() -> None:
 
     async def stop_while_busy() -> tuple[list[Any], float]:
         pages = [
-            asyncio.ensure_future(pool.extract(MAEIL, PAGE.format(i), slow, HTML, FETCHED_AT))
+            asyncio.ensure_future(pool.extract(MAEIL, SAMPLE, slow, HTML, FETCHED_AT))
             for i in range(2)
         ]
         await asyncio.sleep(0.3)
         started = time.monotonic()
         pool.abandon()
         results = list(await asyncio.gather(*pages))
-        late = await pool.extract(MAEIL, PAGE.format(3), _page("714398"), HTML, FETCHED_AT)
+        late = await pool.extract(MAEIL, SAMPLE, _page("714398"), HTML, FETCHED_AT)
         return [*results, late], time.monotonic() - started
 
     workers = []
@@ -162,6 +166,6 @@ def test_a_stop_abandons_pages_queued_and_in_extraction_at_once() -> None:
 
 def test_no_workers_extracts_in_process() -> None:
     pool = _pool(workers=0)
-    result = _run(pool, pool.extract(MAEIL, PAGE.format(1), _page("714398"), HTML, FETCHED_AT))
+    result = _run(pool, pool.extract(MAEIL, SAMPLE, _page("714398"), HTML, FETCHED_AT))
     assert isinstance(result, Article)
     assert not pool._workers

@@ -46,9 +46,11 @@ FETCHED_AT = datetime(2026, 11, 22, 2, 5, tzinfo=UTC)
 MB = 1024 * 1024
 
 
-def page_with(paragraphs: bytes) -> bytes:
-    """The seed sample article with `paragraphs` at the start of its body container."""
+def page_with(paragraphs: bytes, article_id: str = "714398") -> bytes:
+    """The seed sample article with `paragraphs` at the start of its body container,
+    as article `article_id` (its rel=canonical and metadata name that article)."""
     page = (SEEDS / "maeil_ilbo" / "pages" / "714398.html").read_bytes()
+    page = page.replace(b"idxno=714398", f"idxno={article_id}".encode())
     opening = page.index(b">", page.index(b'<article id="article-view-content-div"')) + 1
     return page[:opening] + paragraphs + page[opening:]
 
@@ -99,7 +101,7 @@ def test_a_20_mb_page_in_the_feed_is_recorded_and_the_others_stored(
     seeds_only = f"sqlite:///{tmp_path / 'seeds.db'}"
     crawl_by_hand(SEEDS / "maeil_ilbo", seeds_only)
     # An article of some 8 million characters: 20 MB of UTF-8 Korean.
-    huge = page_with(long_paragraphs(8_000_000))
+    huge = page_with(long_paragraphs(8_000_000), "999999")
     assert len(huge) > 20_000_000
     replay_dir = replay_with_page(tmp_path / "replay", huge)
 
@@ -256,7 +258,9 @@ def test_sigterm_while_a_huge_page_is_in_extraction_ends_the_crawl_within_2_s(
 ) -> None:
     """The page is let through both size budgets and given all the time it wants:
     only the signal can end its extraction."""
-    replay_dir = replay_with_page(tmp_path / "replay", page_with(short_paragraphs(20 * MB)))
+    replay_dir = replay_with_page(
+        tmp_path / "replay", page_with(short_paragraphs(20 * MB), "999999")
+    )
     env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
     env |= crawl_environment() | {
         "REPLAY_DIR": str(replay_dir),
