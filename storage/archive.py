@@ -337,8 +337,10 @@ class Reads:
 class Archive:
     """The archive behind one engine; the only object other layers hold."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, url: str | URL | None = None) -> None:
         self.engine = engine
+        # As the user gave it (a read-only engine's URL is SQLite's URI form).
+        self._url = url if url is not None else engine.url
         repository = ArchiveRepository(engine)
         self.articles = Articles(repository)
         self.visits = Visits(engine)
@@ -354,6 +356,7 @@ class Archive:
         *,
         migrate: bool = True,
         timeouts: ConnectionTimeouts | None = None,
+        read_only: bool = False,
         **engine_options: Any,
     ) -> Archive:
         """Build the engine for `url` (`engine_options` go to `create_engine`) and,
@@ -361,8 +364,14 @@ class Archive:
 
         `timeouts` bound every wait on a PostgreSQL server (connect, each answer,
         TCP keepalives), so that a hung server becomes `DatabaseUnavailable`
-        within seconds; a crawl hands its ``DATABASE_*_TIMEOUT`` settings here."""
-        engine = create_archive_engine(url, timeouts=timeouts, **engine_options)
+        within seconds; a crawl hands its ``DATABASE_*_TIMEOUT`` settings here.
+        `read_only`: for readers (search, export...), never creates nor alters a SQLite
+        file (see `create_archive_engine`); it cannot migrate."""
+        if read_only and migrate:
+            raise ValueError("a read-only archive cannot be migrated: pass migrate=False")
+        engine = create_archive_engine(
+            url, timeouts=timeouts, read_only=read_only, **engine_options
+        )
         if migrate:
             try:
                 upgrade_to_head(engine)
@@ -372,12 +381,12 @@ class Archive:
             except BaseException:
                 engine.dispose()
                 raise
-        return cls(engine)
+        return cls(engine, url=url)
 
     @property
     def url(self) -> str:
         """The database URL with its password masked, for logs and records."""
-        return mask_url(self.engine.url)
+        return mask_url(self._url)
 
     @_guarded
     def revision(self) -> str | None:

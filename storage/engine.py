@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,10 +118,18 @@ ANSWER_GRACE = 5.0
 
 
 def create_archive_engine(
-    url: str | URL, *, timeouts: ConnectionTimeouts | None = None, **kw: Any
+    url: str | URL,
+    *,
+    timeouts: ConnectionTimeouts | None = None,
+    read_only: bool = False,
+    **kw: Any,
 ) -> Engine:
     """Create an engine for the archive at `url` (``sqlite:///PATH`` or
     ``postgresql+psycopg://...``); extra keyword arguments go to `create_engine`.
+
+    `read_only` (SQLite): the file is opened with ``mode=ro``, so that a reader never
+    creates, migrates or converts it (a missing file is an error, a 0-byte file stays
+    0 bytes); its connections neither switch the journal mode nor take the write lock.
 
     SQLite connections get WAL, foreign keys, a 30 s busy timeout, and
     transactions that start with ``BEGIN IMMEDIATE``: a deferred ``BEGIN``
@@ -136,6 +145,11 @@ def create_archive_engine(
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
+        if read_only and url.database and url.database != ":memory:":
+            engine = create_engine(_read_only_sqlite_url(url), **kw)
+            event.listen(engine, "connect", _configure_read_only_sqlite_connection)
+            event.listen(engine, "begin", _begin_deferred)
+            return engine
         engine = create_engine(url, **kw)
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_immediate)
@@ -248,6 +262,28 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
         _switch_to_wal(cursor)
     finally:
         cursor.close()
+
+
+def _read_only_sqlite_url(url: URL) -> URL:
+    """``sqlite:///file:PATH?mode=ro&uri=true``: SQLite's URI form, which pysqlite
+    passes on with ``uri=True`` (the path percent-encoded, as URIs want)."""
+    path = urllib.parse.quote(str(Path(url.database or "").resolve()))
+    return url.set(database=f"file:{path}", query={**url.query, "mode": "ro", "uri": "true"})
+
+
+def _configure_read_only_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+    # As `_configure_sqlite_connection`, without the journal mode switch (a write).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _begin_deferred(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _switch_to_wal(cursor: Any) -> None:

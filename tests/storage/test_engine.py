@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from news_archive.storage import engine as engine_module
 from news_archive.storage.engine import (
@@ -74,6 +75,29 @@ def test_sqlite_readers_do_not_hold_the_write_lock(sqlite_url: str) -> None:
                 other.close()
     finally:
         engine.dispose()
+
+
+def test_a_read_only_sqlite_engine_reads_and_never_writes_the_file(tmp_path: Path) -> None:
+    archived = tmp_path / "an archive.db"
+    upgrade_to_head(f"sqlite:///{archived}")
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for path in (archived, empty):
+        before = path.read_bytes()
+        engine = create_archive_engine(f"sqlite:///{path}", read_only=True)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one()
+                with pytest.raises(OperationalError, match="readonly"):
+                    connection.exec_driver_sql("CREATE TABLE t (x)")
+            assert current_revision(engine) == (SCHEMA_REVISION if path == archived else None)
+        finally:
+            engine.dispose()
+        assert path.read_bytes() == before
+    engine = create_archive_engine(f"sqlite:///{tmp_path / 'missing.db'}", read_only=True)
+    with pytest.raises(OperationalError, match="unable to open"):
+        engine.connect()
+    assert not (tmp_path / "missing.db").exists()
 
 
 @pytest.mark.parametrize(
