@@ -31,7 +31,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from news_archive.storage import captures as _captures
 from news_archive.storage import locks as _locks
@@ -83,6 +83,36 @@ class DatabaseUnavailable(ArchiveError):
 
     handled: int = 0
     refused: Sequence[Refused[Any]] = ()
+
+
+class DatabaseRefused(ArchiveError):
+    """The database URL cannot work as given: it does not parse or names an unknown
+    driver, or the database refuses it for good (no such database or role, a wrong
+    password, a SQLite path that cannot be opened or is not a database).  A
+    configuration error, raised by `Archive.open`: trying again will not help."""
+
+
+# What a server or SQLite answers, at connect, to a URL that will never work
+# (PostgreSQL gives no SQLSTATE for a connection that failed).
+_REFUSED_FOR_GOOD = (
+    "does not exist",  # PostgreSQL: database "x" / role "x" does not exist
+    "password authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "unable to open database file",  # SQLite: no such folder, not allowed
+    "file is not a database",
+)
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether `error`, raised while opening the database, means its URL can never
+    work (see `DatabaseRefused`) rather than an outage."""
+    if isinstance(error, DatabaseRefused):
+        return True
+    if not isinstance(error, DBAPIError) or error.connection_invalidated:
+        return False
+    message = str(error.orig)
+    return any(phrase in message for phrase in _REFUSED_FOR_GOOD)
 
 
 def translate(error: BaseException) -> ArchiveError:
@@ -369,14 +399,20 @@ class Archive:
         file (see `create_archive_engine`); it cannot migrate."""
         if read_only and migrate:
             raise ValueError("a read-only archive cannot be migrated: pass migrate=False")
-        engine = create_archive_engine(
-            url, timeouts=timeouts, read_only=read_only, **engine_options
-        )
+        try:
+            engine = create_archive_engine(
+                url, timeouts=timeouts, read_only=read_only, **engine_options
+            )
+        except (ArgumentError, ValueError) as error:
+            # Unparseable, an unknown driver, a port that is no number (never the password).
+            raise DatabaseRefused(f"unusable database URL: {error}") from error
         if migrate:
             try:
                 upgrade_to_head(engine)
             except SQLAlchemyError as error:
                 engine.dispose()
+                if refused_for_good(error):
+                    raise DatabaseRefused(str(translate(error))) from error
                 raise translate(error) from error
             except BaseException:
                 engine.dispose()
