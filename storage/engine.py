@@ -471,8 +471,9 @@ def mask_url(url: str | URL) -> str:
     (``?password=...``), for logs, error messages and run records."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        # Unparseable: printing it could still leak a password, so do not.
+    except (ArgumentError, ValueError):
+        # Unparseable (or a port that is no number): printing it could still leak a
+        # password, so do not.
         return "<unparseable database URL>"
     shown = parsed.render_as_string(hide_password=True)
     secrets = [name for name in parsed.query if name.lower() in SECRET_QUERY_PARAMETERS]
