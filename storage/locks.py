@@ -4,7 +4,13 @@ The lock is the spider's row in ``crawl_locks``.  A crawl inserts it at start,
 refreshes ``heartbeat_at`` while it runs and deletes it at the end.  A row left
 behind by a crawl that died (``kill -9``, a crashed host) must not block the next
 run forever, so a row is taken over when its holder is provably dead: it ran on
-this host and its process is gone, or its heartbeat is older than `stale_after`.
+this host and its process is gone, or a process with its pid runs but started at
+another time than the holder (the pid was reused), or its heartbeat is older than
+`stale_after`.
+
+A process is known by its pid *and* its start time (`process_start_time`: Linux's
+``/proc/<pid>/stat``, in clock ticks since boot); where the start time cannot be
+read (another system, a row written before it was recorded) the pid alone decides.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Insert, Table, delete, select, update
@@ -32,6 +39,8 @@ class LockHolder:
     pid: int
     acquired_at: datetime
     heartbeat_at: datetime
+    # When the holder's process started (`process_start_time`); None where unknown.
+    process_start: int | None = None
 
     def __str__(self) -> str:
         return f"pid {self.pid} on host {self.hostname}"
@@ -47,7 +56,7 @@ class LockResult:
     taken_over: LockHolder | None = None
 
 
-_COLUMNS = ("spider", "run_id", "hostname", "pid", "acquired_at", "heartbeat_at")
+_COLUMNS = ("spider", "run_id", "hostname", "pid", "acquired_at", "heartbeat_at", "process_start")
 
 
 def acquire_run_lock(
@@ -62,11 +71,22 @@ def acquire_run_lock(
     """Take the run lock of `spider` for process `pid` on `hostname`, run `run_id`.
 
     `now` is an aware datetime; `stale_after` a `timedelta` or seconds.  Returns
-    ``acquired=False`` with the holder's row when a live crawl holds the lock.
+    ``acquired=False`` with the holder's row when a live crawl holds the lock.  The
+    start time of process `pid` (on this host: the caller is the crawl itself) is
+    recorded with it, so that a later process given the same pid is not mistaken
+    for this one.
     """
     if not isinstance(stale_after, timedelta):
         stale_after = timedelta(seconds=stale_after)
-    ours = LockHolder(spider, run_id, hostname, pid, acquired_at=now, heartbeat_at=now)
+    ours = LockHolder(
+        spider,
+        run_id,
+        hostname,
+        pid,
+        acquired_at=now,
+        heartbeat_at=now,
+        process_start=process_start_time(pid),
+    )
     values = {name: getattr(ours, name) for name in _COLUMNS if name != "spider"}
     insert = _dialect_insert(engine)
     # Two rounds: the holder may release between our INSERT and our SELECT.
@@ -164,11 +184,32 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def process_start_time(pid: int) -> int | None:
+    """When process `pid` of this host started, in clock ticks since boot (field 22
+    of Linux's ``/proc/<pid>/stat``); None when it does not exist or the system has
+    no ``/proc``.  With the pid, it names one process: a pid is reused, the pair is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text("ascii", errors="replace")
+    except OSError:
+        return None
+    # Field 2, the command name in parentheses, may hold spaces and ")": the fields
+    # after it start at the last ")".  Field 22 is the 20th after it.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def _holder_is_dead(
     holder: LockHolder, hostname: str, now: datetime, stale_after: timedelta
 ) -> bool:
-    if holder.hostname == hostname and not process_exists(holder.pid):
-        return True
+    if holder.hostname == hostname:
+        if not process_exists(holder.pid):
+            return True
+        started = process_start_time(holder.pid)
+        if None not in (holder.process_start, started) and started != holder.process_start:
+            return True  # the pid now belongs to another process: the holder is gone
     # Another host's process cannot be probed: only a silent heartbeat tells.
     return now - holder.heartbeat_at > stale_after
 

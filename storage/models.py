@@ -228,6 +228,9 @@ class CrawlLock(Base):
     pid: Mapped[int]
     acquired_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+    # The holder's process start time (storage.locks.process_start_time): with the pid,
+    # it tells the holder from a later process given the same pid.
+    process_start: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Capture(Base):

@@ -9,12 +9,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from news_archive.storage import tables
 from news_archive.storage.locks import (
     acquire_run_lock,
     heartbeat,
     process_exists,
+    process_start_time,
     read_run_lock,
     release_run_lock,
 )
@@ -64,6 +66,57 @@ def test_a_dead_process_on_this_host_loses_its_lock(archive_engine: Engine) -> N
     lock = read_run_lock(archive_engine, "maeil_ilbo")
     assert lock is not None
     assert (lock.pid, lock.run_id, lock.acquired_at) == (os.getpid(), 2, later)
+
+
+def test_a_lock_whose_pid_was_reused_by_another_process_is_taken_over(
+    archive_engine: Engine,
+) -> None:
+    """The holder died and its pid now belongs to another live process (here: this
+    test's own): its start time differs from the one recorded, so the lock is dead
+    at once, not after RUN_LOCK_STALE_AFTER."""
+    alive = os.getpid()
+    started = process_start_time(alive)
+    assert started is not None, "no /proc: the start time cannot be read here"
+    first = acquire_run_lock(archive_engine, "maeil_ilbo", 1, HOST, alive, NOW, STALE)
+    assert first.acquired and first.holder.process_start == started
+    # Another incarnation of the same pid holds it: the one that died.
+    with archive_engine.begin() as connection:
+        connection.execute(update(tables.locks).values(process_start=started - 1))
+
+    later = NOW + timedelta(seconds=5)  # heartbeat fresh, pid alive
+    result = acquire_run_lock(archive_engine, "maeil_ilbo", 2, HOST, alive, later, STALE)
+
+    assert result.acquired
+    assert result.taken_over is not None and result.taken_over.process_start == started - 1
+    lock = read_run_lock(archive_engine, "maeil_ilbo")
+    assert lock is not None and (lock.run_id, lock.process_start) == (2, started)
+
+
+def test_a_live_holder_with_its_own_start_time_keeps_the_lock(archive_engine: Engine) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        acquire_run_lock(archive_engine, "maeil_ilbo", 1, HOST, child.pid, NOW, STALE)
+        holder = read_run_lock(archive_engine, "maeil_ilbo")
+        assert holder is not None and holder.process_start == process_start_time(child.pid)
+        later = NOW + timedelta(minutes=1)
+        result = acquire_run_lock(archive_engine, "maeil_ilbo", 2, HOST, os.getpid(), later, STALE)
+        assert not result.acquired
+        # A row without a start time (written before it was recorded): the pid decides.
+        with archive_engine.begin() as connection:
+            connection.execute(update(tables.locks).values(process_start=None))
+        assert not acquire_run_lock(
+            archive_engine, "maeil_ilbo", 3, HOST, os.getpid(), later, STALE
+        ).acquired
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_process_start_time_names_one_process() -> None:
+    mine = process_start_time(os.getpid())
+    assert mine is not None and mine > 0
+    assert process_start_time(os.getpid()) == mine
+    assert process_start_time(_dead_pid()) is None
 
 
 def test_another_hosts_lock_is_taken_over_only_when_its_heartbeat_is_stale(
