@@ -5,6 +5,11 @@ variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem i
 one line on stderr, ``news-archive: error: ...``, and a non-zero exit status:
 2 for a wrong command line (unknown site, bad date, unusable database URL),
 1 for a database that cannot be reached, is not migrated, or lacks the article.
+Database URLs are always shown through `mask_url` (no password).
+
+The reading commands (search, show, export, stats, db current) open the database
+read-only: they never create, migrate or convert a file (a missing or empty SQLite
+file is an error and stays as it was).
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ from news_archive.storage.search import EXPORT_COLUMNS, HIGHLIGHT_START, DailyCo
 PROGRAM = "news-archive"
 SETTINGS_MODULE = "news_archive.crawler.settings"
 PG_CONNECT_TIMEOUT_SECONDS = 10
+# Article ids are PostgreSQL `integer`s (SQLite's are wider): a larger number names
+# no article on either backend.
+ARTICLE_ID_MAX = 2**31 - 1
 CSV_LIST_SEPARATOR = ", "
 
 
@@ -65,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except ArchiveError as error:
+        # The database refused a read: its reason in one line, never a traceback.
+        print(f"{PROGRAM}: error: the database refused: {_reason(error)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # `news-archive export | head`: the reader left; that is not an error.
         _silence_stdout()
@@ -94,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "in a checkout)",
         description="Run `scrapy crawl SPIDER` with the project's settings; every option "
         "after SPIDER goes to it (-a NAME=VALUE, -s NAME=VALUE, -O FILE, -L LEVEL). "
-        "Exits as the crawl does: 0 healthy, 3 health check failed, 75 already running.",
+        "Exits as the crawl does: 0 complete and healthy, 3 health check failed, 4 cut "
+        "short, 75 already running, 5 data lost, 78 configuration error "
+        "(docs/operations.md, 'Exit codes').",
     )
     crawl.add_argument("spider", metavar="SPIDER", help="the site's spider name (`scrapy list`)")
     crawl.add_argument("scrapy_arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -130,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stats", parents=[common], help="articles per site and day, last crawl runs"
     )
     stats.add_argument(
-        "--days", type=int, default=14, help="newest N publication days to list (0: all)"
+        "--days", type=_count, default=14, help="newest N publication days to list (0: all)"
     )
-    stats.add_argument("--runs", type=int, default=10, help="last N crawl runs to list")
+    stats.add_argument("--runs", type=_count, default=10, help="last N crawl runs to list")
     stats.add_argument("--json", action="store_true", help="one JSON object")
     stats.set_defaults(handler=run_stats)
 
@@ -191,6 +205,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _since(text: str) -> datetime:
     return _parse_time(text, end_of_day=False)
 
@@ -236,9 +257,12 @@ def head_revision() -> str:
 
 
 @contextmanager
-def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> Iterator[Archive]:
+def open_archive(
+    arguments: argparse.Namespace, *, must_exist: bool = True, read_only: bool = False
+) -> Iterator[Archive]:
     """The user's archive, checked to be reachable (and, for `must_exist`, to be an
-    existing file on SQLite); its connections closed afterwards."""
+    existing file on SQLite); `read_only` for commands that only read (a SQLite file
+    is then never created nor altered); its connections closed afterwards."""
     url = _parse_url(database_url(arguments))
     shown = mask_url(url)
     if must_exist and url.get_backend_name() == "sqlite":
@@ -253,8 +277,8 @@ def open_archive(arguments: argparse.Namespace, *, must_exist: bool = True) -> I
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
     try:
-        archive = Archive.open(url, migrate=False, **options)
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        archive = Archive.open(url, migrate=False, read_only=read_only, **options)
+    except (ArgumentError, ImportError, SQLAlchemyError, ArchiveError) as exc:
         raise CliError(f"cannot use database URL {shown}: {exc}", exit_code=2) from None
     try:
         try:
@@ -290,13 +314,23 @@ def _parse_url(text: str) -> URL:
 
 
 @contextmanager
-def open_migrated_archive(arguments: argparse.Namespace) -> Iterator[Archive]:
+def open_migrated_archive(
+    arguments: argparse.Namespace, *, read_only: bool = True
+) -> Iterator[Archive]:
     """`open_archive`, refusing a database whose schema is not the newest."""
-    with open_archive(arguments) as archive:
-        current, head = archive.revision(), head_revision()
+    with open_archive(arguments, read_only=read_only) as archive:
+        current, head = _revision(archive), head_revision()
         if current != head:
             raise CliError(_revision_problem(archive, current, head))
         yield archive
+
+
+def _revision(archive: Archive) -> str | None:
+    """The database's schema revision; a file that is no database is one line."""
+    try:
+        return archive.revision()
+    except ArchiveError as exc:
+        raise CliError(f"cannot read database {archive.url}: {_reason(exc)}") from None
 
 
 def _revision_problem(archive: Archive, current: str | None, head: str) -> str:
@@ -397,8 +431,12 @@ def run_search(arguments: argparse.Namespace) -> int:
 
 def run_show(arguments: argparse.Namespace) -> int:
     """``show URL|ID``: metadata, the versions, and with --diff what changed."""
+    wanted = arguments.article
     with open_migrated_archive(arguments) as archive:
-        article = archive.reads.article_with_versions(arguments.article)
+        if wanted.isdigit() and (not wanted.isdecimal() or int(wanted) > ARTICLE_ID_MAX):
+            article = None  # no such id, and a number the database would refuse
+        else:
+            article = archive.reads.article_with_versions(wanted)
     if article is None:
         raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
     if arguments.json:
@@ -608,7 +646,7 @@ def run_reextract(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    with open_migrated_archive(arguments) as archive:
+    with open_migrated_archive(arguments, read_only=False) as archive:
         counts = reextract(
             archive,
             warc_dir,
@@ -649,8 +687,8 @@ def run_db_upgrade(arguments: argparse.Namespace) -> int:
 def run_db_current(arguments: argparse.Namespace) -> int:
     """``db current``: the revision; exit 0 when it is the newest, 1 otherwise (so a
     deployment check can ask it)."""
-    with open_archive(arguments) as archive:
-        current, head = archive.revision(), head_revision()
+    with open_archive(arguments, read_only=True) as archive:
+        current, head = _revision(archive), head_revision()
     if current == head:
         print(f"{current} (head)")
         return 0
