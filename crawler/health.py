@@ -26,6 +26,10 @@ Thresholds (Scrapy settings; defaults and meaning in ``crawler/settings.py``):
 - ``HEALTH_MIN_ARTICLE_RATIO``: the lowest count of articles accounted for
   (stored new, changed or unchanged, or listed but skipped as not due) as a share
   of the median of the previous runs.
+- ``HEALTH_REQUIRE_FINISHED``: a run cut short (a finish reason other than
+  ``finished``: a signal, a closespider limit) fails the ``run_complete`` check.
+- ``HEALTH_MAX_BAD_FEEDS``: the most feeds or list pages that did not parse
+  (``archive/failed/bad_feed``).
 - ``HEALTH_MIN_SAMPLE``: articles (or pages) a run needs before rates and means
   are judged; ``HEALTH_HISTORY_RUNS`` / ``HEALTH_MIN_HISTORY_RUNS``: how many
   previous runs make the baseline, and how many at least before comparing.
@@ -42,6 +46,8 @@ from news_archive.vocabulary import BodySource
 
 # Every setting the checks read; the extension copies them from Scrapy's settings.
 HEALTH_SETTINGS = (
+    "HEALTH_REQUIRE_FINISHED",
+    "HEALTH_MAX_BAD_FEEDS",
     "HEALTH_MIN_ARTICLES",
     "HEALTH_FILL_FLOORS",
     "HEALTH_MAX_FALLBACK_SHARE",
@@ -57,6 +63,11 @@ HEALTH_SETTINGS = (
 # Stats ``archive/body_source/<template>/<method>`` count stored articles by
 # `BodySource` (its string form); `BodySource.is_fallback` says which are fallbacks.
 BODY_SOURCE_STATS = "archive/body_source/"
+# The finish reason of a run that ran to its end (Scrapy's own).
+FINISHED = "finished"
+# Stats of what was not written: ``archive/lost/<kind>`` (and the older plain
+# ``archive/lost``, a count of articles).
+LOST_STATS = "archive/lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,9 @@ class RunInput:
     stats: Mapping[str, Any]
     previous: Sequence[Mapping[str, Any]]
     settings: Mapping[str, Any]
+    # Scrapy's finish reason (``finished``, ``shutdown``, ``closespider_timeout``...);
+    # None when unknown, and the ``run_complete`` check does not apply.
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +147,18 @@ def _by_suffix(stats: Mapping[str, Any], prefix: str) -> dict[str, int]:
         key[len(prefix) :]: int(value or 0)
         for key, value in stats.items()
         if key.startswith(prefix)
+    }
+
+
+def lost_counts(stats: Mapping[str, Any]) -> dict[str, int]:
+    """``{stat: count}`` of the ``archive/lost`` and ``archive/lost/<kind>`` stats
+    above 0: what a run extracted or saw but could not write."""
+    return {
+        key: int(value)
+        for key, value in stats.items()
+        if (key == LOST_STATS or key.startswith(f"{LOST_STATS}/"))
+        and isinstance(value, int | float)
+        and value > 0
     }
 
 
@@ -178,6 +204,20 @@ def _enough(run: RunInput, count: int, what: str) -> NotApplicable | None:
 
 
 # --------------------------------------------------------------------- measures
+
+
+def finished(run: RunInput, check: Check) -> Observation | NotApplicable:
+    """1 when the run ran to its end (finish reason ``finished``), 0 when it was cut
+    short: its figures are then partial and no other check can vouch for it."""
+    if run.finish_reason is None:
+        return NotApplicable("the finish reason is unknown")
+    return Observation(float(run.finish_reason == FINISHED), f"finish reason {run.finish_reason}")
+
+
+def failed_count(run: RunInput, check: Check) -> Observation | NotApplicable:
+    """How many ``archive/failed/<check.field>`` failures the run counted."""
+    count = _count(run.stats, f"archive/failed/{check.field}")
+    return Observation(count, f"{count} archive/failed/{check.field}")
 
 
 def articles_parsed(run: RunInput, check: Check) -> Observation | NotApplicable:
@@ -293,6 +333,8 @@ def article_ratio(run: RunInput, check: Check) -> Observation | NotApplicable:
 
 
 MEASURES: dict[str, Measure] = {
+    "finished": finished,
+    "failed_count": failed_count,
     "articles_parsed": articles_parsed,
     "fill_rate": fill_rate,
     "fallback_share": fallback_share,
@@ -304,6 +346,8 @@ MEASURES: dict[str, Measure] = {
 
 # The checks besides the fill rates, which `checks_for` adds per field.
 CHECKS = (
+    Check("run_complete", "finish_reason", "finished", "at_least", "HEALTH_REQUIRE_FINISHED", 0),
+    Check("bad_feeds", "bad_feed", "failed_count", "at_most", "HEALTH_MAX_BAD_FEEDS", 0),
     Check("articles_parsed", "articles", "articles_parsed", "at_least", "HEALTH_MIN_ARTICLES", 0),
     Check("body_source", "body", "fallback_share", "at_most", "HEALTH_MAX_FALLBACK_SHARE"),
     Check("body_length", "body", "mean_body_chars", "at_least", "HEALTH_MIN_MEAN_BODY_CHARS", 0),
@@ -314,13 +358,15 @@ CHECKS = (
 
 
 def checks_for(spider: str, settings: Mapping[str, Any]) -> list[Check]:
-    """The checks of a run of `spider`: one ``fill_rate`` check per field with a
-    floor in ``HEALTH_FILL_FLOORS`` (default and the spider's own), then `CHECKS`."""
+    """The checks of a run of `spider`: `CHECKS` up to ``articles_parsed``, one
+    ``fill_rate`` check per field with a floor in ``HEALTH_FILL_FLOORS`` (default and
+    the spider's own), then the rest of `CHECKS`."""
     floors = _per_spider(settings["HEALTH_FILL_FLOORS"], spider)
     fill = [
         Check("fill_rate", field, "fill_rate", "at_least", "HEALTH_FILL_FLOORS") for field in floors
     ]
-    return [CHECKS[0], *fill, *CHECKS[1:]]
+    split = next(i for i, check in enumerate(CHECKS) if check.name == "articles_parsed") + 1
+    return [*CHECKS[:split], *fill, *CHECKS[split:]]
 
 
 def threshold(check: Check, spider: str, settings: Mapping[str, Any]) -> float:

@@ -110,6 +110,11 @@ COMMANDS_MODULE = "news_archive.crawler.commands"
 # ArchiveRun fills the crawl_runs figures and runs the checks when the spider closes.
 # False: figures are still recorded, checks are not run (crawl_runs.health_ok NULL).
 HEALTH_CHECKS_ENABLED = True
+# A run cut short (SIGTERM/SIGINT, a closespider limit: any finish reason but
+# "finished") fails its health: what it did is partial. False: judged on what it did.
+HEALTH_REQUIRE_FINISHED = True
+# Feeds or list pages that did not parse (archive/failed/bad_feed) at most this many.
+HEALTH_MAX_BAD_FEEDS = 0
 # Articles parsed at least this many when the feed or list pages had entries to fetch.
 HEALTH_MIN_ARTICLES = 1
 # Lowest share (0..1) of extracted articles having each field; a spider's entries win
@@ -181,7 +186,15 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 RETRY_TIMES = 2
 DOWNLOAD_TIMEOUT = 30
 COOKIES_ENABLED = False
+
+# --- no remote endpoints: nothing listens, nothing is left behind -------------
+# Scrapy's telnet console, and its remote control (2.19: an HTTP server on 127.0.0.1
+# that runs any Python code sent with its token, which it writes with its port to a
+# job file under the user's state directory, ~/.local/state/scrapy/job_files; a
+# killed crawl leaves the file behind). A scheduled crawl needs neither.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+# --- end no remote endpoints ------------------------------------------------------
 
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

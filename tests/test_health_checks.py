@@ -61,9 +61,12 @@ def _run(
     stats: dict[str, Any] | None = None,
     previous: list[dict[str, Any]] | None = None,
     spider: str = "maeil_ilbo",
+    finish_reason: str | None = "finished",
     **settings: Any,
 ) -> RunInput:
-    return RunInput(spider, stats or HEALTHY, previous or [], {**SETTINGS, **settings})
+    return RunInput(
+        spider, stats or HEALTHY, previous or [], {**SETTINGS, **settings}, finish_reason
+    )
 
 
 def _result(run: RunInput, name: str, field: str) -> CheckResult:
@@ -91,6 +94,8 @@ def test_a_healthy_run_passes_every_check() -> None:
     results = evaluate(_run(previous=[_previous(5)] * 3))
     assert [r.message for r in results if not r.ok] == []
     assert {(r.name, r.field) for r in results} >= {
+        ("run_complete", "finish_reason"),
+        ("bad_feeds", "bad_feed"),
         ("articles_parsed", "articles"),
         ("fill_rate", "title"),
         ("fill_rate", "published_at"),
@@ -130,9 +135,37 @@ def test_thresholds_from_scrapy_settings_and_the_command_line() -> None:
     settings.set("HEALTH_MAX_ERROR_RATE", "0.25", priority="cmdline")
     assert _setting(settings, "HEALTH_FILL_FLOORS") == {"default": {"body": 0.5}}
     assert _setting(settings, "HEALTH_MAX_ERROR_RATE") == 0.25
+    settings.set("HEALTH_REQUIRE_FINISHED", "False", priority="cmdline")
+    assert _setting(settings, "HEALTH_REQUIRE_FINISHED") == 0.0
     project = Settings()
     project.setmodule(project_settings)
     assert _setting(project, "HEALTH_FILL_FLOORS")["skt_insight"] == {"author": 0.0}
+
+
+# --- a run cut short, a feed that did not parse ------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["shutdown", "closespider_timeout", "cancelled"])
+def test_a_run_cut_short_fails_as_incomplete(reason: str) -> None:
+    result = _result(_run(finish_reason=reason), "run_complete", "finish_reason")
+    assert not result.ok
+    assert result.message == (f"run_complete[finish_reason] 0 < floor 1: finish reason {reason}")
+    assert _result(_run(), "run_complete", "finish_reason").ok
+    cut_short = _run(finish_reason=reason, HEALTH_REQUIRE_FINISHED=False)
+    assert _result(cut_short, "run_complete", "finish_reason").ok
+
+
+def test_the_completion_check_does_not_apply_without_a_finish_reason() -> None:
+    assert _result(_run(finish_reason=None), "run_complete", "finish_reason").observed is None
+
+
+def test_a_feed_that_did_not_parse_fails() -> None:
+    stats = {**HEALTHY, "archive/failed/bad_feed": 1}
+    result = _result(_run(stats), "bad_feeds", "bad_feed")
+    assert not result.ok
+    assert result.message == "bad_feeds[bad_feed] 1 > ceiling 0: 1 archive/failed/bad_feed"
+    assert _result(_run(), "bad_feeds", "bad_feed").ok
+    assert _result(_run(stats, HEALTH_MAX_BAD_FEEDS=1), "bad_feeds", "bad_feed").ok
 
 
 # --- articles parsed from a non-empty feed ----------------------------------------

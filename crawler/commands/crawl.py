@@ -2,27 +2,42 @@
 
 Scrapy picks commands by module name, and those of ``COMMANDS_MODULE`` replace its
 built-in ones (``scrapy.cmdline._get_commands_dict``), so this module is the
-``crawl`` command of the project. Exit codes:
+``crawl`` command of the project (``news-archive crawl`` runs it too).
 
-- 0: the crawl ran and its health checks passed (or were off);
-- 1: the crawl could not start (Scrapy's bootstrap failure);
-- 3: a health check failed (see ``crawler.health``);
-- 75 (``EX_TEMPFAIL``): another crawl of the spider holds the run lock (finish
-  reason ``already_running``); try again later.
+The exit codes, most important first, are one table in docs/operations.md ("Exit
+codes"): 78 configuration error · 5 data lost · 75 already running · 4 cut short ·
+3 health check failed · 0 complete and healthy; 1 stays Scrapy's own "could not
+start".  The crawl's owner, `ArchiveRun`, decides the code of a run that started
+(`ArchiveRun.exit_code`), and it is stored in the run's ``crawl_runs.exit_code``.
 
-The crawl's owner, `ArchiveRun`, decides the code; it is also stored in the run's
-``crawl_runs.exit_code``.
+A configuration error (a `UsageError` raised while the crawl starts: a spider
+argument the spider refuses, `ConfigurationError` from `ArchiveRun`) is one line on
+stderr, without a traceback, and exit 78; so is a database that cannot be reached at
+start, with exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
 
 from scrapy import Spider
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
+from scrapy.exceptions import UsageError
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
-from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.extensions.run import CONFIGURATION_ERROR_EXIT_CODE, ArchiveRun
+from news_archive.storage.archive import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Scrapy's code for a crawl that could not start.
+COULD_NOT_START_EXIT_CODE = 1
 
 
 class Command(ScrapyCrawlCommand):
@@ -32,9 +47,10 @@ class Command(ScrapyCrawlCommand):
 
     def long_desc(self) -> str:
         return (
-            "Run a spider of the current project, by name. Exits 3 when a health check "
-            "failed, 75 when another crawl of the spider is running, 1 when the crawl "
-            "could not start, 0 otherwise."
+            "Run a spider of the current project, by name. Exit codes, most important "
+            "first: 78 configuration error, 5 data lost, 75 already running, 4 cut short, "
+            "3 health check failed, 0 complete and healthy (1: could not start). "
+            "See docs/operations.md, 'Exit codes'."
         )
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
@@ -43,10 +59,66 @@ class Command(ScrapyCrawlCommand):
         return self.crawler
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        super().run(args, opts)
-        if self.crawler is None or not hasattr(self.crawler, "extensions"):
-            return  # the crawl never started (Scrapy has set the exit code)
+        if len(args) != 1:
+            super().run(args, opts)  # Scrapy's own usage errors
+            return
+        assert self.crawler_process
+        started = self.crawler_process.crawl(self._create_crawler(args[0]), **opts.spargs)
+        failures: list[BaseException] = []
+        _catch_start_failures(started, failures.append)
+        self.crawler_process.start()
+        if failures:
+            self.exitcode = _report_start_failure(args[0], failures[0])
+            return
+        if self.crawler_process.bootstrap_failed or self.crawler is None:
+            self.exitcode = COULD_NOT_START_EXIT_CODE
+            return  # the crawl never started: no run to judge or record
         run = self.crawler.get_extension(ArchiveRun)
         if self.exitcode == 0:
-            self.exitcode = run.exit_code
+            self.exitcode, why = run.outcome
+            log = logger.info if self.exitcode == 0 else logger.error
+            log("The crawl exits %d: %s", self.exitcode, why)
         run.record_exit_code(self.exitcode)
+
+
+# Failures of a crawl's start that are the user's to fix or wait out, not a bug:
+# reported in one line, without a traceback.
+_EXPECTED = (UsageError, DatabaseUnavailable)
+
+
+def _catch_start_failures(started: Any, record: Any) -> None:
+    """Call `record` with the exception that stopped the crawl from starting, when it
+    is one of `_EXPECTED`; any other keeps its traceback.
+
+    `started` is what ``crawler_process.crawl`` returned: an asyncio task (Scrapy's
+    AsyncCrawlerProcess) or a Deferred (CrawlerProcess)."""
+    if isinstance(started, Deferred):
+
+        def errback(failure: Failure) -> Failure | None:
+            if failure.check(*_EXPECTED):
+                record(failure.value)
+                return None  # handled: no "Unhandled error in Deferred"
+            return failure
+
+        started.addErrback(errback)
+    elif isinstance(started, asyncio.Future):
+
+        def done(task: asyncio.Future[Any]) -> None:
+            # Retrieving the exception stops asyncio from logging it at exit, so
+            # anything unexpected is logged here, with its traceback.
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, _EXPECTED):
+                record(error)
+            elif error is not None:
+                logger.critical("The crawl could not start", exc_info=error)
+
+        started.add_done_callback(done)
+
+
+def _report_start_failure(spider: str, error: BaseException) -> int:
+    """One line on stderr, and the exit code."""
+    if isinstance(error, UsageError):
+        print(f"crawl {spider}: configuration error: {error}", file=sys.stderr)
+        return CONFIGURATION_ERROR_EXIT_CODE
+    print(f"crawl {spider}: could not start: {error}", file=sys.stderr)
+    return COULD_NOT_START_EXIT_CODE

@@ -9,8 +9,9 @@ none finds the run through stats or the order of signal handlers.
 
 Life of a run:
 
-- first use of `ArchiveRun.archive` (the pipeline's ``open_spider``): the engine is
-  built and the schema brought to head;
+- ``from_crawler`` (before Scrapy builds the engine): the engine is built and the
+  schema brought to head; a URL that cannot work (`ConfigurationError`) stops the
+  crawl before it starts, and the ``crawl`` command exits 78 with one line;
 - ``spider_opened``: the run row is written, then the lock taken; a lock held by a
   live crawl closes the spider at once with the finish reason ``already_running``
   (before any start request is read) and the exit code is 75;
@@ -18,7 +19,8 @@ Life of a run:
 - ``spider_closed`` (after the pipeline's final flush): the run's finish reason,
   stats and figures are recorded, the health checks of `crawler.health` run against
   the previous runs, the lock is released;
-- the ``crawl`` command then asks `exit_code` and records it with `record_exit_code`.
+- the ``crawl`` command then asks `exit_code` and records it with `record_exit_code`
+  (the table of exit codes: docs/operations.md, "Exit codes").
 
 Settings (defaults in `crawler.settings`): ``DATABASE_URL``, the ``DATABASE_*_TIMEOUT``
 and ``DATABASE_KEEPALIVE_*`` bounds on a PostgreSQL server, ``RUN_LOCK_ENABLED``,
@@ -36,21 +38,48 @@ from typing import Any
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import CloseSpider
+from scrapy.exceptions import CloseSpider, UsageError
 from scrapy.settings import BaseSettings
 from twisted.internet.task import LoopingCall
 
-from news_archive.crawler.health import HEALTH_SETTINGS, RunInput, evaluate, run_figures
-from news_archive.storage.archive import Archive, ArchiveError, ConnectionTimeouts
+from news_archive.crawler.health import (
+    FINISHED,
+    HEALTH_SETTINGS,
+    RunInput,
+    evaluate,
+    lost_counts,
+    run_figures,
+)
+from news_archive.storage.archive import (
+    Archive,
+    ArchiveError,
+    ConnectionTimeouts,
+    DatabaseRefused,
+)
+from news_archive.storage.engine import SchemaNotUpgradableError, mask_url
 
 logger = logging.getLogger(__name__)
 
 # Finish reason of a run that found another crawl of its spider holding the lock.
 ALREADY_RUNNING = "already_running"
-# Exit codes the `crawl` command ends with (also stored in crawl_runs.exit_code).
-HEALTHY_EXIT_CODE = 0
-HEALTH_FAILED_EXIT_CODE = 3
+# Exit codes the `crawl` command ends with (also stored in crawl_runs.exit_code), most
+# important first: when several apply, the first wins. One table: docs/operations.md.
+CONFIGURATION_ERROR_EXIT_CODE = 78  # EX_CONFIG from sysexits.h; the run never starts
+DATA_LOST_EXIT_CODE = 5  # something extracted was not written (archive/lost/*)
 ALREADY_RUNNING_EXIT_CODE = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
+CUT_SHORT_EXIT_CODE = 4  # any finish reason but "finished": a signal, closespider_*
+HEALTH_FAILED_EXIT_CODE = 3
+HEALTHY_EXIT_CODE = 0
+
+
+class ConfigurationError(UsageError):
+    """The crawl cannot run as configured: a DATABASE_URL that does not parse or
+    names a database that does not exist, a setting that is not a number.
+
+    A `UsageError`, as a bad spider argument is: raised before the engine starts,
+    it reaches the ``crawl`` command, which prints it as one line and exits
+    `CONFIGURATION_ERROR_EXIT_CODE`."""
+
 
 # Settings worth keeping with each run, to explain its figures later.
 RECORDED_SETTINGS = (
@@ -76,18 +105,21 @@ class ArchiveRun:
         settings = crawler.settings
         self.crawler = crawler
         self.database_url: str = settings["DATABASE_URL"]
-        self.timeouts = ConnectionTimeouts(
-            connect=settings.getfloat("DATABASE_CONNECT_TIMEOUT") or None,
-            statement=settings.getfloat("DATABASE_STATEMENT_TIMEOUT") or None,
-            keepalive_idle=settings.getint("DATABASE_KEEPALIVE_IDLE") or None,
-            keepalive_interval=settings.getint("DATABASE_KEEPALIVE_INTERVAL") or None,
-            keepalive_count=settings.getint("DATABASE_KEEPALIVE_COUNT") or None,
-        )
-        self.lock_enabled = settings.getbool("RUN_LOCK_ENABLED")
-        self.stale_after = timedelta(seconds=settings.getfloat("RUN_LOCK_STALE_AFTER"))
-        self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
-        self.checks_enabled = settings.getbool("HEALTH_CHECKS_ENABLED")
-        self.thresholds = _thresholds(settings) if self.checks_enabled else {}
+        try:
+            self.timeouts = ConnectionTimeouts(
+                connect=settings.getfloat("DATABASE_CONNECT_TIMEOUT") or None,
+                statement=settings.getfloat("DATABASE_STATEMENT_TIMEOUT") or None,
+                keepalive_idle=settings.getint("DATABASE_KEEPALIVE_IDLE") or None,
+                keepalive_interval=settings.getint("DATABASE_KEEPALIVE_INTERVAL") or None,
+                keepalive_count=settings.getint("DATABASE_KEEPALIVE_COUNT") or None,
+            )
+            self.lock_enabled = settings.getbool("RUN_LOCK_ENABLED")
+            self.stale_after = timedelta(seconds=settings.getfloat("RUN_LOCK_STALE_AFTER"))
+            self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
+            self.checks_enabled = settings.getbool("HEALTH_CHECKS_ENABLED")
+            self.thresholds = _thresholds(settings) if self.checks_enabled else {}
+        except ValueError as error:
+            raise ConfigurationError(f"bad setting: {error}") from None
         self.recorded_settings = {name: settings.get(name) for name in RECORDED_SETTINGS}
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
@@ -101,6 +133,9 @@ class ArchiveRun:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchiveRun:
         run = cls(crawler)
+        # Now, before Scrapy builds the engine: a database that cannot work stops the
+        # crawl with one line, not halfway through opening the spider.
+        run.open_archive()
         crawler.signals.connect(run.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(run.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(run.engine_stopped, signal=signals.engine_stopped)
@@ -110,11 +145,27 @@ class ArchiveRun:
 
     @property
     def archive(self) -> Archive:
-        """The crawl's archive, built and migrated on first use, once."""
+        """The crawl's archive, built and migrated once (see `open_archive`)."""
         if self._archive is None:
-            self._archive = Archive.open(self.database_url, timeouts=self.timeouts)
-            self.crawler.stats.inc_value("archive/engines_built")
+            self.open_archive()
+        assert self._archive is not None
         return self._archive
+
+    def open_archive(self) -> None:
+        """Build the engine and bring the schema to head, once.  A URL or database
+        that can never work raises `ConfigurationError`; an outage raises
+        `DatabaseUnavailable` (the crawl could not start)."""
+        if self._archive is not None:
+            return
+        try:
+            self._archive = Archive.open(self.database_url, timeouts=self.timeouts)
+        except DatabaseRefused as error:
+            raise ConfigurationError(
+                f"DATABASE_URL {mask_url(self.database_url)}: {_reason(error)}"
+            ) from None
+        except SchemaNotUpgradableError as error:
+            raise ConfigurationError(str(error)) from None
+        self.crawler.stats.inc_value("archive/engines_built")
 
     # ------------------------------------------------------------------ signals
 
@@ -197,7 +248,10 @@ class ArchiveRun:
         stats = self.crawler.stats
         history = int(self.thresholds["HEALTH_HISTORY_RUNS"])
         previous = self.archive.runs.previous(spider_name, history, self.run_id)
-        results = evaluate(RunInput(spider_name, stats.get_stats(), previous, self.thresholds))
+        run = RunInput(
+            spider_name, stats.get_stats(), previous, self.thresholds, self.finish_reason
+        )
+        results = evaluate(run)
         failed = [result for result in results if not result.ok]
         for result in failed:
             stats.inc_value(f"archive/health/failed/{result.name}")
@@ -238,13 +292,27 @@ class ArchiveRun:
 
     @property
     def exit_code(self) -> int:
-        """What the crawl process should exit with: 3 when a health check failed,
-        75 when another crawl held the lock, else 0."""
-        if self.health_ok is False:
-            return HEALTH_FAILED_EXIT_CODE
+        """What the crawl process should exit with, most important first: 5 when
+        anything was lost (any ``archive/lost/*`` stat above 0), 75 when another crawl
+        held the lock, 4 when the run was cut short (a finish reason other than
+        ``finished``: SIGTERM/SIGINT, a closespider limit), 3 when a health check
+        failed, else 0.  (78, a configuration error, never gets this far.)"""
+        return self.outcome[0]
+
+    @property
+    def outcome(self) -> tuple[int, str]:
+        """`exit_code` and why, in words for the log."""
+        lost = lost_counts(self.crawler.stats.get_stats())
+        if lost:
+            shown = ", ".join(f"{key} {count}" for key, count in sorted(lost.items()))
+            return DATA_LOST_EXIT_CODE, f"data lost ({shown})"
         if self.finish_reason == ALREADY_RUNNING:
-            return ALREADY_RUNNING_EXIT_CODE
-        return HEALTHY_EXIT_CODE
+            return ALREADY_RUNNING_EXIT_CODE, "another crawl of the spider is running"
+        if self.finish_reason != FINISHED:
+            return CUT_SHORT_EXIT_CODE, f"cut short (finish reason {self.finish_reason})"
+        if self.health_ok is False:
+            return HEALTH_FAILED_EXIT_CODE, "a health check failed"
+        return HEALTHY_EXIT_CODE, "complete and healthy"
 
     def record_exit_code(self, exit_code: int) -> None:
         """Store the exit code the process ends with in the run's row."""
@@ -265,17 +333,29 @@ def _thresholds(settings: BaseSettings) -> dict[str, Any]:
     missing = [name for name in HEALTH_SETTINGS if settings.get(name) is None]
     if missing:
         # A check without its threshold would judge against nothing: refuse to start.
-        raise ValueError(f"health check settings missing: {', '.join(missing)}")
+        raise ConfigurationError(f"health check settings missing: {', '.join(missing)}")
     return {name: threshold_setting(settings, name) for name in HEALTH_SETTINGS}
 
 
 def threshold_setting(settings: BaseSettings, name: str) -> Any:
     """A threshold as the checks want it: a dict for per-spider mappings (given on
-    the command line as JSON), a float otherwise."""
+    the command line as JSON), 1.0/0.0 for a flag (``True``/``False``, as text too),
+    a float otherwise."""
     value = settings.get(name)
     if isinstance(value, dict) or (isinstance(value, str) and value.lstrip().startswith("{")):
         return settings.getdict(name)
-    return settings.getfloat(name)
+    if isinstance(value, bool) or str(value).strip().lower() in ("true", "false"):
+        return float(settings.getbool(name))
+    try:
+        return settings.getfloat(name)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
+def _reason(error: ArchiveError) -> str:
+    """The driver's own words, without SQLAlchemy's ``(module.Class)`` prefix."""
+    text = str(error).strip()
+    return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
 
 
 def _now() -> datetime:

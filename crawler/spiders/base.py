@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import scrapy
-from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest, UsageError
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
@@ -55,7 +55,10 @@ class ArchiveSpider(scrapy.Spider):
         # Exact host names: the project's offsite filter admits no subdomain of them.
         self.allowed_domains = sorted(self.site.hosts)
         self.requested_urls = [u.strip() for u in (urls or "").split(",") if u.strip()]
-        self.since = date.fromisoformat(since) if since else None
+        try:
+            self.since = date.fromisoformat(since) if since else None
+        except ValueError:
+            raise UsageError(f"-a since={since!r} is not a date (YYYY-MM-DD)") from None
         self.sections = tuple(s.strip() for s in (sections or "").split(",") if s.strip())
         self.past_archived = (past_archived or "").lower() in ("1", "true", "yes")
 
