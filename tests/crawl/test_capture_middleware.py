@@ -77,5 +77,9 @@ def test_each_response_is_written_and_indexed_and_a_repeat_is_a_revisit(
 
 def test_capture_off_means_no_middleware(database_url: str) -> None:
     crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, WARC_ENABLED=False)
-    with pytest.raises(NotConfigured):
-        WarcCaptureMiddleware.from_crawler(crawler)
+    try:
+        with pytest.raises(NotConfigured):
+            WarcCaptureMiddleware.from_crawler(crawler)
+    finally:
+        # The crawl's owner opened the archive when the crawler was built.
+        crawler.get_extension(ArchiveRun).engine_stopped()
