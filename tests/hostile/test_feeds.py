@@ -86,8 +86,11 @@ def test_a_feed_that_parses_only_partly_is_a_bad_feed_and_its_good_items_are_fol
         run, archive = crawl_feed(feed, tmp_path / "replay", database_url)
     assert _reasons(archive).count((FEED_URL, "bad_feed")) == 1
     assert run.stats.get_value("archive/failed/bad_feed") == 1
-    lines = [r.getMessage() for r in caplog.records if "bad_feed" in r.getMessage()]
+    messages = [r.getMessage() for r in caplog.records]
+    lines = [m for m in messages if "bad_feed" in m and not m.startswith("HEALTH CHECK")]
     assert len(lines) == 1 and FEED_URL in lines[0]
+    # ...and it fails the run's health (crawler/health.py, bad_feeds).
+    assert run.stats.get_value("archive/health/failed/bad_feeds") == 1
     assert {MAEIL.format(n) for n in stored} <= set(archive.articles)
     # nothing expanded from the bomb reaches the archive
     assert not any("aaaaaaaaaa" in (row["title"] or "") for row in archive.articles.values())
