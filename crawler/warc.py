@@ -49,6 +49,8 @@ ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-en
 CHUNK = 64 * 1024
 # What warcio and zlib raise on a damaged file (besides OSError).
 _DAMAGE = (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError, ValueError)
+# What a whole record has (ISO 28500 §5): a header block cut short lacks some.
+REQUIRED_HEADERS = ("WARC-Type", "WARC-Record-ID", "WARC-Date", "Content-Length")
 
 
 class WarcError(Exception):
@@ -224,7 +226,11 @@ class WarcArchive:
         for path in sorted((directory or self.root).rglob(FILE_PATTERN)):
             for location, record in _scan(path):
                 self._remember(location, record)
-                if record.rec_type in ("response", "revisit") and record.http_headers:
+                if record.rec_type in ("response", "revisit"):
+                    if not record.http_headers:
+                        raise WarcError(
+                            f"{location}: a {record.rec_type} record without HTTP headers"
+                        )
                     found.append((location, record))
         self._indexed.update((directory or self.root).rglob(FILE_PATTERN))
         return [self._capture(location, record) for location, record in found]
@@ -368,8 +374,8 @@ def _reason(status: int) -> str:
 
 @contextmanager
 def _open_record(location: RecordLocation) -> Iterator[ArcWarcRecord]:
-    """The record at `location`, its payload verified against its digest as it is
-    read; a damaged or missing record raises `WarcError`."""
+    """The record at `location`, its gzip member checked whole (to its CRC) and its
+    digests verified as it is read; a damaged or missing record raises `WarcError`."""
     try:
         stream = location.file.open("rb")
     except OSError as error:
@@ -377,32 +383,90 @@ def _open_record(location: RecordLocation) -> Iterator[ArcWarcRecord]:
     with stream:
         try:
             stream.seek(location.offset)
-            record = next(iter(ArchiveIterator(stream, check_digests="raise")))
-        except StopIteration:
-            raise WarcError(f"{location}: no record there (the file ends)") from None
-        except (OSError, *_DAMAGE) as error:
+            start = stream.read(CHUNK)
+        except OSError as error:
             raise WarcError(f"{location}: unreadable record: {error}") from error
-        yield record
+        if not start:
+            raise WarcError(f"{location}: no record there (the file ends)")
+        content, _, _ = _read_member(stream, location, start)
+    yield _parse(location, content)
 
 
 def _scan(path: Path) -> Iterator[tuple[RecordLocation, ArcWarcRecord]]:
-    """Each record of a file with its location, after checking it is complete (its
-    payload is drained here; only headers are used). Bytes after the last whole
-    record (a gzip member cut short, which warcio passes over) are an error too."""
-    end = 0
+    """Each record of a file with its location, after checking it is complete: its
+    gzip member whole, its headers and ``Content-Length`` and its digests (the
+    payload is drained here; only headers are used). A file with no record at
+    all is an error too: it was cut before its first record was written."""
+    found = False
+    for location, content in _members(path):
+        record = _parse(location, content)
+        _read_all(location, record, record.raw_stream, keep=False)
+        found = True
+        yield location, record
+    if not found:
+        raise WarcError(f"{path}: a WARC file without a record (cut short?)")
+
+
+def _members(path: Path) -> Iterator[tuple[RecordLocation, bytes]]:
+    """The decompressed content of each gzip member of `path` (in a WARC file from
+    capture, one record each), with where it starts."""
     try:
         with path.open("rb") as stream:
-            iterator = ArchiveIterator(stream)
-            for record in iterator:
-                location = RecordLocation(path, iterator.get_record_offset())
-                _read_all(location, record, record.raw_stream, keep=False)
-                end = location.offset + iterator.get_record_length()
-                yield location, record
-    except (OSError, *_DAMAGE) as error:
+            offset, rest = 0, b""
+            while rest or (rest := stream.read(CHUNK)):
+                location = RecordLocation(path, offset)
+                content, length, rest = _read_member(stream, location, rest)
+                yield location, content
+                offset += length
+    except OSError as error:
         raise WarcError(f"{path}: unreadable WARC file: {error}") from error
-    size = path.stat().st_size
-    if end < size:
-        raise WarcError(f"{path}@{end}: {size - end} bytes that are no whole record (cut short?)")
+
+
+def _read_member(
+    stream: IO[bytes], location: RecordLocation, start: bytes
+) -> tuple[bytes, int, bytes]:
+    """Decompress the gzip member that begins with `start` (bytes already read from
+    `stream`) to its end: its content, its compressed length and the bytes read
+    past it. A member that ends before its gzip trailer (a file cut short, even
+    by a byte) or fails its CRC raises `WarcError`: warcio would pass over both."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    used = 0
+    data = start
+    while True:
+        try:
+            parts.append(decompressor.decompress(data))
+        except zlib.error as error:
+            raise WarcError(f"{location}: damaged gzip member: {error}") from error
+        if decompressor.eof:
+            rest = decompressor.unused_data
+            return b"".join(parts), used + len(data) - len(rest), rest
+        used += len(data)
+        data = stream.read(CHUNK)
+        if not data:
+            raise WarcError(
+                f"{location}: gzip member cut short after {used} bytes (truncated file?)"
+            )
+
+
+def _parse(location: RecordLocation, content: bytes) -> ArcWarcRecord:
+    """The record in one member's `content`, its WARC headers checked complete;
+    its digests are verified when its block is read to the end."""
+    try:
+        record = next(iter(ArchiveIterator(io.BytesIO(content), check_digests="raise")))
+    except StopIteration:
+        raise WarcError(f"{location}: an empty gzip member, no record") from None
+    except (*_DAMAGE, AttributeError) as error:
+        # AttributeError: warcio's parser on a response record without a target URI
+        raise WarcError(f"{location}: unreadable record: {error!r}") from error
+    headers = record.rec_headers
+    missing = [name for name in REQUIRED_HEADERS if not headers.get_header(name)]
+    if missing:
+        raise WarcError(f"{location}: {record.rec_type} record without {', '.join(missing)}")
+    declared = headers.get_header("Content-Length").strip()
+    if not declared.isdigit() or int(declared) != record.length:
+        raise WarcError(f"{location}: {record.rec_type} record with Content-Length {declared!r}")
+    return record
 
 
 def _read_all(

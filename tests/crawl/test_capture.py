@@ -319,4 +319,4 @@ def test_reextract_reports_each_article_it_could_not_read_and_fails(
     }
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"news-archive: not re-extracted: {article_url}: capture_unreadable: ")
-    assert "truncated response record" in line
+    assert "gzip member cut short" in line
