@@ -205,5 +205,6 @@ class PageVisit:
     etag: str | None = None
     last_modified: str | None = None
     published_at: datetime | None = None
-    capture_id: int | None = None  # the WARC capture of this response, if any
     next_visit_at: datetime | None = None  # when the URL is due again (the schedule's say)
+    # The WARC record of this response, if captured: (file relative to WARC_DIR, offset).
+    capture: tuple[str, int] | None = None

@@ -22,6 +22,7 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro
 
 from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.middlewares.capture import captures_produced
 from news_archive.storage.archive import (
     Archive,
     ArchiveError,
@@ -29,6 +30,7 @@ from news_archive.storage.archive import (
     Refused,
     StoreFailures,
 )
+from news_archive.storage.captures import CaptureLink
 from news_archive.storage.visits import VisitRecord
 from news_archive.vocabulary import (
     AliasSeen,
@@ -90,8 +92,11 @@ class ArchivePipeline:
         self.aliases: list[AliasSeen] = []
         self.problems: list[Rejection | FetchFailure] = []
         self.visits: list[VisitRecord] = []
-        # (capture id, canonical URL): WARC captures to link to the version they produced
-        self.capture_links: list[tuple[int, str]] = []
+        # WARC captures to link to the version they produced, once it is written
+        # (`captures_produced`); `produced`: content hash of each article by URL
+        # until its visit (which names its capture) comes.
+        self.capture_links: list[CaptureLink] = []
+        self.produced: dict[str, str] = {}
         self.archive: Archive | None = None
         # Write retries while the database is unreachable (ARCHIVE_RETRY_SECONDS): no
         # flush is attempted before `retry_at` (time.monotonic()); `retry_delay` doubles
@@ -120,6 +125,7 @@ class ArchivePipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, Article):
             self._count_fields(item)
+            self.produced[item.url] = item.content_hash
             self.articles.append(item)
         elif isinstance(item, AliasSeen):
             self.aliases.append(item)
@@ -131,8 +137,9 @@ class ArchivePipeline:
                 self.stats.inc_value("archive/stored/unchanged")
                 self.stats.inc_value("archive/not_modified")
             self.visits.append(self._visit_record(item))
-            if item.capture_id is not None and item.status == 200:
-                self.capture_links.append((item.capture_id, item.url))
+            content_hash = self.produced.pop(item.url, None)
+            if item.capture is not None and item.status == 200 and content_hash is not None:
+                self.capture_links.append(CaptureLink(*item.capture, item.url, content_hash))
         else:
             raise DropItem(f"not an archive item: {type(item).__name__}")
         if len(self.articles) >= self.batch_size or self.buffered() >= self.buffer_limit:
@@ -225,6 +232,7 @@ class ArchivePipeline:
         now = datetime.now(UTC)
         if self.articles:
             self._store_articles()
+        self._announce_capture_links()
         if self.aliases:
             written = self._write_rows(
                 "aliases", lambda rows: archive.articles.record_aliases(rows, now)
@@ -232,8 +240,6 @@ class ArchivePipeline:
             self.stats.inc_value("archive/aliases", written)
         if self.visits:
             self._write_rows("visits", archive.visits.record)
-        if self.capture_links:
-            self._link_captures()
         if self.problems:
             run_id, spider = self.run.run_id, self._spider_name()
             self._write_rows(
@@ -268,18 +274,6 @@ class ArchivePipeline:
                 self.problems.append(
                     FetchFailure(site, url, "value_refused", None, f"{kind}: {each.error}")
                 )
-
-    def _link_captures(self) -> None:
-        assert self.archive is not None
-        try:
-            self.archive.captures.link_to_versions(self.capture_links)
-        except DatabaseUnavailable:
-            raise
-        except ArchiveError as error:
-            count = len(self.capture_links)
-            self.stats.inc_value("archive/lost/links", count)
-            logger.error("Could not link %d captures to their versions: %s", count, error)
-        self.capture_links = []
 
     def _store_articles(self) -> None:
         assert self.archive is not None
@@ -408,6 +402,15 @@ class ArchivePipeline:
             self._schedule_retry()
 
     # ------------------------------------------------------------------ closing
+
+    def _announce_capture_links(self) -> None:
+        """Hand the capture links of written articles to the capture index (which
+        writes them, after its rows); links of articles still buffered wait."""
+        buffered = {article.url for article in self.articles}
+        ready = [link for link in self.capture_links if link.url not in buffered]
+        if ready:
+            self.capture_links = [link for link in self.capture_links if link.url in buffered]
+            self.crawler.signals.send_catch_log(captures_produced, links=ready)
 
     def close_spider(self) -> Coroutine[Any, Any, None] | None:
         """The final flush.  If the database is unreachable, return a coroutine

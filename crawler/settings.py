@@ -61,6 +61,14 @@ WARC_ENABLED = _environment_flag("WARC_ENABLED", True)
 WARC_DIR = os.environ.get("WARC_DIR") or "warc"
 WARC_MAX_BYTES = 100 * 1024 * 1024
 
+# --- WARC capture index -------------------------------------------------------------
+# The captures table is written in batches of WARC_INDEX_BATCH_SIZE rows (and right after
+# each article write, with the links of captures to the versions they produced). While
+# the database is unreachable, up to WARC_INDEX_MAX_PENDING rows and as many links wait
+# in memory (about 300 bytes each); beyond that the oldest are counted archive/lost/*.
+WARC_INDEX_BATCH_SIZE = 100
+WARC_INDEX_MAX_PENDING = 100_000
+
 SPIDER_MIDDLEWARES = {
     # Skip what is not due, conditional revisits, due revisits, the next visit.
     "news_archive.crawler.middlewares.incremental.IncrementalMiddleware": 550,

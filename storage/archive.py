@@ -7,7 +7,7 @@ Everything outside ``storage/`` reaches the database through an `Archive`:
     archive.visits.due("maeil_ilbo", now, 500)          # incremental crawl state
     archive.runs.start("maeil_ilbo", {...})             # crawl_runs, crawl_errors
     archive.locks.acquire(...)                          # crawl_locks
-    archive.captures.add(...)                           # the WARC index
+    archive.captures.write(records, links)              # the WARC index
     archive.reads.search("카카오")                       # search, export, stats
     archive.close()
 
@@ -38,7 +38,12 @@ from news_archive.storage import locks as _locks
 from news_archive.storage import runs as _runs
 from news_archive.storage import search as _search
 from news_archive.storage import visits as _visits
-from news_archive.storage.captures import CaptureRecord, ReextractionTarget, StoredPayload
+from news_archive.storage.captures import (
+    CaptureLink,
+    CaptureRecord,
+    ReextractionTarget,
+    StoredPayload,
+)
 from news_archive.storage.engine import (
     ConnectionTimeouts,
     create_archive_engine,
@@ -315,20 +320,21 @@ class Captures:
         self._engine = engine
 
     @_guarded
-    def add(self, record: CaptureRecord) -> int:
-        return _captures.add(self._engine, record)
-
-    @_guarded
     def first_with_digest(self, digest: str) -> StoredPayload | None:
         return _captures.first_with_digest(self._engine, digest)
 
     @_guarded
-    def link_to_versions(self, links: list[tuple[int, str]]) -> None:
-        _captures.link_to_version(self._engine, links)
+    def write(self, records: Sequence[CaptureRecord], links: Sequence[CaptureLink]) -> None:
+        """Index `records`, then link captures to the versions they produced."""
+        _captures.write(self._engine, records, links)
 
     @_guarded
     def reextraction_targets(self, **limits: Any) -> list[ReextractionTarget]:
         return _captures.reextraction_targets(self._engine, **limits)
+
+    @_guarded
+    def articles_without_capture(self, **limits: Any) -> list[tuple[str, str]]:
+        return _captures.articles_without_capture(self._engine, **limits)
 
 
 class Reads:

@@ -1,11 +1,20 @@
-"""The WARC capture index (table ``captures``): one row per WARC record written."""
+"""The WARC capture index (table ``captures``): one row per WARC record written.
+
+A capture is named by where its record starts (``warc_file``, ``offset``: unique),
+which the writer knows before any row exists; so rows can be written in batches,
+late (after a database outage), and linked to the version they produced by that
+name and the version's content hash, whenever the article itself is written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Select, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
 
@@ -31,12 +40,62 @@ class StoredPayload:
     fetched_at: datetime
 
 
-def add(engine: Engine, record: CaptureRecord) -> int:
-    """Insert one capture row; its id."""
+@dataclass(frozen=True, slots=True)
+class CaptureLink:
+    """A capture (its record's file and offset) and the version it produced: the
+    newest version with `content_hash` of the article at canonical `url`."""
+
+    warc_file: str
+    offset: int
+    url: str
+    content_hash: str
+
+
+def write(engine: Engine, records: Sequence[CaptureRecord], links: Sequence[CaptureLink]) -> None:
+    """Insert `records` and then apply `links` (to these rows or earlier ones), in
+    one transaction: one statement each, however many rows.
+
+    A record already indexed (a batch retried after its commit was not confirmed)
+    is passed over; a link whose version does not exist sets no version."""
+    captures = tables.captures
     with engine.begin() as connection:
-        return connection.execute(
-            tables.captures.insert().values(**asdict(record)).returning(tables.captures.c.id)
-        ).scalar_one()
+        if records:
+            insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+            connection.execute(
+                insert(captures).on_conflict_do_nothing(
+                    index_elements=[captures.c.warc_file, captures.c.offset]
+                ),
+                [asdict(record) for record in records],
+            )
+        if links:
+            version = (
+                select(tables.versions.c.id)
+                .join(tables.articles, tables.articles.c.id == tables.versions.c.article_id)
+                .where(
+                    tables.articles.c.url == bindparam("link_url"),
+                    tables.versions.c.content_hash == bindparam("link_hash"),
+                )
+                .order_by(tables.versions.c.version.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            connection.execute(
+                update(captures)
+                .where(
+                    captures.c.warc_file == bindparam("link_file"),
+                    captures.c.offset == bindparam("link_offset"),
+                )
+                .values(article_version_id=version),
+                [
+                    {
+                        "link_file": link.warc_file,
+                        "link_offset": link.offset,
+                        "link_url": link.url,
+                        "link_hash": link.content_hash,
+                    }
+                    for link in links
+                ],
+            )
 
 
 def first_with_digest(engine: Engine, digest: str) -> StoredPayload | None:
@@ -52,27 +111,6 @@ def first_with_digest(engine: Engine, digest: str) -> StoredPayload | None:
     with engine.connect() as connection:
         row = connection.execute(query).first()
     return StoredPayload(row.url, row.fetched_at) if row else None
-
-
-def link_to_version(engine: Engine, links: list[tuple[int, str]]) -> None:
-    """Point each capture id at the newest version of the article at the canonical URL."""
-    if not links:
-        return
-    with engine.begin() as connection:
-        for capture_id, canonical_url in links:
-            newest = (
-                select(tables.versions.c.id)
-                .join(tables.articles, tables.articles.c.id == tables.versions.c.article_id)
-                .where(tables.articles.c.url == canonical_url)
-                .order_by(tables.versions.c.version.desc())
-                .limit(1)
-                .scalar_subquery()
-            )
-            connection.execute(
-                update(tables.captures)
-                .where(tables.captures.c.id == capture_id)
-                .values(article_version_id=newest)
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +147,7 @@ def reextraction_targets(
         .where(tables.captures.c.status == 200)
         .group_by(tables.articles.c.id)
     )
-    if site is not None:
-        newest = newest.where(tables.articles.c.site == site)
-    if published_since is not None:
-        newest = newest.where(tables.articles.c.published_at >= published_since)
-    if published_until is not None:
-        newest = newest.where(tables.articles.c.published_at < published_until)
+    newest = _filtered(newest, site, published_since, published_until)
     if url is not None:
         newest = newest.where((tables.articles.c.url == url) | (tables.captures.c.url == url))
     chosen = newest.subquery()
@@ -134,3 +167,46 @@ def reextraction_targets(
     )
     with engine.connect() as connection:
         return [ReextractionTarget(*row) for row in connection.execute(query)]
+
+
+def articles_without_capture(
+    engine: Engine,
+    *,
+    site: str | None = None,
+    published_since: datetime | None = None,
+    published_until: datetime | None = None,
+    url: str | None = None,
+) -> list[tuple[str, str]]:
+    """(site, canonical URL) of each archived article, filtered as
+    `reextraction_targets` filters, that no 200 capture is linked to: one that
+    cannot be extracted again."""
+    linked = (
+        select(tables.versions.c.article_id)
+        .join(tables.captures, tables.captures.c.article_version_id == tables.versions.c.id)
+        .where(tables.captures.c.status == 200)
+    )
+    query = select(tables.articles.c.site, tables.articles.c.url).where(
+        tables.articles.c.id.not_in(linked)
+    )
+    query = _filtered(query, site, published_since, published_until)
+    if url is not None:
+        query = query.where(tables.articles.c.url == url)
+    with engine.connect() as connection:
+        return [
+            (row.site, row.url) for row in connection.execute(query.order_by(tables.articles.c.id))
+        ]
+
+
+def _filtered(
+    query: Select[Any],
+    site: str | None,
+    published_since: datetime | None,
+    published_until: datetime | None,
+) -> Select[Any]:
+    if site is not None:
+        query = query.where(tables.articles.c.site == site)
+    if published_since is not None:
+        query = query.where(tables.articles.c.published_at >= published_since)
+    if published_until is not None:
+        query = query.where(tables.articles.c.published_at < published_until)
+    return query

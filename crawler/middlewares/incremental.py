@@ -189,8 +189,8 @@ class IncrementalMiddleware:
             etag=_header(response, "ETag"),
             last_modified=_header(response, "Last-Modified"),
             published_at=published_at,
-            capture_id=response.meta.get("capture_id"),
             next_visit_at=next_visit(published_at, fetched_at, self.schedule, response.status),
+            capture=response.meta.get("capture"),
         )
 
 

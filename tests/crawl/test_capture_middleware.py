@@ -3,6 +3,7 @@ settings, the crawl owner's archive on both backends, inline responses."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,26 +11,31 @@ import pytest
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.http import HtmlResponse
+from scrapy.http import HtmlResponse, Response
 from sqlalchemy import text
 
 from news_archive.crawler.extensions.run import ArchiveRun
-from news_archive.crawler.middlewares.capture import WarcCaptureMiddleware
+from news_archive.crawler.middlewares.capture import WarcCaptureMiddleware, captures_produced
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.crawler.warc import WarcArchive
+from news_archive.storage.archive import ArchiveError, DatabaseUnavailable
+from news_archive.storage.captures import CaptureLink, CaptureRecord
+from news_archive.vocabulary import Article
 from tests.crawl.crawling import project_crawler
+from tests.storage.factories import make_article
 
 PAGE = "https://www.m-i.kr/news/articleView.html?idxno={}"
 BODY = "<html><body><p>합종연횡, 똠방각하</p></body></html>".encode("cp949")
 
 
 @pytest.fixture
-def crawler(database_url: str, tmp_path: Path) -> Iterator[Crawler]:
+def crawler(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Crawler]:
     crawler = project_crawler(
         MaeilIlboSpider,
         DATABASE_URL=database_url,
         WARC_ENABLED=True,
         WARC_DIR=str(tmp_path / "warc"),
+        **getattr(request, "param", {}),
     )
     crawler.stats.open_spider()
     yield crawler
@@ -50,9 +56,11 @@ def test_each_response_is_written_and_indexed_and_a_repeat_is_a_revisit(
     again = middleware.process_response(Request(PAGE.format(2)), _response(PAGE.format(2)))
     middleware.spider_closed(crawler.spider)
 
-    assert isinstance(first.meta["capture_id"], int)
-    assert again.meta["capture_id"] == first.meta["capture_id"] + 1
     captures = WarcArchive(tmp_path / "warc").captures()
+    # each response names its record before any index row exists
+    assert [first.meta["capture"], again.meta["capture"]] == [
+        (f"{middleware.run_directory.name}/{c.record.file.name}", c.record.offset) for c in captures
+    ]
     assert [(c.url, c.record_type) for c in captures] == [
         (PAGE.format(1), "response"),
         (PAGE.format(2), "revisit"),
@@ -83,3 +91,128 @@ def test_capture_off_means_no_middleware(database_url: str) -> None:
     finally:
         # The crawl's owner opened the archive when the crawler was built.
         crawler.get_extension(ArchiveRun).engine_stopped()
+
+
+def _opened(crawler: Crawler) -> WarcCaptureMiddleware:
+    middleware = WarcCaptureMiddleware.from_crawler(crawler)
+    middleware.spider_opened(crawler.spider)
+    return middleware
+
+
+def _indexed(crawler: Crawler) -> list[tuple[str, int, int | None]]:
+    engine = crawler.get_extension(ArchiveRun).archive.engine
+    with engine.connect() as connection:
+        query = 'SELECT warc_file, "offset", article_version_id FROM captures ORDER BY id'
+        return [tuple(row) for row in connection.execute(text(query))]
+
+
+def _link(response: Response, article: Article) -> CaptureLink:
+    return CaptureLink(*response.meta["capture"], article.url, article.content_hash)
+
+
+@pytest.mark.parametrize("crawler", [{"WARC_INDEX_BATCH_SIZE": 3}], indirect=True)
+def test_index_rows_are_written_in_batches(crawler: Crawler) -> None:
+    """One transaction for a batch of rows, not one per response."""
+    middleware = _opened(crawler)
+    responses = [
+        middleware.process_response(Request(PAGE.format(n)), _response(PAGE.format(n), b"%d" % n))
+        for n in range(2)
+    ]
+    assert _indexed(crawler) == []
+    responses.append(
+        middleware.process_response(Request(PAGE.format(2)), _response(PAGE.format(2), b"2"))
+    )
+    assert [(file, offset) for file, offset, _ in _indexed(crawler)] == [
+        r.meta["capture"] for r in responses
+    ]
+    middleware.spider_closed(crawler.spider)
+
+
+def test_an_outage_costs_no_row_and_no_link(
+    crawler: Crawler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows and links wait while the database is away (no lost count, no write per
+    response) and are written, links included, when it returns."""
+    archive = crawler.get_extension(ArchiveRun).archive
+    middleware = _opened(crawler)
+    write = archive.captures.write
+    attempts: list[int] = []
+
+    def unreachable(*args: object) -> None:
+        attempts.append(1)
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(archive.captures, "write", unreachable)
+    articles = [make_article(n) for n in range(3)]
+    responses = [
+        middleware.process_response(Request(a.url), _response(a.url, b"page %d" % n))
+        for n, a in enumerate(articles)
+    ]
+    # the pipeline writes the articles, then announces the links (the index is still away)
+    archive.articles.store(articles)
+    crawler.signals.send_catch_log(
+        captures_produced, links=[_link(r, a) for r, a in zip(responses, articles, strict=True)]
+    )
+    assert len(attempts) == 1  # then it backs off: not one attempt per response
+    assert (len(middleware.pending), len(middleware.links)) == (3, 3)
+
+    monkeypatch.setattr(archive.captures, "write", write)
+    middleware.retry_at = 0.0  # the back-off has passed
+    assert middleware.spider_closed(crawler.spider) is None
+    versions = {a.url: v for a, v in zip(articles, _version_ids(crawler, articles), strict=True)}
+    assert [(f, o, v) for f, o, v in _indexed(crawler)] == [
+        (*r.meta["capture"], versions[a.url]) for r, a in zip(responses, articles, strict=True)
+    ]
+    assert not [key for key in crawler.stats.get_stats() if key.startswith("archive/lost/")]
+
+
+def test_what_is_never_written_is_counted_lost(
+    crawler: Crawler, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row the database refuses costs itself (and its link) only; what an outage
+    still holds at close, after the retries, is counted and logged once."""
+    archive = crawler.get_extension(ArchiveRun).archive
+    middleware = _opened(crawler)
+    middleware.retry_seconds = 0.0
+    write = archive.captures.write
+
+    def refuse_one(records: list[CaptureRecord], links: list[CaptureLink]) -> None:
+        if any(record.url == PAGE.format(1) for record in records):
+            raise ArchiveError("value too long for type character varying")
+        write(records, links)
+
+    monkeypatch.setattr(archive.captures, "write", refuse_one)
+    articles = [make_article(n) for n in range(3)]
+    responses = [
+        middleware.process_response(Request(a.url), _response(a.url, b"page %d" % n))
+        for n, a in enumerate(articles)
+    ]
+    archive.articles.store(articles)
+    middleware.link([_link(r, a) for r, a in zip(responses, articles, strict=True)])
+    assert len(_indexed(crawler)) == 2
+    stats = crawler.stats
+    assert (stats.get_value("archive/lost/captures"), stats.get_value("archive/lost/links")) == (
+        1,
+        1,
+    )
+
+    def unreachable(*args: object) -> None:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(archive.captures, "write", unreachable)
+    middleware.process_response(Request(PAGE.format(7)), _response(PAGE.format(7), b"late"))
+    caplog.clear()
+    assert middleware.spider_closed(crawler.spider) is None
+    assert stats.get_value("archive/lost/captures") == 2
+    (line,) = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line.startswith("Could not index 1 WARC records")
+
+
+def _version_ids(crawler: Crawler, articles: list[Article]) -> list[int]:
+    engine = crawler.get_extension(ArchiveRun).archive.engine
+    query = text(
+        "SELECT v.id FROM article_versions v JOIN articles a ON a.id = v.article_id "
+        "WHERE a.url = :url"
+    )
+    with engine.connect() as connection:
+        return [connection.execute(query, {"url": a.url}).scalar_one() for a in articles]
