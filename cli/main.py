@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="extract the stored captures again after a parser fix (no network)",
         description="Extract the stored captures again after a parser fix (no network). "
         "Each article that could not be re-extracted is one line on stderr and counted "
-        f"as rejected/<reason>; then the exit status is {REEXTRACT_FAILED_EXIT}.",
+        "as rejected/<reason>, or as unusable and unusable/<why> when its capture cannot "
+        "be used (no_link, missing_file, unreadable); then the exit status is "
+        f"{REEXTRACT_FAILED_EXIT}.",
     )
     _add_filters(reextract)
     reextract.add_argument("--url", help="only the article at this canonical or captured URL")
@@ -663,8 +665,8 @@ def run_reextract(arguments: argparse.Namespace) -> int:
     else:
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
-    failed = sum(value for key, value in counts.items() if key.startswith("rejected/"))
-    return REEXTRACT_FAILED_EXIT if failed else 0
+    rejected = sum(value for key, value in counts.items() if key.startswith("rejected/"))
+    return REEXTRACT_FAILED_EXIT if rejected or counts["unusable"] else 0
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:

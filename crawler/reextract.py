@@ -7,8 +7,11 @@ today's site module, in a pool of worker processes (extraction is pure and
 CPU-bound; the main process only locates captures and writes). An article whose
 extracted content differs gains a version with the note ``re-extraction``; an
 unchanged one gains nothing, so a second run changes nothing. Pages that no
-longer extract, or whose capture cannot be read, are counted and reported (one
-`Rejection` each to `on_failure`), never deleted.
+longer extract are counted ``rejected/<reason>``; articles whose capture cannot be
+used are counted ``unusable`` and ``unusable/<why>``: no capture linked to any of
+their versions (``no_link``), its WARC file gone (``missing_file``), its record
+damaged or cut short (``unreadable``). Each is reported (one `Rejection` to
+`on_failure`), never deleted.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ from news_archive.vocabulary import Article, Rejection
 
 NOTE = "re-extraction"
 BATCH = 100
-UNREADABLE = "capture_unreadable"
+# Why an article's capture cannot be used: the reason of its `Rejection` and its count.
+UNUSABLE = "unusable"
+NO_LINK = f"{UNUSABLE}/no_link"
+MISSING_FILE = f"{UNUSABLE}/missing_file"
+UNREADABLE = f"{UNUSABLE}/unreadable"
 
 logger = logging.getLogger(__name__)
 
@@ -76,24 +83,37 @@ def reextract(
     progress: bool = True,
     on_failure: Callable[[Rejection], None] = log_failure,
 ) -> Counter[str]:
-    """Re-extract the matching articles; counts of ``changed``, ``unchanged`` and
-    ``rejected/<reason>`` (plus ``targets``). Each article not re-extracted
-    (unreadable capture, or a page today's extractor rejects) is passed to
-    `on_failure` as it is met."""
+    """Re-extract the matching articles; counts of ``targets`` (every matching
+    article), ``changed``, ``unchanged``, ``rejected/<reason>`` and ``unusable``
+    (with ``unusable/<why>``). Each article not re-extracted (a capture it cannot
+    use, or a page today's extractor rejects) is passed to `on_failure` as it is met."""
     if site is not None and site not in SITES:
         raise KeyError(f"unknown site {site!r}; known: {', '.join(sorted(SITES))}")
     counts: Counter[str] = Counter()
-    targets = archive.captures.reextraction_targets(
-        site=site, published_since=published_since, published_until=published_until, url=url
-    )
-    counts["targets"] = len(targets)
-    jobs, unreadable = _jobs(targets, warc_dir)
+    limits = {
+        "site": site,
+        "published_since": published_since,
+        "published_until": published_until,
+        "url": url,
+    }
+    targets = archive.captures.reextraction_targets(**limits)
+    unlinked = [
+        Rejection(article_site, article_url, NO_LINK, "no capture is linked to any of its versions")
+        for article_site, article_url in archive.captures.articles_without_capture(**limits)
+    ]
+    counts["targets"] = len(targets) + len(unlinked)
+    jobs, unusable = _jobs(targets, warc_dir)
     batch: list[Article] = []
-    bar = tqdm(total=len(targets), unit="page", disable=not progress, file=sys.stderr)
-    for result in chain(unreadable, _results(jobs, workers or os.cpu_count() or 1)):
+    bar = tqdm(total=counts["targets"], unit="page", disable=not progress, file=sys.stderr)
+    results = _results(jobs, workers or os.cpu_count() or 1)
+    for result in chain(unlinked, unusable, results):
         bar.update()
         if isinstance(result, Rejection):
-            counts[f"rejected/{result.reason}"] += 1
+            if result.reason.startswith(f"{UNUSABLE}/"):
+                counts[UNUSABLE] += 1
+                counts[result.reason] += 1
+            else:
+                counts[f"rejected/{result.reason}"] += 1
             on_failure(result)
             continue
         batch.append(result)
@@ -128,13 +148,17 @@ def _jobs(targets: list[ReextractionTarget], warc_dir: Path) -> tuple[list[Job],
     workers need no index of the archive), a rejection per target whose is not."""
     archive = WarcArchive(warc_dir)
     jobs: list[Job] = []
-    unreadable: list[Rejection] = []
+    unusable: list[Rejection] = []
     for target in targets:
+        path = warc_dir / target.warc_file
+        if not path.is_file():
+            unusable.append(Rejection(target.site, target.url, MISSING_FILE, f"no file {path}"))
+            continue
         try:
             jobs.append(Job(target, warc_dir, archive.locate(target.warc_file, target.offset)))
         except WarcError as error:
-            unreadable.append(Rejection(target.site, target.url, UNREADABLE, str(error)))
-    return jobs, unreadable
+            unusable.append(Rejection(target.site, target.url, UNREADABLE, str(error)))
+    return jobs, unusable
 
 
 def _results(jobs: list[Job], workers: int) -> Iterator[Article | Rejection]:

@@ -315,8 +315,9 @@ def test_reextract_reports_each_article_it_could_not_read_and_fails(
     assert json.loads(done.stdout) == {
         "targets": 5,
         "unchanged": 4,
-        "rejected/capture_unreadable": 1,
+        "unusable": 1,
+        "unusable/unreadable": 1,
     }
     (line,) = done.stderr.splitlines()
-    assert line.startswith(f"news-archive: not re-extracted: {article_url}: capture_unreadable: ")
+    assert line.startswith(f"news-archive: not re-extracted: {article_url}: unusable/unreadable: ")
     assert "gzip member cut short" in line
