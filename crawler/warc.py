@@ -219,21 +219,41 @@ class WarcArchive:
 
     # --- reading ---------------------------------------------------------------
 
-    def captures(self, directory: Path | None = None) -> list[Capture]:
+    def captures(
+        self, directory: Path | None = None, *, damaged: list[WarcError] | None = None
+    ) -> list[Capture]:
         """Every response and revisit record under `directory` (default: the root),
-        files in name order, records in file order; revisits resolved."""
+        files in name order, records in file order; revisits resolved.
+
+        A damaged file (or a revisit whose payload is nowhere) raises `WarcError`;
+        given a `damaged` list, the error is added to it instead and the records
+        that are whole are still returned (those of a file before its damage)."""
         found = []
         for path in sorted((directory or self.root).rglob(FILE_PATTERN)):
-            for location, record in _scan(path):
-                self._remember(location, record)
-                if record.rec_type in ("response", "revisit"):
+            try:
+                for location, record in _scan(path):
+                    self._remember(location, record)
+                    if record.rec_type not in ("response", "revisit"):
+                        continue
                     if not record.http_headers:
                         raise WarcError(
                             f"{location}: a {record.rec_type} record without HTTP headers"
                         )
                     found.append((location, record))
+            except WarcError as error:
+                if damaged is None:
+                    raise
+                damaged.append(error)
         self._indexed.update((directory or self.root).rglob(FILE_PATTERN))
-        return [self._capture(location, record) for location, record in found]
+        captures = []
+        for location, record in found:
+            try:
+                captures.append(self._capture(location, record))
+            except WarcError as error:
+                if damaged is None:
+                    raise
+                damaged.append(error)
+        return captures
 
     def locate(self, file: Path | str, offset: int) -> Capture:
         """The capture whose record starts at `offset` of `file` (relative to the

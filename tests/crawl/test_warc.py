@@ -211,3 +211,19 @@ def test_replay_refuses_a_cut_warc_folder(archive: WarcArchive) -> None:
     path.write_bytes(path.read_bytes()[: written.length // 2])
     with pytest.raises(ManifestError, match=r"maeil_ilbo-00001.warc.gz@0: .*cut short"):
         _replay(path.parent)
+
+
+def test_a_reader_may_take_the_whole_records_of_a_damaged_folder(tmp_path: Path) -> None:
+    """For a replay that serves what is whole and reports the rest: the records of a
+    cut file before its damage, and the damage as an error, not raised."""
+    archive = WarcArchive(tmp_path / "warc")
+    archive.open_run("run", prefix="maeil_ilbo")
+    written = [_store(archive, _response(PAGE.format(n), body=b"page %d" % n)) for n in range(3)]
+    archive.close_run()
+    path = archive.root / written[2].file
+    path.write_bytes(path.read_bytes()[: written[2].offset + written[2].length // 2])
+    damaged: list[WarcError] = []
+    captures = WarcArchive(archive.root).captures(damaged=damaged)
+    assert [capture.url for capture in captures] == [PAGE.format(0), PAGE.format(1)]
+    (error,) = damaged
+    assert f"{path.name}@{written[2].offset}: gzip member cut short" in str(error)
