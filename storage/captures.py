@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
+from news_archive.storage.types import fit_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,8 @@ def write(engine: Engine, records: Sequence[CaptureRecord], links: Sequence[Capt
                 insert(captures).on_conflict_do_nothing(
                     index_elements=[captures.c.warc_file, captures.c.offset]
                 ),
-                [asdict(record) for record in records],
+                # the URL is indexed: cut to a key's length (the WARC record has it whole)
+                [{**asdict(record), "url": fit_key(record.url)} for record in records],
             )
         if links:
             version = (
