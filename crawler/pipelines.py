@@ -61,7 +61,8 @@ TRACKED_FIELDS = (
 
 # What the pipeline buffers (kind: its buffer attribute), in the order a flush writes
 # it: the articles first (a visit schedules a revisit only for what is stored), the
-# problems last (they gather the rows the others had refused).
+# problems last (they gather the rows the others had refused). Capture links wait
+# here only for their article's write, then go to the capture index (which writes them).
 KINDS = {
     "articles": "articles",
     "aliases": "aliases",
