@@ -95,6 +95,13 @@ RECORDED_SETTINGS = (
     "REVISIT_LIMIT",
     "WARC_ENABLED",
     "WARC_DIR",
+    "DOWNLOAD_MAXSIZE",
+    "EXTRACTION_WORKERS",
+    "EXTRACTION_TIMEOUT",
+    "EXTRACTION_MAX_BYTES",
+    "ARCHIVE_BUFFER_LIMIT",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
 )
 
 
@@ -285,7 +292,21 @@ class ArchiveRun:
             self._lock_held = False
 
     def engine_stopped(self) -> None:
-        if self._archive is not None:
+        """After every component's close work (the pipeline's and the WARC index's
+        last retries run beside ``spider_closed``): store the run's stats as they
+        ended and the exit code they give, so that what was lost at the very end is
+        in ``crawl_runs`` too, whichever runner started the crawl."""
+        if self._archive is None:
+            return
+        try:
+            if self.run_id is not None and self.finish_reason is not None:
+                stats = self.crawler.stats.get_stats()
+                finished_at = stats.get("finish_time") or _now()
+                self._archive.runs.finish(self.run_id, self.finish_reason, stats, finished_at)
+                self._archive.runs.record_exit_code(self.run_id, self.exit_code)
+        except ArchiveError as error:
+            logger.error("Could not record the final stats of run %s: %s", self.run_id, error)
+        finally:
             self._archive.close()
 
     # ------------------------------------------------------------------ the outcome

@@ -20,6 +20,7 @@ from scrapy.exceptions import CloseSpider
 from news_archive.crawler.extensions.run import (
     ALREADY_RUNNING,
     ALREADY_RUNNING_EXIT_CODE,
+    DATA_LOST_EXIT_CODE,
     HEALTH_FAILED_EXIT_CODE,
     ArchiveRun,
 )
@@ -129,3 +130,19 @@ def test_every_component_shares_the_owners_archive(sqlite_url: str) -> None:
     assert pipeline.archive is run.archive
     assert crawler.stats.get_value("archive/engines_built") == 1
     run.engine_stopped()
+
+
+def test_what_is_lost_after_the_spider_closed_is_in_the_stored_run(database_url: str) -> None:
+    """The WARC index's last retries run beside ``spider_closed``: a loss counted
+    there still reaches ``crawl_runs`` (stats and exit code) once the engine stops."""
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url)
+    crawler.stats.open_spider()
+    run = crawler.get_extension(ArchiveRun)
+    run.spider_opened(crawler.spider)
+    crawler.stats.set_value("archive/listing/entries", 0)
+    run.spider_closed(crawler.spider, "finished")
+    crawler.stats.inc_value("archive/lost/links", 2)  # a later close handler's count
+    run.engine_stopped()
+    (stored,) = snapshot(database_url).runs
+    assert stored["stats"]["archive/lost/links"] == 2
+    assert stored["exit_code"] == run.exit_code == DATA_LOST_EXIT_CODE
