@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +99,8 @@ class ArchivePipeline:
         # until its visit (which names its capture) comes.
         self.capture_links: list[CaptureLink] = []
         self.produced: dict[str, str] = {}
+        # URLs whose change storage held back (suspect): their next visit is the next run.
+        self.held_urls: set[str] = set()
         self.archive: Archive | None = None
         # Write retries while the database is unreachable (ARCHIVE_RETRY_SECONDS): no
         # flush is attempted before `retry_at` (time.monotonic()); `retry_delay` doubles
@@ -156,6 +159,24 @@ class ArchivePipeline:
             self.stats.inc_value(f"archive/failed/{problem.reason}")
             logger.warning("Failed %s: %s (%s)", problem.url, problem.reason, problem.detail)
         self.problems.append(problem)
+
+    def _recheck_held(self) -> None:
+        """A held change waits for a fetch that confirms or drops it: its page is due
+        again at the next run, not after the revisit schedule's interval (which
+        reaches 90 days for old articles).  The visit may arrive after its article
+        was stored (a flush between them), so held URLs wait here for their visit.
+        Its validators are forgotten: a 304 to a conditional request would only say
+        that the server still sends what we doubt, so the confirming fetch is whole."""
+        for index, visit in enumerate(self.visits):
+            if visit.url in self.held_urls:
+                self.visits[index] = replace(
+                    visit,
+                    next_visit_at=visit.visited_at,
+                    etag=None,
+                    last_modified=None,
+                    keep_validators=False,
+                )
+                self.held_urls.discard(visit.url)
 
     def _visit_record(self, visit: PageVisit) -> VisitRecord:
         return VisitRecord(
@@ -240,6 +261,7 @@ class ArchivePipeline:
             )
             self.stats.inc_value("archive/aliases", written)
         if self.visits:
+            self._recheck_held()
             self._write_rows("visits", archive.visits.record)
         if self.problems:
             run_id, spider = self.run.run_id, self._spider_name()
@@ -308,6 +330,7 @@ class ArchivePipeline:
                 self._record_problem(
                     Rejection(article.site, article.url, "suspect_truncation", held(article))
                 )
+                self.held_urls.add(article.url)
         self.articles = kept
         if outage is not None:
             raise outage

@@ -48,6 +48,9 @@ class VisitRecord:
     etag: str | None = None
     last_modified: str | None = None
     published_at: datetime | None = None
+    # False: the visit's validators replace the stored ones even when None, so the
+    # next request is unconditional (a held, suspect change must be fetched whole).
+    keep_validators: bool = True
 
 
 def states(engine: Engine, urls: Iterable[str]) -> dict[str, VisitState]:
@@ -118,8 +121,12 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, Bas
                 statement.on_conflict_do_update(
                     index_elements=[tables.url_state.c.url],
                     set_={
-                        "etag": _coalesce(excluded.etag, keep.etag),
-                        "last_modified": _coalesce(excluded.last_modified, keep.last_modified),
+                        "etag": _coalesce(excluded.etag, keep.etag)
+                        if visit.keep_validators
+                        else excluded.etag,
+                        "last_modified": _coalesce(excluded.last_modified, keep.last_modified)
+                        if visit.keep_validators
+                        else excluded.last_modified,
                         "last_status": excluded.last_status,
                         "published_at": _coalesce(excluded.published_at, keep.published_at),
                         "last_visit_at": excluded.last_visit_at,

@@ -171,3 +171,35 @@ def test_a_page_shorter_than_its_content_length_is_suspect() -> None:
 )
 def test_visibly_cut_reads_the_closing_tags(html: str, cut: bool) -> None:
     assert (visibly_cut(html, html.encode(), {}) is not None) is cut
+
+
+def _next_visits(database_url: str) -> dict[str, tuple[datetime, datetime]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT url, last_visit_at, next_visit_at FROM url_state")
+            ).all()
+            return {url: (visited, due) for url, visited, due in rows}
+    finally:
+        engine.dispose()
+
+
+def test_a_held_page_is_due_again_at_the_next_run(database_url: str, tmp_path: Path) -> None:
+    """The confirming fetch comes with the next incremental run, not after the
+    revisit schedule's interval."""
+    pages = SEEDS / "maeil_ilbo" / "pages"
+    cut = cut_after_paragraph((pages / "800101.html").read_text("utf-8"), 1)
+    day2 = replay_with(tmp_path / "day2", {800101: cut})
+    run(SEEDS / "maeil_ilbo", database_url)
+    with HandCrawl(MaeilIlboSpider, day2, database_url, INCREMENTAL=False) as crawl:
+        crawl.crawl(crawl.start())
+    visits = _next_visits(database_url)
+    held_url = MAEIL.format(800101)
+    visited, due = visits[held_url]
+    assert due == visited
+    assert all(due > visited for url, (visited, due) in visits.items() if url != held_url)
+    with HandCrawl(MaeilIlboSpider, day2, database_url) as incremental:
+        incremental.crawl(incremental.start())
+    assert held_url in incremental.fetched
+    assert _held(database_url) == {}  # confirmed: current now
