@@ -51,3 +51,41 @@ def test_the_vocabulary_imports_nothing_of_the_project() -> None:
 )
 def test_no_import_runs_back_up(folder: str, forbidden: tuple[str, ...]) -> None:
     assert _offending(folder, forbidden) == []
+
+
+# Calls that send their first argument to the database as SQL text.
+_RAW_SQL_CALLS = ("text", "exec_driver_sql", "execute")
+
+
+def _raw_sql_built_from_values(folder: Path) -> Iterator[tuple[Path, int]]:
+    """Raw SQL whose text is not a literal: an f-string, a concatenation or a
+    `%`/`.format` substitution is how a value ends up inside a statement."""
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+            sql = node.args[0]
+            built = isinstance(sql, ast.JoinedStr | ast.BinOp) or (
+                isinstance(sql, ast.Call) and getattr(sql.func, "attr", None) == "format"
+            )
+            if name in _RAW_SQL_CALLS and built:
+                yield path, node.lineno
+
+
+@pytest.mark.parametrize("folder", ["storage", "migrations"])
+def test_no_value_is_spliced_into_sql_text(folder: str) -> None:
+    """Every value reaches the database as a bound parameter (the campaign found all
+    SQL parameterised; this keeps it so)."""
+    built = _raw_sql_built_from_values(ROOT / folder)
+    assert [f"{path.relative_to(ROOT)}:{line}" for path, line in built] == []
+
+
+def test_the_sql_text_check_sees_a_spliced_value(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text(
+        'connection.execute(text(f"SELECT * FROM articles WHERE url = {url}"))\n'
+        'connection.exec_driver_sql("SET x = " + value)\n'
+        'connection.execute(text("SELECT 1 WHERE a = :a"), {"a": 1})\n',
+        "utf-8",
+    )
+    assert sorted(line for _, line in _raw_sql_built_from_values(tmp_path)) == [1, 2]
