@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, IncrementalMiddleware
 from news_archive.crawler.middlewares.replay import ReplayMiddleware
 from news_archive.crawler.pipelines import ArchivePipeline
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -284,3 +286,34 @@ def snapshot(database_url: str) -> Snapshot:
     finally:
         engine.dispose()
     return Snapshot(articles, versions, errors, aliases, images, tags, runs)
+
+
+class PipelineRun:
+    """The pipeline of one crawl and the crawl's owner, opened and closed by hand."""
+
+    def __init__(self, database_url: str, **settings: Any) -> None:
+        self.crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, **settings)
+        self.crawler.stats.open_spider()
+        self.owner = self.crawler.get_extension(ArchiveRun)
+        self.pipeline = ArchivePipeline.from_crawler(self.crawler)
+        self.pipeline.open_spider()
+        self.owner.spider_opened(self.crawler.spider)
+
+    def stat(self, key: str) -> Any:
+        return self.crawler.stats.get_value(key)
+
+    def close(self) -> None:
+        try:
+            assert self.pipeline.close_spider() is None
+            self.owner.spider_closed(self.crawler.spider, "finished")
+        finally:
+            self.owner.engine_stopped()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)

@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tests.conftest import BACKENDS, fresh_database
-from tests.crawl.crawling import ROOT, crawl, crawl_environment, snapshot
+from tests.crawl.crawling import ROOT, crawl, crawl_environment, snapshot, wait_until
 
 # Per site.  LONG: a crawl of ~10 s on the project's 2-core machine, long enough for a
 # second process to start up beside it; SHORT: enough for batches to interleave.
@@ -151,14 +151,6 @@ def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
 def count_articles(database_url: str) -> int:
     rows = query(database_url, "SELECT count(*) FROM articles")
     return rows[0][0] if rows else 0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def assert_whole(database_url: str) -> None:

@@ -33,6 +33,7 @@ from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.archive import Archive
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, PageVisit, Rejection
 from tests.conftest import POSTGRES_SERVER, fresh_database
+from tests.crawl.crawling import PipelineRun as Run
 from tests.crawl.crawling import project_crawler, snapshot
 from tests.golden import extract, fixture_pages
 
@@ -45,28 +46,6 @@ def _articles() -> list[Article]:
         if isinstance(result, Article):
             by_url.setdefault(result.url, result)
     return list(by_url.values())
-
-
-class Run:
-    """The pipeline of one crawl and the crawl's owner, opened and closed by hand."""
-
-    def __init__(self, database_url: str, **settings: Any) -> None:
-        self.crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, **settings)
-        self.crawler.stats.open_spider()
-        self.owner = self.crawler.get_extension(ArchiveRun)
-        self.pipeline = ArchivePipeline.from_crawler(self.crawler)
-        self.pipeline.open_spider()
-        self.owner.spider_opened(self.crawler.spider)
-
-    def stat(self, key: str) -> Any:
-        return self.crawler.stats.get_value(key)
-
-    def close(self) -> None:
-        try:
-            assert self.pipeline.close_spider() is None
-            self.owner.spider_closed(self.crawler.spider, "finished")
-        finally:
-            self.owner.engine_stopped()
 
 
 def _lost(run: Run) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from tests.crawl.crawling import (
     crawl_environment,
     project_crawler,
     snapshot,
+    wait_until,
 )
 from tests.hostile.proxy import TcpProxy
 from tests.test_cli import NEWS_ARCHIVE, Cli
@@ -112,14 +112,6 @@ def _log(tmp_path: Path, number: int = 0) -> str:
     return (tmp_path / f"crawl-{number}.log").read_text("utf-8", errors="replace")
 
 
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def _stored(database_url: str) -> int:
     """Articles committed so far (0 while the database or its tables do not exist)."""
     if database_url.startswith("sqlite:///") and not Path(database_url[10:]).exists():
@@ -172,7 +164,7 @@ def test_a_crawl_stopped_by_sigterm_exits_4_and_is_recorded_unhealthy(
     tmp_path: Path,
 ) -> None:
     crawl = started(corpus, database, *FAST)
-    _wait_until(lambda: _stored(database) >= 20, "20 stored articles")
+    wait_until(lambda: _stored(database) >= 20, "20 stored articles")
     os.killpg(crawl.pid, signal.SIGTERM)  # once: Scrapy's graceful shutdown
     code = crawl.wait(120)
 
@@ -349,7 +341,7 @@ def test_a_crawl_listens_on_no_port_and_a_killed_one_leaves_no_file(
         *FAST,
         env={"HOME": str(home), "XDG_STATE_HOME": str(home / "state")},
     )
-    _wait_until(lambda: _stored(sqlite_url) >= 10, "10 stored articles")
+    wait_until(lambda: _stored(sqlite_url) >= 10, "10 stored articles")
     listening = _listening_sockets(crawl.pid)
     os.killpg(crawl.pid, signal.SIGKILL)
     crawl.wait()

@@ -32,13 +32,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from news_archive.crawler.extensions.run import ArchiveRun
-from news_archive.crawler.pipelines import ArchivePipeline
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.archive import DatabaseUnavailable
 from news_archive.vocabulary import Article, FetchFailure, PageVisit, Rejection
 from tests.conftest import fresh_database
-from tests.crawl.crawling import ROOT, SEEDS, HandCrawl, crawl_environment, project_crawler
+from tests.crawl.crawling import ROOT, SEEDS, HandCrawl, crawl_environment
+from tests.crawl.crawling import PipelineRun as Run
 from tests.golden import extract, fixture_pages
 from tests.hostile.proxy import TcpProxy
 
@@ -152,25 +151,6 @@ class StubEngine:
 
     def unpause(self) -> None:
         self.paused = False
-
-
-class Run:
-    """The pipeline and the crawl's owner of one crawl, opened by hand."""
-
-    def __init__(self, database_url: str, **settings: Any) -> None:
-        self.crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=database_url, **settings)
-        self.crawler.stats.open_spider()
-        self.owner = self.crawler.get_extension(ArchiveRun)
-        self.pipeline = ArchivePipeline.from_crawler(self.crawler)
-        self.pipeline.open_spider()
-        self.owner.spider_opened(self.crawler.spider)
-
-    def close(self) -> None:
-        try:
-            assert self.pipeline.close_spider() is None
-            self.owner.spider_closed(self.crawler.spider, "finished")
-        finally:
-            self.owner.engine_stopped()
 
 
 @pytest.mark.postgres
