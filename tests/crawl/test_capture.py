@@ -83,7 +83,7 @@ def captured(
         yield url, warc
 
 
-def _reextract(database_url: str, warc: Path, **options: Any) -> dict[str, int]:
+def reextract_counts(database_url: str, warc: Path, **options: Any) -> dict[str, int]:
     archive = Archive.open(database_url, migrate=False)
     try:
         return reextract_module.reextract(archive, warc, **options)
@@ -91,7 +91,7 @@ def _reextract(database_url: str, warc: Path, **options: Any) -> dict[str, int]:
         archive.close()
 
 
-def _news_archive_reextract(database_url: str, warc: Path) -> subprocess.CompletedProcess[str]:
+def news_archive_reextract(database_url: str, warc: Path) -> subprocess.CompletedProcess[str]:
     """The installed ``news-archive reextract --json`` as a user runs it."""
     command = [str(Path(sys.executable).parent / "news-archive"), "reextract"]
     command += ["--database-url", database_url, "--warc-dir", str(warc), "--no-progress", "--json"]
@@ -173,14 +173,14 @@ def test_reextraction_versions_exactly_the_changed_articles_and_is_idempotent(
     warc = tmp_path / "warc"
     for spider in SPIDERS:
         crawl(spider, SEEDS / spider, sqlite_url, warc_dir=warc)
-    first = _reextract(sqlite_url, warc, progress=False, workers=2)
+    first = reextract_counts(sqlite_url, warc, progress=False, workers=2)
     assert first == {"targets": 11, "unchanged": 11}
     # A "parser fix" for 매일일보: a closing quote line becomes furniture. It runs in
     # this process (workers=1), where the patched class is the one in use.
     furniture = MaeilIlbo.furniture
     prefixes = (*furniture.prefixes, "삼성전자 관계자는")
     monkeypatch.setattr(MaeilIlbo, "furniture", dataclasses.replace(furniture, prefixes=prefixes))
-    changed = _reextract(sqlite_url, warc, progress=False, workers=1)
+    changed = reextract_counts(sqlite_url, warc, progress=False, workers=1)
     assert changed == {"targets": 11, "changed": 1, "unchanged": 10}
     notes = _rows(
         sqlite_url,
@@ -188,7 +188,7 @@ def test_reextraction_versions_exactly_the_changed_articles_and_is_idempotent(
         "JOIN articles a ON a.id = v.article_id WHERE v.note IS NOT NULL",
     )
     assert notes == [(MAEIL.format(800101), 2, "re-extraction")]
-    again = _reextract(sqlite_url, warc, progress=False, workers=1)
+    again = reextract_counts(sqlite_url, warc, progress=False, workers=1)
     assert again == {"targets": 11, "unchanged": 11}
 
 
@@ -196,12 +196,12 @@ def test_reextraction_can_be_limited(sqlite_url: str, tmp_path: Path) -> None:
     warc = tmp_path / "warc"
     for spider in SPIDERS:
         crawl(spider, SEEDS / spider, sqlite_url, warc_dir=warc)
-    by_site = _reextract(sqlite_url, warc, site="maeil_ilbo", progress=False)
+    by_site = reextract_counts(sqlite_url, warc, site="maeil_ilbo", progress=False)
     assert by_site["targets"] == 5
-    by_url = _reextract(sqlite_url, warc, url=MAEIL.format(714398), progress=False)
+    by_url = reextract_counts(sqlite_url, warc, url=MAEIL.format(714398), progress=False)
     assert by_url["targets"] == 1
     with pytest.raises(KeyError, match="unknown site"):
-        _reextract(sqlite_url, warc, site="nope", progress=False)
+        reextract_counts(sqlite_url, warc, site="nope", progress=False)
 
 
 def test_warc_files_rotate_by_size_and_replay_across_files(sqlite_url: str, tmp_path: Path) -> None:
@@ -289,7 +289,7 @@ def test_reextract_reads_revisits_and_gzip_encoded_captures(
         "ON v.id = c.article_version_id WHERE c.record_type = 'revisit'",
     )
     assert revisits[0][0] > 0  # the case under test: articles whose newest capture is a revisit
-    done = _news_archive_reextract(sqlite_url, warc)
+    done = news_archive_reextract(sqlite_url, warc)
     assert (done.returncode, done.stderr) == (0, "")
     counts = json.loads(done.stdout)
     articles = _rows(sqlite_url, "SELECT count(*) FROM articles")[0][0]
@@ -310,7 +310,7 @@ def test_reextract_reports_each_article_it_could_not_read_and_fails(
     )
     path = warc / warc_file
     path.write_bytes(path.read_bytes()[: offset + length // 2])
-    done = _news_archive_reextract(sqlite_url, warc)
+    done = news_archive_reextract(sqlite_url, warc)
     assert done.returncode == 3, done.stderr
     assert json.loads(done.stdout) == {
         "targets": 5,

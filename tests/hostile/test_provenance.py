@@ -26,11 +26,10 @@ from sqlalchemy import create_engine, text
 
 from bench.run import generate
 from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware
-from news_archive.crawler.reextract import reextract
 from news_archive.crawler.warc import WarcArchive, WarcError
-from news_archive.storage.archive import Archive
 from tests.conftest import empty_postgres_database
 from tests.crawl.crawling import ROOT, SEEDS, crawl, crawl_environment
+from tests.crawl.test_capture import news_archive_reextract, reextract_counts
 from tests.hostile.proxy import TcpProxy
 
 ARTICLES = 120  # of 매일일보 in the generated replay directory
@@ -57,17 +56,7 @@ def _rows(database: str, query: str, **parameters: Any) -> list[tuple[Any, ...]]
 
 
 def _reextract(url: str, warc: Path) -> dict[str, int]:
-    archive = Archive.open(url, migrate=False)
-    try:
-        return dict(reextract(archive, warc, progress=False, workers=1))
-    finally:
-        archive.close()
-
-
-def _news_archive_reextract(url: str, warc: Path) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "news-archive"), "reextract"]
-    command += ["--database-url", url, "--warc-dir", str(warc), "--no-progress", "--json"]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    return dict(reextract_counts(url, warc, progress=False, workers=1))
 
 
 def _warc_bytes(warc: Path) -> int:
@@ -177,7 +166,7 @@ def test_reextract_lists_and_counts_every_article_it_cannot_use(
     damaged_path = warc / damaged_file
     damaged_path.write_bytes(damaged_path.read_bytes()[: record_end - 3])  # in its gzip trailer
 
-    done = _news_archive_reextract(sqlite_url, warc)
+    done = news_archive_reextract(sqlite_url, warc)
     assert done.returncode == 3, done.stderr
     assert json.loads(done.stdout) == {
         "targets": 5,
