@@ -30,6 +30,8 @@ Thresholds (Scrapy settings; defaults and meaning in ``crawler/settings.py``):
   ``finished``: a signal, a closespider limit) fails the ``run_complete`` check.
 - ``HEALTH_MAX_BAD_FEEDS``: the most feeds or list pages that did not parse
   (``archive/failed/bad_feed``).
+- ``HEALTH_MAX_BAD_REPLAYS``: the most replayed responses that could not be served
+  (``archive/failed/bad_replay``: a damaged WARC record, a manifest file refused).
 - ``HEALTH_MIN_SAMPLE``: articles (or pages) a run needs before rates and means
   are judged; ``HEALTH_HISTORY_RUNS`` / ``HEALTH_MIN_HISTORY_RUNS``: how many
   previous runs make the baseline, and how many at least before comparing.
@@ -48,6 +50,7 @@ from news_archive.vocabulary import BodySource
 HEALTH_SETTINGS = (
     "HEALTH_REQUIRE_FINISHED",
     "HEALTH_MAX_BAD_FEEDS",
+    "HEALTH_MAX_BAD_REPLAYS",
     "HEALTH_MIN_ARTICLES",
     "HEALTH_FILL_FLOORS",
     "HEALTH_MAX_FALLBACK_SHARE",
@@ -348,6 +351,7 @@ MEASURES: dict[str, Measure] = {
 CHECKS = (
     Check("run_complete", "finish_reason", "finished", "at_least", "HEALTH_REQUIRE_FINISHED", 0),
     Check("bad_feeds", "bad_feed", "failed_count", "at_most", "HEALTH_MAX_BAD_FEEDS", 0),
+    Check("bad_replays", "bad_replay", "failed_count", "at_most", "HEALTH_MAX_BAD_REPLAYS", 0),
     Check("articles_parsed", "articles", "articles_parsed", "at_least", "HEALTH_MIN_ARTICLES", 0),
     Check("body_source", "body", "fallback_share", "at_most", "HEALTH_MAX_FALLBACK_SHARE"),
     Check("body_length", "body", "mean_body_chars", "at_least", "HEALTH_MIN_MEAN_BODY_CHARS", 0),

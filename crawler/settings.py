@@ -70,6 +70,8 @@ WARC_INDEX_BATCH_SIZE = 100
 WARC_INDEX_MAX_PENDING = 100_000
 
 SPIDER_MIDDLEWARES = {
+    # In replay: a damaged WARC record is a bad_replay problem at start.
+    "news_archive.crawler.middlewares.replay.ReplayDamageMiddleware": 500,
     # Skip what is not due, conditional revisits, due revisits, the next visit.
     "news_archive.crawler.middlewares.incremental.IncrementalMiddleware": 550,
 }
@@ -123,6 +125,9 @@ HEALTH_CHECKS_ENABLED = True
 HEALTH_REQUIRE_FINISHED = True
 # Feeds or list pages that did not parse (archive/failed/bad_feed) at most this many.
 HEALTH_MAX_BAD_FEEDS = 0
+# Replayed responses that could not be served (archive/failed/bad_replay: a damaged
+# WARC record, a manifest file outside REPLAY_DIR) at most this many.
+HEALTH_MAX_BAD_REPLAYS = 0
 # Articles parsed at least this many when the feed or list pages had entries to fetch.
 HEALTH_MIN_ARTICLES = 1
 # Lowest share (0..1) of extracted articles having each field; a spider's entries win

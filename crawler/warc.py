@@ -21,6 +21,7 @@ digest raises `WarcError`: never a silently short page.
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,7 +57,16 @@ REQUIRED_HEADERS = ("WARC-Type", "WARC-Record-ID", "WARC-Date", "Content-Length"
 class WarcError(Exception):
     """A WARC file or record is unusable: truncated, corrupt, not where the index
     says, or a revisit whose payload is nowhere under the root. The message names
-    the file and offset."""
+    the file and offset; `location` is the record's, and `url` its target URI when
+    what is left of the record still names it (a reader reporting the damage needs
+    both, not a message to parse)."""
+
+    def __init__(
+        self, message: str, *, location: RecordLocation | None = None, url: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.location = location
+        self.url = url
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -237,7 +247,9 @@ class WarcArchive:
                         continue
                     if not record.http_headers:
                         raise WarcError(
-                            f"{location}: a {record.rec_type} record without HTTP headers"
+                            f"{location}: a {record.rec_type} record without HTTP headers",
+                            location=location,
+                            url=record.rec_headers.get_header("WARC-Target-URI"),
                         )
                     found.append((location, record))
             except WarcError as error:
@@ -303,9 +315,12 @@ class WarcArchive:
             found = self._by_record_id.get(refers_to or "") or self._by_digest.get(digest)
             if found is not None:
                 return found
+        url = record.rec_headers.get_header("WARC-Target-URI")
         raise WarcError(
-            f"{revisit}: revisit of {record.rec_headers.get_header('WARC-Target-URI')} "
-            f"refers to payload {digest} found nowhere under {self.root}"
+            f"{revisit}: revisit of {url} refers to payload {digest} found nowhere under "
+            f"{self.root}",
+            location=revisit,
+            url=url,
         )
 
     def _index(self, directory: Path) -> None:
@@ -419,12 +434,19 @@ def _scan(path: Path) -> Iterator[tuple[RecordLocation, ArcWarcRecord]]:
     all is an error too: it was cut before its first record was written."""
     found = False
     for location, content in _members(path):
-        record = _parse(location, content)
-        _read_all(location, record, record.raw_stream, keep=False)
+        try:
+            record = _parse(location, content)
+            _read_all(location, record, record.raw_stream, keep=False)
+        except WarcError as error:
+            error.location = error.location or location
+            error.url = error.url or _target_of(content)
+            raise
         found = True
         yield location, record
     if not found:
-        raise WarcError(f"{path}: a WARC file without a record (cut short?)")
+        raise WarcError(
+            f"{path}: a WARC file without a record (cut short?)", location=RecordLocation(path, 0)
+        )
 
 
 def _members(path: Path) -> Iterator[tuple[RecordLocation, bytes]]:
@@ -457,7 +479,11 @@ def _read_member(
         try:
             parts.append(decompressor.decompress(data))
         except zlib.error as error:
-            raise WarcError(f"{location}: damaged gzip member: {error}") from error
+            raise WarcError(
+                f"{location}: damaged gzip member: {error}",
+                location=location,
+                url=_target_of(b"".join(parts)),
+            ) from error
         if decompressor.eof:
             rest = decompressor.unused_data
             return b"".join(parts), used + len(data) - len(rest), rest
@@ -465,8 +491,22 @@ def _read_member(
         data = stream.read(CHUNK)
         if not data:
             raise WarcError(
-                f"{location}: gzip member cut short after {used} bytes (truncated file?)"
+                f"{location}: gzip member cut short after {used} bytes (truncated file?)",
+                location=location,
+                url=_target_of(b"".join(parts)),
             )
+
+
+def _target_of(content: bytes) -> str | None:
+    """The ``WARC-Target-URI`` of what is left of a record's `content` (decompressed),
+    when its header block still holds that line whole; else None."""
+    head, separator, _ = content.partition(b"\r\n\r\n")
+    match = re.search(
+        rb"^WARC-Target-URI:[ \t]*([^\r\n]*?)[ \t]*\r\n",
+        head + b"\r\n" if separator else head,
+        re.MULTILINE | re.IGNORECASE,
+    )
+    return match.group(1).decode("utf-8", "replace") or None if match else None
 
 
 def _parse(location: RecordLocation, content: bytes) -> ArcWarcRecord:

@@ -15,17 +15,27 @@ keys ``download_maxsize``/``download_warnsize`` or the spider's attributes of th
 names, as Scrapy's handler does.  A manifest ``file`` is confined to the directory:
 an absolute path, or one leading out of it (``../``, a symbolic link), is never
 read; a request for its URL fails with `BadReplay`.
+
+A WARC folder with damaged records (a file cut short, a corrupt record) replays
+what is whole: each damaged record is one ``bad_replay`` `FetchFailure`, handed to
+the pipeline before the spider's start requests by `ReplayDamageMiddleware` (a
+spider middleware, asking this one through the `replay_damage` signal), under its
+URL when what is left of it names one, else under its WARC file (the detail names
+file and offset). A request for a damaged record's URL then fails with
+`BadReplay` marked ``reported``: no second problem. A record that fails when it is
+read for a request fails that request with `BadReplay`, a ``bad_replay`` problem.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DownloadCancelledError, NotConfigured
 from scrapy.http import Headers, Response
@@ -35,8 +45,13 @@ from scrapy.statscollectors import StatsCollector
 from w3lib.url import canonicalize_url
 
 from news_archive.crawler.warc import Capture, WarcArchive, WarcError
+from news_archive.vocabulary import FetchFailure
 
 logger = logging.getLogger(__name__)
+
+# Sent by `ReplayDamageMiddleware` at start; `ReplayMiddleware` answers with the
+# damaged records of its WARC folder, as `Damage`s (once: a second ask gets none).
+replay_damage = object()
 
 
 class ManifestError(ValueError):
@@ -45,7 +60,28 @@ class ManifestError(ValueError):
 
 class BadReplay(Exception):
     """A stored response that must not be served: the request fails with it, and the
-    spider's errback records a ``bad_replay`` problem."""
+    spider's errback records a ``bad_replay`` problem, unless `reported` (the damaged
+    record was recorded at start)."""
+
+    def __init__(self, message: str, *, reported: bool = False) -> None:
+        super().__init__(message)
+        self.reported = reported
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A damaged record of a replayed WARC folder: its URL when what is left of it
+    names one, else its WARC file's; `detail` names the file and offset."""
+
+    url: str
+    detail: str
+
+    @classmethod
+    def of(cls, error: WarcError) -> Damage:
+        if error.url:
+            return cls(error.url, str(error))
+        where = error.location.file if error.location else None
+        return cls(where.as_uri() if where else "", str(error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +98,10 @@ class Entry:
     # A manifest entry answers conditional requests like a server; a capture is
     # replayed as it was answered.
     conditional: bool = True
-    # Why the entry must not be served (its file lies outside the directory), or None.
+    # Why the entry must not be served (its file lies outside the directory, its
+    # record is damaged), or None; `reported`: the refusal is already a problem.
     refused: str | None = None
+    reported: bool = False
 
     def size(self) -> int | None:
         """The body's size in bytes when known without reading it (a manifest file)."""
@@ -76,26 +114,36 @@ class Entry:
         return self.file.read_bytes() if self.file else b""
 
 
-def load_replay_directory(directory: Path) -> dict[str, Entry]:
-    """A manifest directory, or else a directory holding ``*.warc.gz`` captures."""
+def load_replay_directory(directory: Path, damaged: list[Damage] | None = None) -> dict[str, Entry]:
+    """A manifest directory, or else a directory holding ``*.warc.gz`` captures
+    (whose damaged records are added to `damaged`)."""
     if not (directory / "manifest.jsonl").is_file() and any(directory.rglob("*.warc.gz")):
-        return load_warc_directory(directory)
+        return load_warc_directory(directory, [] if damaged is None else damaged)
     return load_manifest(directory)
 
 
-def load_warc_directory(directory: Path) -> dict[str, Entry]:
-    """Entries of the response and revisit records of every ``*.warc.gz`` under
+def load_warc_directory(directory: Path, damaged: list[Damage]) -> dict[str, Entry]:
+    """Entries of the whole response and revisit records of every ``*.warc.gz`` under
     `directory`, keyed by canonicalised URL (a later capture of a URL wins). A
     revisit answers with its own status and headers and the payload it refers to,
     found in `directory` or in the run folders beside it, where an earlier run
-    wrote it."""
+    wrote it.
+
+    Each damaged record is added to `damaged`; its URL, unless a whole record
+    answers it, gets an entry refused as already reported."""
     archive = WarcArchive(directory.parent)
-    try:
-        captures = archive.captures(directory)
-    except WarcError as error:
-        raise ManifestError(str(error)) from error
-    return {
-        canonicalize_url(capture.url): Entry(
+    errors: list[WarcError] = []
+    captures = archive.captures(directory, damaged=errors)
+    entries: dict[str, Entry] = {}
+    for error in errors:
+        damage = Damage.of(error)
+        damaged.append(damage)
+        if error.url:
+            entries[canonicalize_url(error.url)] = Entry(
+                url=error.url, refused=damage.detail, reported=True
+            )
+    for capture in captures:
+        entries[canonicalize_url(capture.url)] = Entry(
             url=capture.url,
             status=capture.status,
             headers=capture.headers,
@@ -103,8 +151,7 @@ def load_warc_directory(directory: Path) -> dict[str, Entry]:
             archive=archive,
             conditional=False,
         )
-        for capture in captures
-    }
+    return entries
 
 
 def load_manifest(directory: Path) -> dict[str, Entry]:
@@ -158,7 +205,9 @@ class ReplayMiddleware:
     ) -> None:
         assert crawler.stats is not None
         self.directory = directory
-        self.entries = load_replay_directory(directory)
+        # damaged WARC records, handed out once (`damage`)
+        self.damaged: list[Damage] = []
+        self.entries = load_replay_directory(directory, self.damaged)
         self.crawler = crawler
         self.stats: StatsCollector = crawler.stats
         # Bytes; 0 means no limit (Scrapy's convention)
@@ -178,7 +227,26 @@ class ReplayMiddleware:
             warnsize=settings.getint("DOWNLOAD_WARNSIZE"),
         )
         logger.info("Replaying %d responses from %s", len(middleware.entries), directory)
+        if middleware.damaged:
+            logger.warning(
+                "Replay folder %s has %d damaged WARC records: each recorded as bad_replay",
+                directory,
+                len(middleware.damaged),
+            )
+            crawler.stats.set_value("replay/damaged", len(middleware.damaged))
+        crawler.signals.connect(middleware.damage, signal=replay_damage)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         return middleware
+
+    def damage(self) -> list[Damage]:
+        """`replay_damage`: the damaged records, to be recorded (the first ask only)."""
+        damaged, self.damaged = self.damaged, []
+        return damaged
+
+    def spider_closed(self) -> None:
+        """Damage nobody asked for (no `ReplayDamageMiddleware`) is still said, once each."""
+        for damage in self.damage():
+            logger.error("Replay record damaged, not served: %s: %s", damage.url, damage.detail)
 
     def _limit(self, request: Request, name: str, default: int) -> int:
         """A size limit as Scrapy's HTTP handler reads it: the request's meta, else the
@@ -211,7 +279,7 @@ class ReplayMiddleware:
             return Response(request.url, status=404, body=b"", request=request, flags=["replay"])
         if entry.refused:
             self.stats.inc_value("replay/error")
-            raise BadReplay(entry.refused)
+            raise BadReplay(entry.refused, reported=entry.reported)
         try:
             size = entry.size()
             if size is not None:
@@ -221,9 +289,9 @@ class ReplayMiddleware:
             if size is None:
                 self._check_size(request, len(body))
         except (OSError, WarcError) as error:
+            # not a 500 the site never sent: the archive failed, and says so once
             self.stats.inc_value("replay/error")
-            logger.error("Replay file for %s unreadable: %s", request.url, error)
-            return Response(request.url, status=500, body=b"", request=request, flags=["replay"])
+            raise BadReplay(f"replayed response unreadable: {error}") from error
         self.stats.inc_value("replay/hit")
         headers = Headers(entry.headers)
         if entry.conditional and entry.status == 200 and _not_modified(request, headers):
@@ -243,6 +311,29 @@ class ReplayMiddleware:
             request=request,
             flags=["replay"],
         )
+
+
+class ReplayDamageMiddleware:
+    """Spider middleware: record the damaged records of the replayed WARC folder, one
+    ``bad_replay`` `FetchFailure` each, before the spider's start output."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ReplayDamageMiddleware:
+        if not crawler.settings.get("REPLAY_DIR"):
+            raise NotConfigured("REPLAY_DIR is not set: live crawl")
+        return cls(crawler)
+
+    async def process_start(self, start: AsyncIterator[object]) -> AsyncIterator[object]:
+        spider = self.crawler.spider
+        assert spider is not None
+        for _, damaged in self.crawler.signals.send_catch_log(replay_damage):
+            for damage in damaged or ():
+                yield FetchFailure(spider.name, damage.url, "bad_replay", None, damage.detail)
+        async for output in start:
+            yield output
 
 
 def _not_modified(request: Request, stored: Headers) -> bool:

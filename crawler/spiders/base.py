@@ -214,6 +214,8 @@ class ArchiveSpider(scrapy.Spider):
             detail = str(failure.value) or "download cancelled: larger than DOWNLOAD_MAXSIZE"
             return [FetchFailure(self.name, request.url, "too_large", None, detail)]
         if failure.check(BadReplay):
+            if failure.value.reported:
+                return []  # a damaged WARC record, recorded when replay started
             return [FetchFailure(self.name, request.url, "bad_replay", None, str(failure.value))]
         return [
             FetchFailure(

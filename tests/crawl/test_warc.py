@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
 
-from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware
+from news_archive.crawler.middlewares.replay import BadReplay, ReplayMiddleware
+from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.crawler.warc import PayloadRef, WarcArchive, WarcError, WrittenRecord
 
 FETCHED_AT = datetime(2026, 11, 22, 2, 5, tzinfo=UTC)
@@ -204,13 +207,43 @@ def test_replay_serves_a_day_2_run_folder_as_captured(tmp_path: Path) -> None:
     assert middleware.stats.get_value("replay/hit") == 2
 
 
-def test_replay_refuses_a_cut_warc_folder(archive: WarcArchive) -> None:
+def test_replay_refuses_the_record_of_a_cut_warc_folder_as_already_reported(
+    archive: WarcArchive,
+) -> None:
+    """The cut record is damage handed out once (recorded at start); a request for
+    its URL fails marked as reported, so it is not recorded twice."""
     written = _store(archive, _response(PAGE.format(1)))
     archive.close_run()
     path = archive.root / written.file
+    path.write_bytes(path.read_bytes()[: written.length - 5])  # in its gzip trailer
+    middleware = _replay(path.parent)
+    (damage,) = middleware.damage()
+    assert damage.url == PAGE.format(1)
+    assert re.search(r"maeil_ilbo-00001.warc.gz@0: .*cut short", damage.detail)
+    assert middleware.damage() == []
+    with pytest.raises(BadReplay, match="cut short") as failed:
+        middleware.process_request(Request(PAGE.format(1)))
+    assert failed.value.reported
+
+
+def test_a_record_unreadable_at_request_time_is_a_bad_replay(archive: WarcArchive) -> None:
+    """Whole when replay started, gone when asked for: the request fails with a
+    ``bad_replay`` problem, not a 500 the site never sent."""
+    written = _store(archive, _response(PAGE.format(1)))
+    archive.close_run()
+    middleware = _replay((archive.root / written.file).parent)
+    path = archive.root / written.file
     path.write_bytes(path.read_bytes()[: written.length // 2])
-    with pytest.raises(ManifestError, match=r"maeil_ilbo-00001.warc.gz@0: .*cut short"):
-        _replay(path.parent)
+    request = Request(PAGE.format(1))
+    with pytest.raises(BadReplay, match=r"unreadable: .*@0: gzip member cut short") as failed:
+        middleware.process_request(request)
+    assert not failed.value.reported
+    spider = MaeilIlboSpider()
+    failure = Failure(failed.value)
+    failure.request = request  # type: ignore[attr-defined]
+    (problem,) = spider.on_failure(failure)
+    assert (problem.url, problem.reason) == (PAGE.format(1), "bad_replay")
+    assert middleware.stats.get_value("replay/error") == 1
 
 
 def test_a_reader_may_take_the_whole_records_of_a_damaged_folder(tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine, text
 
 from bench.run import generate
-from news_archive.crawler.middlewares.replay import ManifestError, ReplayMiddleware
+from news_archive.crawler.middlewares.replay import ReplayMiddleware
 from news_archive.crawler.warc import WarcArchive, WarcError
 from tests.conftest import empty_postgres_database
-from tests.crawl.crawling import ROOT, SEEDS, crawl, crawl_environment
+from tests.crawl.crawling import ROOT, SEEDS, crawl, crawl_environment, snapshot
 from tests.crawl.test_capture import news_archive_reextract, reextract_counts
 from tests.hostile.proxy import TcpProxy
 
@@ -235,8 +235,13 @@ CUTS: dict[str, Callable[[bytes], int]] = {
 def cut(
     request: pytest.FixtureRequest, captured: tuple[Path, str], tmp_path: Path
 ) -> tuple[Path, str, str]:
-    """A copy of the captured WARC folder whose file is cut inside the record of the
-    last article written: (the folder, the database URL, that article's URL)."""
+    return _cut_copy(captured, tmp_path, request.param)
+
+
+def _cut_copy(captured: tuple[Path, str], tmp_path: Path, where: str) -> tuple[Path, str, str]:
+    """A copy of the captured WARC folder whose file is cut (`where`, a key of CUTS)
+    inside the record of the last article written: (the folder, the database URL,
+    that article's URL)."""
     directory, url = captured
     warc = tmp_path / "warc"
     shutil.copytree(directory / "warc", warc)
@@ -248,7 +253,7 @@ def cut(
     )
     path = warc / warc_file
     data = path.read_bytes()
-    kept = CUTS[request.param](data[offset : offset + length])
+    kept = CUTS[where](data[offset : offset + length])
     assert 0 < kept < length
     path.write_bytes(data[: offset + kept])
     # reextract reads the database: a copy of its own
@@ -273,10 +278,11 @@ def test_a_cut_record_is_an_error_on_every_read_path(cut: tuple[Path, str, str])
     with pytest.raises(WarcError, match=rf"@{offset}: "):
         capture = archive.locate(warc_file, offset)
         archive.retrieve_response(capture, decode=False)
-    # replay from the folder refuses to start rather than serve a page short or a 404
+    # replay from the folder serves the others and hands the record out as damage
     (run,) = [path for path in warc.iterdir() if path.is_dir()]
-    with pytest.raises(ManifestError, match=rf"@{offset}: "):
-        ReplayMiddleware.from_crawler(get_crawler(settings_dict={"REPLAY_DIR": str(run)}))
+    replay = ReplayMiddleware.from_crawler(get_crawler(settings_dict={"REPLAY_DIR": str(run)}))
+    (damage,) = replay.damage()
+    assert f"@{offset}: " in damage.detail
     # re-extraction counts the article unusable, re-extracts the others
     counts = _reextract(url, warc)
     assert counts == {"targets": 5, "unchanged": 4, "unusable": 1, "unusable/unreadable": 1}
@@ -315,7 +321,41 @@ def test_a_record_longer_than_its_file_or_not_matching_its_digest_is_an_error(
         archive = WarcArchive(warc)
         with pytest.raises(WarcError, match=message):
             archive.retrieve_response(archive.locate(warc_file, offset), decode=True)
-        with pytest.raises(ManifestError, match=message):
-            ReplayMiddleware.from_crawler(
-                get_crawler(settings_dict={"REPLAY_DIR": str(path.parent)})
-            )
+        replay = ReplayMiddleware.from_crawler(
+            get_crawler(settings_dict={"REPLAY_DIR": str(path.parent)})
+        )
+        (damage,) = replay.damage()
+        assert message in damage.detail
+
+
+@pytest.mark.parametrize("where", ["mid-payload", "before the target URI"])
+def test_a_replay_of_a_cut_warc_folder_stores_the_whole_records_and_records_the_cut_one(
+    captured: tuple[Path, str], tmp_path: Path, where: str
+) -> None:
+    """Replayed from a run folder whose last article record is cut: the other
+    articles are stored, the cut record is one ``bad_replay`` row (under its URL
+    while the record still names it, else under its WARC file, the offset in the
+    detail) and one log line, and the run fails its ``bad_replays`` check (exit 3)."""
+    warc, captured_url, article = _cut_copy(captured, tmp_path, where)
+    ((warc_file, offset),) = _rows(
+        captured_url,
+        'SELECT c.warc_file, c."offset" FROM captures c JOIN article_versions v '
+        "ON v.id = c.article_version_id JOIN articles a ON a.id = v.article_id "
+        "WHERE a.url = :url",
+        url=article,
+    )
+    captured_articles = {url for (url,) in _rows(captured_url, "SELECT url FROM articles")}
+    (run,) = [path for path in warc.iterdir() if path.is_dir()]
+    url = f"sqlite:///{tmp_path / 'replayed.db'}"
+    done = crawl("maeil_ilbo", run, url, expect_exit=3)
+    stored = snapshot(url)
+    assert set(stored.articles) == captured_articles - {article}
+    named = article if where == "mid-payload" else (warc / warc_file).as_uri()
+    problems = _rows(url, "SELECT url, detail FROM crawl_errors WHERE reason = 'bad_replay'")
+    assert [problem_url for problem_url, _ in problems] == [named]
+    assert f"{warc_file}@{offset}: " in problems[0][1]
+    assert done.stderr.count(f"Failed {named}: bad_replay") == 1, done.stderr[-3000:]
+    (stats,) = _rows(url, "SELECT stats FROM crawl_runs")[0]
+    stats = stats if isinstance(stats, dict) else json.loads(stats)
+    assert stats["archive/failed/bad_replay"] == 1
+    assert stats["archive/health/failed/bad_replays"] == 1
