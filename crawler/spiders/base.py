@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from news_archive.crawler.extensions.extraction import ExtractionPool
 from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError, PartialFeed, link_problem
-from news_archive.crawler.extract.site import Site
+from news_archive.crawler.extract.site import Site, visibly_cut
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
 from news_archive.crawler.middlewares.offsite import OffsiteRedirect, RedirectLoop
 from news_archive.crawler.middlewares.replay import BadReplay
@@ -125,6 +125,11 @@ class ArchiveSpider(scrapy.Spider):
         try:
             if self.site.is_list_url(response.url):
                 entries = self.site.list_entries(response.text, response.url)
+                cut = visibly_cut(response.text, response.body, _headers(response))
+                if cut is not None:
+                    # As a partial feed: recorded, and what it lists still followed.
+                    detail = f"list page cut short ({cut}); {len(entries)} entries read"
+                    yield FetchFailure(self.name, response.url, "bad_feed", response.status, detail)
             else:
                 entries = self.site.feed_entries(response.body, response.url)
         except PartialFeed as partial:

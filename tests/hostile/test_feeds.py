@@ -17,10 +17,14 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse
 
+from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.extract.feeds import link_problem
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
-from tests.crawl.crawling import SEEDS, HandCrawl, Snapshot, snapshot
+from news_archive.vocabulary import FetchFailure
+from tests.crawl.crawling import SEEDS, HandCrawl, Snapshot, project_crawler, snapshot
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 FEED = (SEEDS / "maeil_ilbo" / "feeds" / "allArticle.xml").read_bytes()
@@ -153,3 +157,26 @@ def test_link_problem_names_the_problem(link: str, problem: str) -> None:
 )
 def test_good_links_have_no_problem(link: str) -> None:
     assert link_problem(link, HOSTS, 2000) is None
+
+
+LIST_URL = "https://www.m-i.kr/news/articleList.html?view_type=sm&page=1"
+
+
+def test_a_list_page_cut_short_is_a_bad_feed_and_its_entries_are_followed(
+    sqlite_url: str,
+) -> None:
+    """A backfill list page is HTML, not XML: no parser error says it was cut, so
+    the page's own shape does (no closing tags, fewer bytes than promised)."""
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=sqlite_url)
+    try:
+        page = (SEEDS / "maeil_ilbo_day2" / "lists" / "all_p1.html").read_bytes()
+        cut = page[: page.rindex(b"</ul>")]
+        outputs = list(crawler.spider.parse_listing(HtmlResponse(LIST_URL, body=cut)))
+        problems = [o for o in outputs if isinstance(o, FetchFailure)]
+        assert [(p.url, p.reason) for p in problems] == [(LIST_URL, "bad_feed")]
+        assert "cut short" in problems[0].detail
+        assert any(isinstance(o, Request) for o in outputs)  # its entries still followed
+        whole = list(crawler.spider.parse_listing(HtmlResponse(LIST_URL, body=page)))
+        assert not any(isinstance(o, FetchFailure) for o in whole)
+    finally:
+        crawler.get_extension(ArchiveRun).engine_stopped()
