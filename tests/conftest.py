@@ -54,6 +54,21 @@ def _admin_connection() -> psycopg.Connection:
         pytest.skip(message)
 
 
+_postgres_reached = False
+
+
+@pytest.fixture(autouse=True)
+def _postgres_for_marked_tests(request: pytest.FixtureRequest) -> None:
+    """A test marked ``postgres`` needs the server whichever fixtures it uses (one
+    may name a database URL itself): without it, skip (or fail in CI) with the
+    reason, as the database fixtures do."""
+    global _postgres_reached
+    if _postgres_reached or request.node.get_closest_marker("postgres") is None:
+        return
+    _admin_connection().close()
+    _postgres_reached = True
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """URL of a fresh, empty SQLite file for this test."""
