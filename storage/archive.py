@@ -109,6 +109,11 @@ _REFUSED_FOR_GOOD = (
 )
 
 
+# 3D000 invalid_catalog_name, 28000 invalid_authorization_specification,
+# 28P01 invalid_password: when the server does name its refusal.
+_REFUSED_SQLSTATES = ("3D000", "28000", "28P01")
+
+
 def refused_for_good(error: BaseException) -> bool:
     """Whether `error`, raised while opening the database, means its URL can never
     work (see `DatabaseRefused`) rather than an outage."""
@@ -116,6 +121,11 @@ def refused_for_good(error: BaseException) -> bool:
         return True
     if not isinstance(error, DBAPIError) or error.connection_invalidated:
         return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate:
+        # A server's answer to a statement (a migration that failed, say) is no URL
+        # problem, unless it is one of these: no such database, bad authorization.
+        return bool(sqlstate in _REFUSED_SQLSTATES)
     message = str(error.orig)
     return any(phrase in message for phrase in _REFUSED_FOR_GOOD)
 

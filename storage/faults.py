@@ -25,6 +25,7 @@ from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 FaultKind = Literal["outage", "contention", "refused"]
 OUTAGE: FaultKind = "outage"
@@ -36,7 +37,9 @@ REFUSED: FaultKind = "refused"
 # full, out of memory, too many connections); 57P: operator intervention (admin
 # or crash shutdown, cannot connect now); 58: system error (I/O).
 _OUTAGE_CLASSES = ("08", "53", "58", "57P")
-_OUTAGE_CODES = ("57014",)  # query_canceled: the statement timeout expired
+# 57014 query_canceled: the statement timeout expired; 25006 read_only_sql_transaction:
+# a standby answers (a failover in progress), the primary will again.
+_OUTAGE_CODES = ("57014", "25006")
 # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available.
 _CONTENTION_CODES = ("40001", "40P01", "55P03")
 
@@ -53,6 +56,9 @@ def fault_kind(error: BaseException) -> FaultKind:
         if error.connection_invalidated:
             return OUTAGE
         return _driver_fault(error.orig)
+    if isinstance(error, PoolTimeout):
+        # Every pooled connection is busy (or hung): nothing about the rows is wrong.
+        return OUTAGE
     if isinstance(error, sqlite3.Error) or _is_psycopg_error(error):
         return _driver_fault(error)
     # Not the database's answer: a value our own types refused (a naive datetime,

@@ -12,8 +12,14 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from news_archive.storage.archive import Archive, DatabaseUnavailable, StoreFailures
+from news_archive.storage.archive import (
+    Archive,
+    DatabaseUnavailable,
+    StoreFailures,
+    refused_for_good,
+)
 from news_archive.storage.engine import ConnectionTimeouts
 from news_archive.storage.faults import CONTENTION, OUTAGE, REFUSED, fault_kind, is_transient
 from news_archive.storage.types import MAX_KEY_BYTES, clean_text
@@ -36,6 +42,7 @@ def _wrapped(error: Exception) -> DBAPIError:
         (psycopg.errors.CannotConnectNow("the database system is starting up"), OUTAGE),
         (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), OUTAGE),
         (psycopg.errors.TooManyConnections("too many clients"), OUTAGE),  # 53300
+        (psycopg.errors.ReadOnlySqlTransaction("read-only transaction"), OUTAGE),  # standby
         (psycopg.OperationalError("server closed the connection unexpectedly"), OUTAGE),
         (psycopg.InterfaceError("the connection is closed"), OUTAGE),
         # ...another transaction is in the way...
@@ -58,6 +65,29 @@ def _wrapped(error: Exception) -> DBAPIError:
 def test_fault_kinds(error: Exception, kind: str) -> None:
     assert fault_kind(_wrapped(error)) == kind
     assert is_transient(_wrapped(error)) == (kind != REFUSED)
+
+
+def test_a_pool_with_no_free_connection_is_an_outage() -> None:
+    error = PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+    assert fault_kind(error) == OUTAGE
+
+
+@pytest.mark.parametrize(
+    ("error", "for_good"),
+    [
+        (psycopg.OperationalError('FATAL:  database "nope" does not exist'), True),
+        (psycopg.OperationalError("FATAL:  password authentication failed"), True),
+        (psycopg.errors.InvalidCatalogName('database "nope" does not exist'), True),
+        (sqlite3.DatabaseError("file is not a database"), True),
+        # A migration that failed is the server's answer to a statement, not the URL's.
+        (psycopg.errors.UndefinedTable('relation "crawl_locks" does not exist'), False),
+        (psycopg.OperationalError("connection refused"), False),
+    ],
+)
+def test_only_a_url_that_can_never_work_is_refused_for_good(
+    error: Exception, for_good: bool
+) -> None:
+    assert refused_for_good(_wrapped(error)) is for_good
 
 
 def test_a_value_our_types_refuse_is_refused_not_an_outage() -> None:
