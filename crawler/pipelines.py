@@ -113,6 +113,8 @@ class ArchivePipeline:
         # Whether this pipeline paused the engine, and the call that retries meanwhile.
         self.paused_since: float | None = None
         self._retry_call: CallLaterResult | None = None
+        # Set by close_spider: no more pausing, no retry timer; the close retries alone.
+        self.closing = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -357,7 +359,10 @@ class ArchivePipeline:
 
     def _hold_back(self) -> None:
         """Pause the crawl once the buffers reach ARCHIVE_BUFFER_LIMIT during an
-        outage, and keep a timer retrying while it is paused."""
+        outage, and keep a timer retrying while it is paused (not once closing: the
+        close's own retries are then the only ones)."""
+        if self.closing:
+            return
         if self.paused_since is None and self.buffered() >= self.buffer_limit:
             self._pause()
         if self.paused_since is not None:
@@ -440,6 +445,7 @@ class ArchivePipeline:
         """The final flush.  If the database is unreachable, return a coroutine
         (Scrapy awaits it) that retries with backoff for up to ARCHIVE_RETRY_SECONDS
         without blocking the reactor; whatever is still unwritten then is lost."""
+        self.closing = True
         if self._retry_call is not None:
             self._retry_call.cancel()
             self._retry_call = None
@@ -468,6 +474,9 @@ class ArchivePipeline:
         for kind, count in left.items():
             if count:
                 self.stats.inc_value(f"archive/lost/{kind}", count)
+        lost_articles = list(self.articles)
+        for attribute in KINDS.values():  # counted as lost: never written afterwards
+            setattr(self, attribute, [])
         lost = {
             key.removeprefix("archive/lost/"): value
             for key, value in self.stats.get_stats().items()
@@ -479,9 +488,9 @@ class ArchivePipeline:
             "Lost (not written to the archive): %s",
             ", ".join(f"{count} {kind}" for kind, count in sorted(lost.items())),
         )
-        if self.articles:
+        if lost_articles:
             logger.error(
-                "Articles not stored: %s", ", ".join(article.url for article in self.articles)
+                "Articles not stored: %s", ", ".join(article.url for article in lost_articles)
             )
 
     def _spider_name(self) -> str:

@@ -338,3 +338,40 @@ def test_a_password_in_the_url_query_is_never_recorded(postgres_database: str) -
     (settings,) = _rows(database_url, "SELECT settings FROM crawl_runs")
     assert secret not in settings[0]
     assert "password=***" in json.loads(settings[0])["DATABASE_URL"]
+
+
+@pytest.mark.postgres
+def test_an_outage_at_close_counts_its_rows_lost_once_and_writes_them_never(
+    proxy: TcpProxy, postgres_database: str
+) -> None:
+    """Closing ends the back-pressure: no new pause, no retry timer behind the close's
+    own retries, and what was counted lost is not written later after all."""
+    articles = _articles()[:4]
+    run = Run(
+        _through(proxy, postgres_database),
+        ARCHIVE_BATCH_SIZE=2,
+        ARCHIVE_BUFFER_LIMIT=2,
+        ARCHIVE_RETRY_SECONDS=0,
+    )
+    engine = StubEngine()
+    run.crawler.engine = engine  # type: ignore[assignment]
+    try:
+        proxy.refuse()
+        for article in articles[:2]:
+            run.pipeline.process_item(article)
+        assert engine.pauses == 1
+        engine.unpause()  # the engine closing
+        closing = run.pipeline.close_spider()
+        assert closing is not None
+        with pytest.raises(StopIteration):  # no retry time left: it ends without waiting
+            closing.send(None)
+        assert engine.pauses == 1 and run.pipeline._retry_call is None
+        assert run.crawler.stats.get_value("archive/lost/articles") == 2
+        proxy.pass_through()
+        run.pipeline.flush(force=True)  # a late call writes nothing counted lost
+        assert run.pipeline.buffered() == 0
+    finally:
+        proxy.pass_through()
+        run.owner.spider_closed(run.crawler.spider, "finished")
+        run.owner.engine_stopped()
+    assert _rows(postgres_database, "SELECT url FROM articles") == []
