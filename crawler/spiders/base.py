@@ -211,9 +211,17 @@ class ArchiveSpider(scrapy.Spider):
             asked = request.meta.get("redirect_urls", [request.url])[0]
             return [FetchFailure(self.name, asked, reason, None, str(failure.value))]
         if failure.check(IgnoreRequest):
-            # RobotsTxtMiddleware says so in its message; other refusals are "ignored".
-            reason = "robots_forbidden" if "robots.txt" in str(failure.value) else "ignored"
-            return [FetchFailure(self.name, request.url, reason, None, str(failure.value))]
+            # RobotsTxtMiddleware and HttpCompressionMiddleware (a body that inflates
+            # past DOWNLOAD_MAXSIZE) say so in their messages; others are "ignored".
+            message = str(failure.value)
+            reason = (
+                "robots_forbidden"
+                if "robots.txt" in message
+                else "too_large"
+                if "DOWNLOAD_MAXSIZE" in message
+                else "ignored"
+            )
+            return [FetchFailure(self.name, request.url, reason, None, message)]
         if failure.check(DownloadCancelledError):
             # Scrapy's HTTP handler (and replay) cancel a body over DOWNLOAD_MAXSIZE.
             detail = str(failure.value) or "download cancelled: larger than DOWNLOAD_MAXSIZE"

@@ -14,6 +14,7 @@ archive, and replay keeps the bounds (and the directory) a live crawl keeps.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import os
@@ -27,9 +28,13 @@ from pathlib import Path
 
 import pytest
 from scrapy import Request
-from scrapy.exceptions import DownloadCancelledError
+from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from news_archive.crawler.extensions.extraction import ExtractionPool
+from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.extract.site import MAX_BODY_CHARACTERS, MAX_TITLE_CHARACTERS
 from news_archive.crawler.middlewares.replay import BadReplay, ReplayMiddleware
 from news_archive.crawler.sites import SITES
@@ -303,3 +308,25 @@ def test_sigterm_while_a_huge_page_is_in_extraction_ends_the_crawl_within_2_s(
             crawl.wait()
     output = log_path.read_text("utf-8", "replace")
     assert f"Extraction of {HUGE_URL} abandoned" in output
+
+
+def test_a_compressed_page_inflating_past_download_maxsize_is_too_large(
+    sqlite_url: str,
+) -> None:
+    """A gzip bomb (or an honest huge page sent compressed) is refused by Scrapy's
+    HttpCompressionMiddleware while inflating, as an IgnoreRequest: still too_large."""
+    crawler = project_crawler(MaeilIlboSpider, DATABASE_URL=sqlite_url)
+    try:
+        url = "https://www.m-i.kr/news/articleView.html?idxno=800101"
+        request = Request(url, meta={"download_maxsize": 1024 * 1024})
+        body = gzip.compress(b"<html><body>" + b"a" * (4 * 1024 * 1024) + b"</body></html>")
+        response = Response(url, body=body, headers={"Content-Encoding": "gzip"}, request=request)
+        middleware = HttpCompressionMiddleware.from_crawler(crawler)
+        with pytest.raises(IgnoreRequest) as refused:
+            middleware.process_response(request, response)
+        failure = Failure(refused.value)
+        failure.request = request  # type: ignore[attr-defined]
+        (problem,) = crawler.spider.on_failure(failure)
+        assert (problem.url, problem.reason) == (url, "too_large")
+    finally:
+        crawler.get_extension(ArchiveRun).engine_stopped()
