@@ -28,7 +28,7 @@ from bench.run import generate
 from news_archive.crawler.middlewares.replay import ReplayMiddleware
 from news_archive.crawler.warc import WarcArchive, WarcError
 from tests.conftest import empty_postgres_database
-from tests.crawl.crawling import ROOT, SEEDS, crawl, crawl_environment, snapshot
+from tests.crawl.crawling import ROOT, SEEDS, crawl, crawl_environment, snapshot, wait_until
 from tests.crawl.test_capture import news_archive_reextract, reextract_counts
 from tests.hostile.proxy import TcpProxy
 
@@ -105,10 +105,18 @@ def test_an_outage_mid_crawl_leaves_every_article_linked_to_its_capture(
         )
         started.append(process)
         # Mid-crawl: some article pages captured (about 10 kB each), most not yet.
-        _wait_for(lambda: _warc_bytes(warc) > 100_000 or process.poll() is not None, 60)
+        wait_until(lambda: _warc_bytes(warc) > 100_000 or process.poll() is not None, "captures")
         assert process.poll() is None, "the crawl ended before the outage: " + log.read_text()
         proxy.refuse()
-        time.sleep(3)
+        # The outage lasts until the capture index has met it, however loaded the machine.
+        wait_until(
+            lambda: (
+                "Capture index unreachable" in log.read_text("utf-8", errors="replace")
+                or process.poll() is not None
+            ),
+            "the capture index meeting the outage",
+        )
+        time.sleep(1)  # ...and a little longer, so that pages are captured meanwhile
         proxy.pass_through()
         process.wait(timeout=180)
     crawl_log = log.read_text("utf-8", errors="replace")
@@ -127,13 +135,6 @@ def test_an_outage_mid_crawl_leaves_every_article_linked_to_its_capture(
     assert not [key for key in stats if key.startswith("archive/lost")], stats
     # the outage was met while capturing (else this test proves nothing)
     assert "Capture index unreachable" in crawl_log, crawl_log[-3000:]
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 # --- reextract lists and counts what it cannot use ---------------------------------

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.archive import DatabaseUnavailable
 from news_archive.vocabulary import Article, FetchFailure, PageVisit, Rejection
 from tests.conftest import fresh_database
-from tests.crawl.crawling import ROOT, SEEDS, HandCrawl, crawl_environment
+from tests.crawl.crawling import ROOT, SEEDS, HandCrawl, crawl_environment, wait_until
 from tests.crawl.crawling import PipelineRun as Run
 from tests.golden import extract, fixture_pages
 from tests.hostile.proxy import TcpProxy
@@ -264,9 +264,18 @@ def test_a_crawl_paused_by_an_outage_resumes_and_loses_nothing(
         *("-s", "CONCURRENT_REQUESTS_PER_DOMAIN=8", "-L", "INFO"),
     )
     try:
-        _wait_for(lambda: _count_articles(postgres_database) >= 20, crawl)
+        wait_until(
+            lambda: _count_articles(postgres_database) >= 20 or crawl.poll() is not None,
+            "20 stored articles",
+        )
+        assert crawl.poll() is None, "the crawl ended before the outage"
         proxy.refuse()
-        time.sleep(3)
+        # The outage lasts until it has paused the crawl, however loaded the machine.
+        log_path = tmp_path / "crawl.log"
+        wait_until(
+            lambda: "Crawl paused" in log_path.read_text("utf-8", errors="replace"),
+            "the crawl paused by the outage",
+        )
         proxy.pass_through()
         assert crawl.wait(timeout=120) == 0
     finally:
@@ -314,14 +323,6 @@ def _count_articles(database_url: str) -> int:
         return _rows(database_url, "SELECT count(*) FROM articles")[0][0]
     except SQLAlchemyError:
         return 0  # not migrated yet
-
-
-def _wait_for(condition: Callable[[], bool], crawl: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert crawl.poll() is None, "the crawl ended first"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def _visit(article: Article) -> PageVisit:
