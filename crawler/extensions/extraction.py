@@ -206,8 +206,10 @@ class ExtractionPool:
             worker.task = task
             try:
                 worker.connection.send((task.site, *task.arguments))
-            except OSError:  # the worker died while idle
-                self._crashed(worker)
+            except OSError:  # the worker died while idle: the page never ran
+                worker.task = None
+                self._queue.appendleft(task)
+                self._crashed(worker)  # replaced, and the page handed on
                 continue
             worker.deadline = self._loop.call_later(self.timeout, self._expire, worker)
 

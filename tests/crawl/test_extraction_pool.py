@@ -126,6 +126,20 @@ def test_a_worker_that_dies_under_a_page_is_recorded_and_replaced() -> None:
     assert isinstance(after, Article)
 
 
+def test_a_page_handed_to_a_worker_that_died_idle_goes_to_its_replacement() -> None:
+    """The page never ran in the dead worker: it is no ``extraction_crashed``."""
+    pool = _pool(workers=1)
+
+    async def kill_the_idle_worker() -> Article | Rejection | None:
+        await pool.extract(MAEIL, SAMPLE, _page("714398"), HTML, FETCHED_AT)
+        (idle,) = pool._workers
+        idle.process.kill()  # type: ignore[attr-defined]
+        idle.process.join()
+        return await pool.extract(MAEIL, SAMPLE, _page("714398"), HTML, FETCHED_AT)
+
+    assert isinstance(_run(pool, kill_the_idle_worker()), Article)
+
+
 def _kill_busy_worker(pool: ExtractionPool) -> None:
     (busy,) = [worker for worker in pool._workers if worker.task is not None]
     assert busy.process.pid is not None
