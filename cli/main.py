@@ -42,6 +42,7 @@ from news_archive.cli.output import (
 )
 from news_archive.storage.archive import Archive, ArchiveError
 from news_archive.storage.engine import (
+    ConnectionTimeouts,
     alembic_config,
     mask_url,
 )
@@ -49,7 +50,6 @@ from news_archive.storage.search import EXPORT_COLUMNS, HIGHLIGHT_START, DailyCo
 
 PROGRAM = "news-archive"
 SETTINGS_MODULE = "news_archive.crawler.settings"
-PG_CONNECT_TIMEOUT_SECONDS = 10
 # Article ids are PostgreSQL `integer`s (SQLite's are wider): a larger number names
 # no article on either backend.
 ARTICLE_ID_MAX = 2**31 - 1
@@ -275,11 +275,12 @@ def open_archive(
                 f"archive with `{PROGRAM} db upgrade`",
                 exit_code=1,
             )
-    options: dict[str, Any] = {}
-    if url.get_backend_name() == "postgresql":
-        options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    # The crawl's PostgreSQL timeouts: a stalled server is an error, not a hang.
+    from news_archive.crawler import settings
+
+    timeouts = ConnectionTimeouts.from_settings(lambda name: getattr(settings, name))
     try:
-        archive = Archive.open(url, migrate=False, read_only=read_only, **options)
+        archive = Archive.open(url, migrate=False, read_only=read_only, timeouts=timeouts)
     except (ArgumentError, ImportError, SQLAlchemyError, ArchiveError) as exc:
         raise CliError(f"cannot use database URL {shown}: {exc}", exit_code=2) from None
     try:

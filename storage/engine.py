@@ -103,6 +103,24 @@ class ConnectionTimeouts:
             }
         return args
 
+    @classmethod
+    def from_settings(cls, setting: Callable[[str], Any]) -> ConnectionTimeouts:
+        """The timeouts the ``DATABASE_*`` settings give (`setting` looks one up by
+        name: Scrapy's ``settings.get``, or the settings module's attributes); 0 or
+        empty leaves that wait unbounded."""
+
+        def number(name: str, kind: Callable[[Any], float]) -> Any:
+            value = setting(name)
+            return kind(value) or None if value not in (None, "") else None
+
+        return cls(
+            connect=number("DATABASE_CONNECT_TIMEOUT", float),
+            statement=number("DATABASE_STATEMENT_TIMEOUT", float),
+            keepalive_idle=number("DATABASE_KEEPALIVE_IDLE", int),
+            keepalive_interval=number("DATABASE_KEEPALIVE_INTERVAL", int),
+            keepalive_count=number("DATABASE_KEEPALIVE_COUNT", int),
+        )
+
     @property
     def answer(self) -> float | None:
         """Seconds the client waits for any one answer of the server."""
@@ -487,7 +505,3 @@ def mask_url(url: str | URL) -> str:
         for name, _, value in (pair.partition("=") for pair in query.split("&"))
     ]
     return f"{base}?{'&'.join(kept)}"
-
-
-def _is_secret(quoted_name: str) -> bool:
-    return unquote_plus(quoted_name).lower() in SECRET_QUERY_PARAMETERS

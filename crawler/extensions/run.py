@@ -113,13 +113,7 @@ class ArchiveRun:
         self.crawler = crawler
         self.database_url: str = settings["DATABASE_URL"]
         try:
-            self.timeouts = ConnectionTimeouts(
-                connect=settings.getfloat("DATABASE_CONNECT_TIMEOUT") or None,
-                statement=settings.getfloat("DATABASE_STATEMENT_TIMEOUT") or None,
-                keepalive_idle=settings.getint("DATABASE_KEEPALIVE_IDLE") or None,
-                keepalive_interval=settings.getint("DATABASE_KEEPALIVE_INTERVAL") or None,
-                keepalive_count=settings.getint("DATABASE_KEEPALIVE_COUNT") or None,
-            )
+            self.timeouts = ConnectionTimeouts.from_settings(settings.get)
             self.lock_enabled = settings.getbool("RUN_LOCK_ENABLED")
             self.stale_after = timedelta(seconds=settings.getfloat("RUN_LOCK_STALE_AFTER"))
             self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")

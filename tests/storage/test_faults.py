@@ -199,6 +199,21 @@ def test_timeouts_become_libpq_parameters() -> None:
     assert ConnectionTimeouts().connect_args() == {} and ConnectionTimeouts().answer is None
 
 
+def test_timeouts_come_from_the_database_settings() -> None:
+    """As Scrapy hands them (``-s`` gives strings) or as the settings module has them;
+    0 or empty leaves a wait unbounded."""
+    given = {
+        "DATABASE_CONNECT_TIMEOUT": "2.5",
+        "DATABASE_STATEMENT_TIMEOUT": 0,
+        "DATABASE_KEEPALIVE_IDLE": 10,
+        "DATABASE_KEEPALIVE_INTERVAL": "",
+        "DATABASE_KEEPALIVE_COUNT": None,
+    }
+    assert ConnectionTimeouts.from_settings(given.get) == ConnectionTimeouts(
+        connect=2.5, keepalive_idle=10
+    )
+
+
 @pytest.mark.postgres
 def test_a_postgresql_archive_runs_with_its_statement_timeout(
     database_url: str, postgres_url: str
