@@ -23,7 +23,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -275,10 +275,14 @@ def open_archive(
                 f"archive with `{PROGRAM} db upgrade`",
                 exit_code=1,
             )
-    # The crawl's PostgreSQL timeouts: a stalled server is an error, not a hang.
+    # The crawl's PostgreSQL connect and keepalive timeouts; no statement timeout: an
+    # export of a large archive may rightly run longer than any one crawl statement,
+    # and a person at the terminal can interrupt a stalled server.
     from news_archive.crawler import settings
 
-    timeouts = ConnectionTimeouts.from_settings(lambda name: getattr(settings, name))
+    timeouts = replace(
+        ConnectionTimeouts.from_settings(lambda name: getattr(settings, name)), statement=None
+    )
     try:
         archive = Archive.open(url, migrate=False, read_only=read_only, timeouts=timeouts)
     except (ArgumentError, ImportError, SQLAlchemyError, ArchiveError) as exc:
