@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except ArchiveError as error:
         # The database refused a read: its reason in one line, never a traceback.
-        print(f"{PROGRAM}: error: the database refused: {_reason(error)}", file=sys.stderr)
+        print(f"{PROGRAM}: error: the database refused: {error.reason}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # `news-archive export | head`: the reader left; that is not an error.
@@ -291,16 +291,10 @@ def open_archive(
         try:
             archive.ping()
         except ArchiveError as exc:
-            raise CliError(f"cannot connect to database {shown}: {_reason(exc)}") from None
+            raise CliError(f"cannot connect to database {shown}: {exc.reason}") from None
         yield archive
     finally:
         archive.close()
-
-
-def _reason(error: ArchiveError) -> str:
-    """The driver's own words, without SQLAlchemy's ``(module.Class)`` prefix."""
-    text = str(error).strip()
-    return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
 
 
 def _parse_url(text: str) -> URL:
@@ -337,7 +331,7 @@ def _revision(archive: Archive) -> str | None:
     try:
         return archive.revision()
     except ArchiveError as exc:
-        raise CliError(f"cannot read database {archive.url}: {_reason(exc)}") from None
+        raise CliError(f"cannot read database {archive.url}: {exc.reason}") from None
 
 
 def _revision_problem(archive: Archive, current: str | None, head: str) -> str:

@@ -67,6 +67,13 @@ _Item = TypeVar("_Item")
 class ArchiveError(Exception):
     """The database refused an operation (a constraint, bad data, a bug)."""
 
+    @property
+    def reason(self) -> str:
+        """The driver's own words, without SQLAlchemy's ``(module.Class)`` prefix:
+        what a one-line error message shows."""
+        text = str(self).strip()
+        return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
+
 
 @dataclass(frozen=True, slots=True)
 class Refused(Generic[_Item]):

@@ -162,7 +162,7 @@ class ArchiveRun:
             self._archive = Archive.open(self.database_url, timeouts=self.timeouts)
         except DatabaseRefused as error:
             raise ConfigurationError(
-                f"DATABASE_URL {mask_url(self.database_url)}: {_reason(error)}"
+                f"DATABASE_URL {mask_url(self.database_url)}: {error.reason}"
             ) from None
         except SchemaNotUpgradableError as error:
             raise ConfigurationError(str(error)) from None
@@ -365,12 +365,6 @@ def threshold_setting(settings: BaseSettings, name: str) -> Any:
         return settings.getfloat(name)
     except ValueError:
         raise ValueError(f"{name}={value!r} is not a number") from None
-
-
-def _reason(error: ArchiveError) -> str:
-    """The driver's own words, without SQLAlchemy's ``(module.Class)`` prefix."""
-    text = str(error).strip()
-    return text.split(") ", 1)[1] if text.startswith("(") and ") " in text else text
 
 
 def _now() -> datetime:
