@@ -176,6 +176,15 @@ def create_archive_engine(
     kw.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     if timeouts is not None:
         given = {**timeouts.connect_args(), **kw.pop("connect_args", {})}
+        if "options" in url.query and "options" in given:
+            # The URL's own server options (``-c search_path=...``) and the statement
+            # timeout both go: libpq takes one ``options`` string.
+            query_options = url.query["options"]
+            if not isinstance(query_options, str):
+                query_options = " ".join(query_options)
+            given["options"] = f"{given['options']} {query_options}"  # the URL's last: it wins
+            url = url.difference_update_query(["options"])
+        # A timeout given in the URL wins over the setting.
         kw["connect_args"] = {name: value for name, value in given.items() if name not in url.query}
     engine = create_engine(url, **kw)
     if timeouts is not None and timeouts.answer is not None and url.get_driver_name() == "psycopg":

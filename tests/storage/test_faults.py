@@ -20,7 +20,7 @@ from news_archive.storage.archive import (
     StoreFailures,
     refused_for_good,
 )
-from news_archive.storage.engine import ConnectionTimeouts
+from news_archive.storage.engine import ConnectionTimeouts, create_archive_engine
 from news_archive.storage.faults import CONTENTION, OUTAGE, REFUSED, fault_kind, is_transient
 from news_archive.storage.types import MAX_KEY_BYTES, clean_text
 from news_archive.storage.visits import VisitRecord
@@ -230,3 +230,17 @@ def test_a_postgresql_archive_runs_with_its_statement_timeout(
         assert fault_kind(raised.value) == OUTAGE
     finally:
         archive.close()
+
+
+@pytest.mark.postgres
+def test_server_options_in_the_url_keep_the_statement_timeout(postgres_url: str) -> None:
+    engine = create_archive_engine(
+        f"{postgres_url}?options=-c%20search_path%3Dpg_catalog",
+        timeouts=ConnectionTimeouts(statement=2),
+    )
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "2s"
+            assert connection.exec_driver_sql("SHOW search_path").scalar() == "pg_catalog"
+    finally:
+        engine.dispose()
