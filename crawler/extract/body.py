@@ -17,6 +17,7 @@ from lxml import etree
 from lxml import html as lxml_html
 from trafilatura.settings import use_config
 
+from news_archive.crawler.extract.furniture import prepare
 from news_archive.vocabulary import Image
 
 # trafilatura drops extractions under 250 characters by default and then tries its
@@ -34,16 +35,24 @@ _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 def body_lines(root: lxml_html.HtmlElement, *, whole_page: bool) -> list[str]:
     """Paragraph lines trafilatura finds under `root`, comments excluded.
 
-    `root` is left untouched (trafilatura prunes the tree it is given).
-    `whole_page` enables trafilatura's fallback extractors, worth their cost
-    only when no container was found.
+    `root` is left untouched (trafilatura prunes the tree it is given). A container
+    (not `whole_page`) is first prepared by `furniture.prepare`. `whole_page` enables
+    trafilatura's fallback extractors, worth their cost only when no container was
+    found.
     """
     tree = copy.deepcopy(root)
     if not whole_page:
-        # trafilatura expects a document; a bare container gets a <body> around it.
+        # Subtitles out, <br>-separated runs as paragraphs, furniture blocks pruned
+        # (crawler/extract/furniture.py): trafilatura then reads article text only.
+        prepare(tree)
+        # trafilatura expects a document; a bare container gets a <body> around it,
+        # and an <article> inside that: trafilatura reads a frame it recognises as the
+        # main content in full (headings, lists, quotes), but one it does not (a
+        # ``<div id=...>`` with an unknown class) only through its fallback, which
+        # keeps <p> alone and drops in-text headings and lists.
         document = lxml_html.Element("html")
         body = etree.SubElement(document, "body")
-        body.append(tree)
+        etree.SubElement(body, "article").append(tree)
         tree = document
     text = trafilatura.extract(
         tree,

@@ -11,7 +11,6 @@ in its own precedence and adds the few it needs of its own.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,8 @@ from news_archive.crawler.extract.bylines import byline_names
 from news_archive.crawler.extract.dates import parse_iso, parse_korea_local
 from news_archive.crawler.extract.metadata import Pick, unique
 from news_archive.crawler.extract.page import Page, dated
+from news_archive.crawler.extract.titles import clean_title as strip_site_name
+from news_archive.crawler.extract.titles import page_names
 
 T = TypeVar("T")
 Dated = tuple[datetime, str]  # (UTC datetime, the raw text it was read from)
@@ -37,9 +38,12 @@ class Context:
 
     `template` is the declared version the page matched (None: no version
     matched); `scope` is the article element when the site declares one, else
-    the document; `container` is the body container (None: not found); `info` the
-    texts of the template's byline/date items; `brands` the site's brand names
-    (never an author); `title_suffix` removes a trailing ``- <brand>`` from titles.
+    the document; `container` is the body container (None: not found);
+    `subtitles` the template's subtitle lines, then those of subtitle elements inside
+    the container; `info` the texts of the template's byline/date items; `brands`
+    the site's brand names (never an author); `title_names` the names of the site
+    that titles must not carry (`crawler.extract.titles`; the page's own
+    ``og:site_name`` is added to them).
     """
 
     page: Page
@@ -50,7 +54,7 @@ class Context:
     info: tuple[str, ...]
     title_markup: str | None
     brands: tuple[str, ...]
-    title_suffix: re.Pattern[str]
+    title_names: tuple[str, ...]
 
     def root(self, within: Within) -> lxml_html.HtmlElement:
         return self.page.document if within == "document" else self.scope
@@ -84,15 +88,21 @@ def _feed_published(c: Context) -> Dated | None:
     return entry.published_at, entry.published_raw or ""
 
 
-def _without_suffix(c: Context, title: str | None) -> str | None:
-    """`title` without a trailing ``- <brand>``; None when nothing is left."""
-    if not title:
-        return None
-    return c.title_suffix.sub("", title) or None
+def clean_title(c: Context, title: str | None) -> str | None:
+    """`title` without the site's name at either end (the site's `title_names` and
+    the names the page gives itself), `crawler.extract.titles.clean_title`."""
+    return strip_site_name(title, (*c.title_names, *page_names(c.page.signals.metas)))
+
+
+def title_signal(source: str, read: Callable[[Context], str | None]) -> Signal[str]:
+    """A title signal: `read`'s title, cleaned of the site's name."""
+    return Signal(source, lambda c: clean_title(c, read(c)))
 
 
 # ------------------------------------------------------------------ JSON-LD
-JSON_LD_HEADLINE: Signal[str] = Signal("json-ld", lambda c: c.page.signals.ld_text("headline"))
+JSON_LD_HEADLINE: Signal[str] = title_signal(
+    "json-ld", lambda c: c.page.signals.ld_text("headline")
+)
 JSON_LD_PUBLISHED: Signal[Dated] = Signal(
     "json-ld", lambda c: dated(parse_iso, c.page.signals.ld_text("datePublished"))
 )
@@ -111,10 +121,8 @@ JSON_LD_KEYWORDS: Signal[tuple[str, ...]] = Signal(
 )
 
 # -------------------------------------------------- article:* / Open Graph metas
-OG_TITLE: Signal[str] = Signal("og:title", lambda c: c.page.signals.meta("og:title"))
-OG_TITLE_WITHOUT_BRAND: Signal[str] = Signal(
-    "og:title", lambda c: _without_suffix(c, c.page.signals.meta("og:title"))
-)
+OG_TITLE: Signal[str] = title_signal("og:title", lambda c: c.page.signals.meta("og:title"))
+OG_TITLE_WITHOUT_BRAND = OG_TITLE  # every title signal is cleaned now; the old name stays
 META_PUBLISHED: Signal[Dated] = Signal(
     "article:published_time",
     lambda c: dated(parse_iso, c.page.signals.meta("article:published_time")),
@@ -135,12 +143,10 @@ NEWS_KEYWORDS: Signal[tuple[str, ...]] = Signal(
 META_AUTHOR: Signal[tuple[str, ...]] = Signal(
     "meta-author", lambda c: byline_names(c.page.signals.meta("author"), c.brands)
 )
-HTML_TITLE: Signal[str] = Signal(
-    "html-title", lambda c: _without_suffix(c, c.page.signals.html_title)
-)
+HTML_TITLE: Signal[str] = title_signal("html-title", lambda c: c.page.signals.html_title)
 
 # ------------------------------------------------------------------ feed entry
-FEED_TITLE: Signal[str] = Signal("feed", lambda c: c.page.feed.title if c.page.feed else None)
+FEED_TITLE: Signal[str] = title_signal("feed", lambda c: c.page.feed.title if c.page.feed else None)
 FEED_PUBLISHED: Signal[Dated] = Signal("feed", _feed_published)
 FEED_AUTHORS: Signal[tuple[str, ...]] = Signal(
     "feed", lambda c: c.page.feed.authors if c.page.feed else ()
@@ -151,7 +157,7 @@ FEED_SECTION: Signal[str] = Signal(
 )
 
 # ---------------------------------------------------------------------- markup
-TEMPLATE_TITLE: Signal[str] = Signal("markup", lambda c: c.title_markup)
+TEMPLATE_TITLE: Signal[str] = title_signal("markup", lambda c: c.title_markup)
 """The title element of the matched template version."""
 
 
@@ -168,6 +174,11 @@ def markup_text(selector: CSSSelector, within: Within = "document") -> Signal[st
         return text_of(element) if element is not None else None
 
     return Signal("markup", read)
+
+
+def markup_title(selector: CSSSelector, within: Within = "document") -> Signal[str]:
+    """The headline in the first element `selector` finds, cleaned of the site's name."""
+    return title_signal("markup", markup_text(selector, within).read)
 
 
 def markup_texts(selector: CSSSelector, within: Within = "document") -> Signal[tuple[str, ...]]:

@@ -17,7 +17,6 @@ Hooks for genuine quirks: `article_id` (required), `is_article`, `is_list_url`,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,6 +29,8 @@ from news_archive.crawler.extract.body import body_lines, figures, lines_of, tex
 from news_archive.crawler.extract.body import without_furniture as drop_furniture
 from news_archive.crawler.extract.dates import parse_rfc822
 from news_archive.crawler.extract.feeds import feed_entries as read_feed
+from news_archive.crawler.extract.furniture import subtitle_elements
+from news_archive.crawler.extract.metadata import unique
 from news_archive.crawler.extract.page import Page, assemble, language_of, load_page
 from news_archive.crawler.extract.signals import Chain, Context, Dated, pick
 from news_archive.vocabulary import (
@@ -57,7 +58,8 @@ class Template:
     `marker` recognises the version (the first version whose marker matches the
     document wins; None: the version is recognised by its body container alone).
     `title`, `subtitle` and `info` (byline and date items) are read from the whole
-    document when declared.
+    document when declared. Subtitle elements inside the body container are found
+    by class whatever the template (`crawler.extract.furniture.subtitle_elements`).
     """
 
     name: str
@@ -116,7 +118,9 @@ class Site:
     sample_article_id: ClassVar[str | None] = None
     feed: ClassVar[Feed]
     brands: ClassVar[tuple[str, ...]] = ()  # never an author's name
-    title_brands: ClassVar[tuple[str, ...] | None] = None  # stripped from titles; None: brands
+    # Names stripped from either end of every title signal (with the page's own
+    # ``og:site_name``); None: `brands`.
+    title_brands: ClassVar[tuple[str, ...] | None] = None
 
     # --- layout
     templates: ClassVar[tuple[Template, ...]] = ()  # newest first
@@ -146,9 +150,8 @@ class Site:
         missing = [attribute for attribute in self.REQUIRED if not hasattr(self, attribute)]
         if missing:
             raise TypeError(f"{type(self).__name__} declares no {', '.join(missing)}")
-        brands = self.brands if self.title_brands is None else self.title_brands
-        names = "|".join(re.escape(brand) for brand in brands) or r"(?!)"
-        self._title_suffix = re.compile(rf"\s*[-–|]\s*(?:{names})\s*$")
+        # Names stripped from either end of a title (`crawler.extract.titles`).
+        self._title_names = self.brands if self.title_brands is None else self.title_brands
 
     def __repr__(self) -> str:
         return f"<site {self.name}>"
@@ -277,17 +280,22 @@ class Site:
         )
         titles = template.title(document) if template and template.title else []
         subtitles = template.subtitle(document) if template and template.subtitle else []
+        # Subtitles recognised by element and class anywhere in the body container
+        # (crawler/extract/furniture.py), after the template's own.
+        if container is not None:
+            inside = subtitle_elements(container)
+            subtitles = [*subtitles, *(e for e in inside if e not in subtitles)]
         info = template.info(document) if template and template.info else []
         return Context(
             page=page,
             template_name=template.name if template else None,
             scope=scope,
             container=container,
-            subtitles=tuple(line for element in subtitles for line in lines_of(element)),
+            subtitles=unique(line for element in subtitles for line in lines_of(element)),
             info=tuple(text_of(element) for element in info),
             title_markup=text_of(titles[0]) if titles else None,
             brands=self.brands,
-            title_suffix=self._title_suffix,
+            title_names=self._title_names,
         )
 
     def is_article(self, context: Context) -> bool:

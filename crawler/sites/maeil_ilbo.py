@@ -13,8 +13,11 @@ one marked ``itemprop=articleBody``, since the id also appears inside scripts):
   ``입력``/``수정``.
 
 Precedence, strongest first (the name in ``Article.sources`` in brackets):
-- title: JSON-LD ``headline`` [json-ld] → ``og:title`` [og:title] → the template's
-  headline [markup] → feed entry [feed] → ``<title>`` without `` - 매일일보`` [html-title]
+- title: the template's headline element [markup] → JSON-LD ``headline`` [json-ld] →
+  ``og:title`` [og:title] → feed entry [feed] → ``<title>`` [html-title], each without
+  the site's name at either end (`` - 매일일보``, ``| 매일일보``, ``[매일일보]``; the
+  brands and the page's ``og:site_name``, crawler/extract/titles.py). Older pages
+  without a headline element fall through to JSON-LD, ``og:title`` and ``<title>``.
 - published: JSON-LD ``datePublished`` [json-ld] → ``article:published_time`` →
   info item ``입력``/``승인``/``등록`` [markup] → feed ``pubDate`` [feed]; never ``수정``
 - modified: JSON-LD ``dateModified`` → ``article:modified_time`` → info ``수정``/``업데이트``
@@ -22,7 +25,8 @@ Precedence, strongest first (the name in ``Article.sources`` in brackets):
   reporter) → JSON-LD ``author`` → feed → ``<meta name=author>`` [meta-author]
 - section: ``article:section`` → JSON-LD ``articleSection`` → feed category
 - tags: JSON-LD ``keywords`` → ``<meta name=news_keywords>`` [news_keywords]
-- subtitles: the template's subheading lines (kept out of the body)
+- subtitles: the template's subheading lines, then subtitle elements anywhere in the
+  body container (``h2.subheading``, ``.subtitle``, 부제...), kept out of the body
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class MaeilIlbo(Site):
         contains=("무단전재 및 재배포 금지",),
     )
 
-    title = (JSON_LD_HEADLINE, OG_TITLE, TEMPLATE_TITLE, FEED_TITLE, HTML_TITLE)
+    title = (TEMPLATE_TITLE, JSON_LD_HEADLINE, OG_TITLE, FEED_TITLE, HTML_TITLE)
     published = (JSON_LD_PUBLISHED, META_PUBLISHED, info_date(PUBLISHED_LABELS), FEED_PUBLISHED)
     modified = (JSON_LD_MODIFIED, META_MODIFIED, info_date(MODIFIED_LABELS))
     authors = (INFO_BYLINES, JSON_LD_AUTHORS, FEED_AUTHORS, META_AUTHOR)

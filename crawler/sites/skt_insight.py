@@ -15,9 +15,11 @@ Template versions:
   one); a page is an article when it has a post element or article metadata.
 
 Precedence, strongest first (the name in ``Article.sources`` in brackets):
-- title: JSON-LD ``headline`` [json-ld] → ``h1.entry-title`` [markup] → ``og:title``
-  without `` - SKT 뉴스룸`` [og:title] (Yoast appends the brand) → feed [feed] →
-  ``<title>`` without the brand [html-title]
+- title: ``h1.entry-title`` [markup] → JSON-LD ``headline`` [json-ld] → ``og:title``
+  [og:title] → feed [feed] → ``<title>`` [html-title], each without the site's name
+  at either end (Yoast appends `` - SKT 뉴스룸``; other themes `` | SKT 뉴스룸``; the
+  title brands and the page's ``og:site_name``, crawler/extract/titles.py). Themes
+  without ``h1.entry-title`` fall through to JSON-LD and ``og:title``.
 - published: JSON-LD ``datePublished`` → ``article:published_time`` →
   ``time.published[datetime]`` [markup] → feed ``pubDate`` [feed] → the visible
   date ``2021. 03. 15``, midnight Korea time [markup-date]
@@ -54,13 +56,14 @@ from news_archive.crawler.extract.signals import (
     META_PUBLISHED,
     META_SECTION,
     META_TAGS,
-    OG_TITLE_WITHOUT_BRAND,
+    OG_TITLE,
     Context,
     markup_bylines,
     markup_iso_date,
     markup_local_date,
     markup_text,
     markup_texts,
+    markup_title,
 )
 from news_archive.crawler.extract.site import Feed, Furniture, Site, Template
 
@@ -101,13 +104,7 @@ class SktInsight(Site):
     )
     not_article_detail = "no post element or article metadata"
 
-    title = (
-        JSON_LD_HEADLINE,
-        markup_text(TITLE),
-        OG_TITLE_WITHOUT_BRAND,
-        FEED_TITLE,
-        HTML_TITLE,
-    )
+    title = (markup_title(TITLE), JSON_LD_HEADLINE, OG_TITLE, FEED_TITLE, HTML_TITLE)
     published = (
         JSON_LD_PUBLISHED,
         META_PUBLISHED,
