@@ -49,11 +49,12 @@ from lxml import html as lxml_html
 
 # ------------------------------------------------------------------ subtitles
 
-# Class or id words naming a subtitle: subheading, sub-heading, subtitle, sub_title,
-# subhead, article-sub, article_subtitle, 부제 (and 부제목).
+# Class or id words naming a subtitle, alone or as a part of a compound name:
+# subheading, sub-heading, subtitle, sub_title, subhead, post-subtitle,
+# entry-sub-title, article-sub, article_subtitle, 부제 (and 부제목). Not subheader,
+# subscribe, sub-menu.
 _SUBTITLE_NAME = re.compile(
-    r"^(?:sub[-_]?(?:heading|head|title)s?|article[-_]?sub(?:[-_]?(?:title|heading|head))?"
-    r"|.*부제.*)$",
+    r"(?:^|[-_])sub[-_]?(?:heading|head|title)s?(?:$|[-_])|^article[-_]?sub(?:$|[-_])|부제",
     re.I,
 )
 
@@ -65,7 +66,7 @@ def _names(element: lxml_html.HtmlElement) -> list[str]:
 
 def is_subtitle(element: lxml_html.HtmlElement) -> bool:
     """Whether a class name or the id of `element` names it a subtitle."""
-    return any(_SUBTITLE_NAME.match(name) for name in _names(element))
+    return any(_SUBTITLE_NAME.search(name) for name in _names(element))
 
 
 def subtitle_elements(container: lxml_html.HtmlElement) -> list[lxml_html.HtmlElement]:

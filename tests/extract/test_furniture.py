@@ -78,6 +78,9 @@ def test_p_based_body_is_unchanged() -> None:
         '<div class="article-sub-title">부제</div>',
         '<div class="article_subhead">부제</div>',
         '<div id="부제목">부제</div>',
+        '<h2 class="wp-block-heading post-subtitle">부제</h2>',
+        '<p class="entry-sub-title">부제</p>',
+        '<div class="article-sub">부제</div>',
     ],
 )
 def test_subtitle_by_class(markup: str) -> None:
@@ -92,6 +95,8 @@ def test_subtitle_by_class(markup: str) -> None:
         "<p><strong>소제목</strong></p>",
         '<ul class="sub-menu"><li>메뉴</li></ul>',
         '<div class="subscribe-box">구독</div>',
+        '<div class="subheader">머리</div>',
+        '<div class="article-subscribe">구독</div>',
     ],
 )
 def test_in_text_headings_are_not_subtitles(markup: str) -> None:
