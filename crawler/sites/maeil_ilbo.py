@@ -11,6 +11,8 @@ one marked ``itemprop=articleBody``, since the id also appears inside scripts):
   ``승인 YYYY.MM.DD HH:MM``.
 - V2 (newer): ``header h3.heading``, ``h4.subheading``, ``ul.infomation li`` with
   ``입력``/``수정``.
+- V0 (oldest skin): ``div#article-view-content-div.view_con``, no headline element
+  and no info items (title, date and author from the metas).
 
 Precedence, strongest first (the name in ``Article.sources`` in brackets):
 - title: the template's headline element [markup] → JSON-LD ``headline`` [json-ld] →
@@ -78,6 +80,9 @@ V1 = Template(
     subtitle=CSSSelector(".article-head-sub"),
     info=CSSSelector(".info-text li"),
 )
+# The older skin: no headline element at all (the title is only in ``og:title`` and
+# ``<title>``), the body a ``div.view_con``, often ``<br>``-separated text.
+V0 = Template("V0", marker=CSSSelector("#article-view-content-div.view_con"))
 V2 = Template(
     "V2",
     marker=CSSSelector("header.article-view-header h3.heading"),
@@ -105,7 +110,7 @@ class MaeilIlbo(Site):
     feed = Feed(("https://www.m-i.kr/rss/allArticle.xml",), parse_date=parse_korea_local)
     brands = ("매일일보",)
 
-    templates = (V2, V1)
+    templates = (V2, V1, V0)
     containers = (BODY_PREFERRED, BODY)
     furniture = Furniture(
         exact=frozenset(
