@@ -240,10 +240,11 @@ def test_a_page_over_the_extraction_size_budget_is_too_large_unparsed() -> None:
     [
         ("body", lambda: page_with(long_paragraphs(MAX_BODY_CHARACTERS + 1000))),
         (
+            # The headline element is the title's first signal (docs/extraction.md).
             "title",
             lambda: page_with(b"").replace(
-                b'<meta property="og:title" content="',
-                b'<meta property="og:title" content="' + "가".encode() * MAX_TITLE_CHARACTERS,
+                b'<div class="article-head-title">',
+                b'<div class="article-head-title">' + "가".encode() * MAX_TITLE_CHARACTERS,
             ),
         ),
     ],
