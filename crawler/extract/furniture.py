@@ -174,14 +174,22 @@ FILE_EXTENSIONS = frozenset(
 _DOWNLOAD_WORDS = frozenset(
     {"download", "downloads", "attach", "attachment", "attachments", "file", "files", "첨부"}
 )
-# Notices about the reuse of the material: a copyright sign or word, a prohibition
-# of reprinting/redistribution, or a permission to use it freely (press kits).
+# Notices about the reuse of the material. A notice is worded as one, not as a
+# sentence that reports on copyright (an article about a copyright lawsuit says
+# "저작권자" and "무단 복제" too): a copyright sign, "Copyright" followed by a sign or
+# a year, "All rights reserved", "저작권자" followed by a sign;
+# a prohibition of reprinting or redistribution that ENDS the line (a report goes
+# on: "...금지하기로 했다"); a permission to use the material that ends the line in
+# the form a notice addresses its reader (자유롭게 사용하실 수 있습니다 / 이용할 수
+# 있다), never a report of one ("사용할 수 없다고 밝혔다").
 _RIGHTS_NOTICE = re.compile(
-    r"©|ⓒ|\(c\)\s*\d{4}|copyright|all\s+rights\s+reserved|저작권자"
-    r"|무단\s*(?:전재|복제|배포|게재|사용)[^.]{0,20}(?:금지|금합니다|금함|엄금)"
-    r"|(?:전재|재배포|배포)\s*(?:금지|를\s*금합니다)"
+    r"[©ⓒ]|\(c\)\s*\d{4}|copyright\s*(?:\(c\)|\d{4})"
+    r"|all\s+rights\s+reserved"
+    r"|무단\s*(?:전재|복제|배포|게재|사용)[^.]{0,20}(?:금지|금합니다|금함|엄금)\W*$"
+    r"|(?:전재|재배포|배포)\s*(?:금지|를\s*금합니다)\W*$"
     r"|(?:보도자료|사진|이미지|영상|기사|콘텐츠|자료)[^.]{0,40}"
-    r"(?:자유롭게\s*(?:사용|이용|활용|게재|인용)|출처를\s*밝히|보도\s*목적)",
+    r"(?:자유롭게|출처를\s*밝히\w*|보도\s*목적\w*)[^.]{0,20}"
+    r"(?:사용|이용|활용|게재|인용)\s*(?:하실|할)\s*수\s*있(?:습니다|다)\W*$",
     re.I,
 )
 NOTE_MAX_CHARACTERS = 200  # a usage note is a line, not a paragraph of the article

@@ -167,13 +167,20 @@ def test_furniture_by_structure(markup: str, kind: str) -> None:
         '<table><tr><td><a href="/1">1분기</a></td><td><a href="/2">2분기</a></td></tr></table>',
         # an article paragraph about copyright, without a notice's wording
         "<p>정부는 웹툰 불법 복제 사이트에 대한 저작권 침해 단속을 강화하기로 했다.</p>",
+        # sentences reporting on copyright, in a notice's words but not its form
+        "<p>법원은 저작권자의 허락 없이 영상을 올린 것은 위법이라고 판단했다.</p>",
+        "<p>이번 소송에서 저작권자인 A사는 손해배상을 청구했다.</p>",
+        "<p>Copyright 침해 논란이 이어졌다.</p>",
+        "<p>이 사진은 자유롭게 사용할 수 없다고 회사 측은 밝혔다.</p>",
+        "<p>정부는 기사 무단 전재를 금지하는 법안을 발의했다.</p>",
         # a polite article sentence offering a service, not the material
         "<p>에이닷 앱에서 누구나 무료로 이용하실 수 있습니다.</p>",
         # a prose list
         "<ul><li>첫째, 요금을 내린다.</li><li>둘째, 데이터를 늘린다.</li></ul>",
     ],
     ids=["inline-link", "two-inline-links", "inline-file", "table", "copyright-topic",
-         "service-offer", "prose-list"],
+         "copyright-owner", "copyright-holder", "copyright-word", "use-refused",
+         "ban-reported", "service-offer", "prose-list"],
 )  # fmt: skip
 def test_not_furniture(markup: str) -> None:
     assert furniture_kind(element(markup)) is None
