@@ -72,6 +72,11 @@ class Article:
     # than Content-Length), or None. Storage then holds a changed version back until
     # a later fetch confirms it (``suspect_truncation``).
     suspect: str | None = None
+    # The learned boilerplate blocks (`block_hash` of each) dropped from the body, in
+    # body order: storage keeps them with the article, so that a block's evidence
+    # still counts the articles it was dropped from (docs/archive.md, "Learned
+    # boilerplate").
+    dropped_blocks: tuple[str, ...] = ()
 
     @property
     def author(self) -> str | None:
@@ -105,6 +110,8 @@ class Article:
         data["content_hash"] = self.content_hash
         if data["suspect"] is None:  # the usual case: the shape of older files
             del data["suspect"]
+        if not data["dropped_blocks"]:  # likewise: no learned boilerplate dropped
+            del data["dropped_blocks"]
         return data
 
 
@@ -191,6 +198,53 @@ def content_hash(title: str, body: str) -> str:
     """SHA-256 (hex) of the normalised title and body: whitespace-only edits keep the hash."""
     payload = normalise_text(title) + "\n\n" + normalise_text(body)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# Hex digits of SHA-256 kept in a block's hash: 128 bits, no collision among the
+# blocks of any archive, and short enough to type after `news-archive boilerplate list`.
+BLOCK_HASH_LENGTH = 32
+
+
+def normalise_block(text: str) -> str:
+    """A body line as a block: NFC, whitespace runs collapsed to one space, stripped."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def block_hash(text: str) -> str:
+    """The identity of a block of body text (one line of a body): the first
+    `BLOCK_HASH_LENGTH` hex digits of the SHA-256 of `normalise_block(text)`."""
+    digest = hashlib.sha256(normalise_block(text).encode("utf-8"))
+    return digest.hexdigest()[:BLOCK_HASH_LENGTH]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedBoilerplate:
+    """The learned boilerplate blocks of one site that extraction drops from bodies:
+    their `block_hash` values, as the archive applies them (storage decides which,
+    from its evidence and the thresholds; extraction only receives this value)."""
+
+    site: str
+    hashes: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.hashes)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def remove(self, lines: list[str]) -> tuple[list[str], tuple[str, ...]]:
+        """`lines` without the learned blocks, and the hashes of those dropped (in
+        line order). A body is never emptied: when every line is a learned block,
+        the page has no text of its own to tell them from, and all are kept."""
+        if not self.hashes:
+            return lines, ()
+        hashes = [block_hash(line) for line in lines]
+        kept = [
+            line for line, hashed in zip(lines, hashes, strict=True) if hashed not in self.hashes
+        ]
+        if not kept:
+            return lines, ()
+        return kept, tuple(hashed for hashed in hashes if hashed in self.hashes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,22 @@ ARCHIVE_BATCH_SIZE = 50
 # is unreachable, e.g. a PostgreSQL restart, before it gives buffered articles up as lost.
 ARCHIVE_RETRY_SECONDS = 120
 
+# --- learned boilerplate (docs/archive.md#learned-boilerplate) ---------------------
+# Body lines recurring verbatim in many articles of a site are learned at the end of
+# each crawl that stored new articles, and dropped by extraction once their evidence
+# reaches both thresholds (or a reviewer confirms them). Read from the environment
+# too, so that `news-archive boilerplate` and `reextract` judge as the crawls do.
+BOILERPLATE_ENABLED = _environment_flag("BOILERPLATE_ENABLED", True)
+# Lines shorter than this many characters are never blocks (list markers, one word).
+BOILERPLATE_MIN_CHARACTERS = int(os.environ.get("BOILERPLATE_MIN_CHARACTERS") or 10)
+# A learning reads the bodies of the site's newest this many articles.
+BOILERPLATE_WINDOW = int(os.environ.get("BOILERPLATE_WINDOW") or 1000)
+# A block is learned (and may apply) once in at least this many distinct articles...
+BOILERPLATE_MIN_ARTICLES = int(os.environ.get("BOILERPLATE_MIN_ARTICLES") or 5)
+# ...and applies without review only in at least this share (0..1) of those read.
+BOILERPLATE_MIN_SHARE = float(os.environ.get("BOILERPLATE_MIN_SHARE") or 0.2)
+# --- end learned boilerplate ---------------------------------------------------------
+
 # --- database faults: timeouts and outages --------------------------------------
 # PostgreSQL: seconds to open a connection; seconds a statement may run (the server
 # cancels it; a crawl's statements are small batches, well under a second) -- the

@@ -9,6 +9,7 @@ Everything outside ``storage/`` reaches the database through an `Archive`:
     archive.locks.acquire(...)                          # crawl_locks
     archive.captures.write(records, links)              # the WARC index
     archive.reads.search("카카오")                       # search, export, stats
+    archive.boilerplate.learn("maeil_ilbo", ...)        # learned boilerplate
     archive.close()
 
 Callers never see SQLAlchemy or a driver: a failure that may pass by itself (the
@@ -33,6 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from news_archive.storage import boilerplate as _boilerplate
 from news_archive.storage import captures as _captures
 from news_archive.storage import locks as _locks
 from news_archive.storage import runs as _runs
@@ -55,7 +57,13 @@ from news_archive.storage.faults import PartialWrite, is_transient
 from news_archive.storage.locks import LockResult
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError, StoreOutcome
 from news_archive.storage.visits import VisitRecord, VisitState
-from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Rejection
+from news_archive.vocabulary import (
+    AliasSeen,
+    Article,
+    FetchFailure,
+    LearnedBoilerplate,
+    Rejection,
+)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -387,6 +395,53 @@ class Reads:
         return _search.last_runs(self._engine, limit)
 
 
+class Boilerplate:
+    """Learned boilerplate (``boilerplate_blocks``): learning, review, what applies
+    (see `news_archive.storage.boilerplate`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @_guarded
+    def learn(
+        self,
+        site: str,
+        *,
+        window: int,
+        min_articles: int,
+        min_characters: int,
+        now: datetime,
+    ) -> _boilerplate.Learning:
+        """Count the blocks of `site`'s newest `window` articles and write those found
+        in at least `min_articles` (one transaction)."""
+        return _boilerplate.learn(
+            self._engine,
+            site,
+            window=window,
+            min_articles=min_articles,
+            min_characters=min_characters,
+            now=now,
+        )
+
+    @_guarded
+    def applied(self, site: str, thresholds: _boilerplate.Thresholds) -> LearnedBoilerplate:
+        """The blocks of `site` extraction drops, under `thresholds`."""
+        return _boilerplate.applied(self._engine, site, thresholds)
+
+    @_guarded
+    def blocks(
+        self, thresholds: _boilerplate.Thresholds, *, site: str | None = None, prefix: str = ""
+    ) -> list[_boilerplate.Block]:
+        """The learned blocks (of `site`, whose hash starts with `prefix`), with status."""
+        return _boilerplate.blocks(self._engine, thresholds, site=site, prefix=prefix)
+
+    @_guarded
+    def set_verdict(self, site: str, block_hash: str, verdict: str | None, now: datetime) -> bool:
+        """A reviewer's verdict on one block (``furniture``, ``article``, None: the
+        thresholds decide); False when there is no such block."""
+        return _boilerplate.set_verdict(self._engine, site, block_hash, verdict, now)
+
+
 class Archive:
     """The archive behind one engine; the only object other layers hold."""
 
@@ -401,6 +456,7 @@ class Archive:
         self.locks = Locks(engine)
         self.captures = Captures(engine)
         self.reads = Reads(engine)
+        self.boilerplate = Boilerplate(engine)
 
     @classmethod
     def open(

@@ -56,6 +56,9 @@ class ArticleRecord(Base):
     content_hash: Mapped[str]
     fetched_url: Mapped[str]  # the URL last fetched for this article
     sources: Mapped[str | None]  # JSON object: field name -> signal it came from
+    # Hashes of the learned boilerplate blocks dropped from `body`, space-separated
+    # (NULL: none): the blocks' evidence counts them (BoilerplateBlock).
+    dropped_blocks: Mapped[str | None]
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     last_changed_at: Mapped[datetime]
@@ -252,3 +255,28 @@ class Capture(Base):
     article_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("article_versions.id", ondelete="SET NULL"), index=True
     )
+
+
+class BoilerplateBlock(Base):
+    """A block of body text (one body line) that recurs verbatim in many articles of
+    a site: learned boilerplate, with its evidence and a reviewer's verdict.
+
+    Whether extraction drops it follows from the evidence and the thresholds
+    (``BOILERPLATE_MIN_ARTICLES``, ``BOILERPLATE_MIN_SHARE``) unless a reviewer
+    decided: docs/archive.md, "Learned boilerplate"."""
+
+    __tablename__ = "boilerplate_blocks"
+
+    site: Mapped[str] = mapped_column(primary_key=True)
+    block_hash: Mapped[str] = mapped_column(primary_key=True)  # vocabulary.block_hash
+    text: Mapped[str]  # the block, cut to BLOCK_TEXT_MAX characters
+    # Distinct articles of the site carrying the block (in their body, or dropped from
+    # it), the most any learning counted; and how many articles the last learning read.
+    articles: Mapped[int]
+    site_articles: Mapped[int]
+    first_learned_at: Mapped[datetime]
+    learned_at: Mapped[datetime]  # the last learning that counted it
+    # NULL: automatic (the thresholds decide); "furniture": a reviewer confirmed it
+    # (always dropped); "article": a reviewer says it is article text (never dropped).
+    verdict: Mapped[str | None]
+    verdict_at: Mapped[datetime | None]

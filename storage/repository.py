@@ -610,6 +610,8 @@ def _content_columns(article: Article) -> dict[str, Any]:
         "content_hash": article.content_hash,
         "published_at": article.published_at,
         "published_raw": article.published_raw,
+        # Goes with the body: the learned blocks dropped from this very body.
+        "dropped_blocks": " ".join(article.dropped_blocks) or None,
     }
 
 

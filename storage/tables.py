@@ -11,6 +11,7 @@ from news_archive.storage.models import (
     ArticleRecord,
     ArticleTag,
     ArticleVersion,
+    BoilerplateBlock,
     Capture,
     CrawlError,
     CrawlLock,
@@ -31,3 +32,4 @@ errors: Table = CrawlError.__table__  # type: ignore[assignment]
 url_state: Table = UrlState.__table__  # type: ignore[assignment]
 locks: Table = CrawlLock.__table__  # type: ignore[assignment]
 captures: Table = Capture.__table__  # type: ignore[assignment]
+boilerplate: Table = BoilerplateBlock.__table__  # type: ignore[assignment]

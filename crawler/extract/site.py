@@ -40,6 +40,7 @@ from news_archive.vocabulary import (
     BodySource,
     FeedEntry,
     Image,
+    LearnedBoilerplate,
     Rejection,
 )
 
@@ -206,8 +207,14 @@ class Site:
         headers: Mapping[str, str],
         fetched_at: datetime,
         feed: FeedEntry | None = None,
+        *,
+        boilerplate: LearnedBoilerplate | None = None,
     ) -> Article | Rejection:
-        """One page → `Article`, or a `Rejection` with its reason (pure)."""
+        """One page → `Article`, or a `Rejection` with its reason (pure).
+
+        `boilerplate`: the site's learned boilerplate blocks, dropped from the body
+        after the furniture (their hashes in `Article.dropped_blocks`); given as data
+        by the caller (the crawl, re-extraction), never looked up here."""
         page = load_page(self.name, url, body, headers, fetched_at, feed)
         if isinstance(page, Rejection):
             return page
@@ -225,6 +232,7 @@ class Site:
             captions=[image.caption for image in images if image.caption],
             subtitles=context.subtitles,
         )
+        lines, dropped = (boilerplate or LearnedBoilerplate(self.name)).remove(lines)
         article = assemble(
             page,
             canonical_url=canonical,
@@ -242,6 +250,8 @@ class Site:
         )
         if isinstance(article, Article) and (cut := visibly_cut(page.text, body, headers)):
             article = replace(article, suspect=cut)
+        if isinstance(article, Article) and dropped:
+            article = replace(article, dropped_blocks=dropped)
         return within_bounds(article)
 
     def identity(self, url: str, claimed: str | None) -> tuple[str | None, str | None]:

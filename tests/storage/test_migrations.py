@@ -33,6 +33,7 @@ TABLES = {
     "crawl_locks",
     "captures",
     "held_versions",
+    "boilerplate_blocks",
 }
 # Migration 0003's FTS5 table on SQLite, and the shadow tables FTS5 keeps its index
 # in: reflection lists them as tables, but they are not models (env.py leaves them
