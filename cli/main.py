@@ -1,4 +1,5 @@
-"""The ``news-archive`` command: crawl, search, show, export, stats, reextract, db.
+"""The ``news-archive`` command: crawl, search, show, export, stats, reextract,
+boilerplate, db.
 
 The database comes from ``--database-url``, else the ``DATABASE_URL`` environment
 variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
@@ -7,7 +8,8 @@ one line on stderr, ``news-archive: error: ...``, and a non-zero exit status:
 1 for a database that cannot be reached, is not migrated, or lacks the article.
 Database URLs are always shown through `mask_url` (no password).
 
-The reading commands (search, show, export, stats, db current) open the database
+The reading commands (search, show, export, stats, boilerplate list, db current)
+open the database
 read-only: they never create, migrate or convert a file (a missing or empty SQLite
 file is an error and stays as it was).
 """
@@ -41,6 +43,7 @@ from news_archive.cli.output import (
     write_json,
 )
 from news_archive.storage.archive import Archive, ArchiveError
+from news_archive.storage.boilerplate import Block, Status, Thresholds
 from news_archive.storage.engine import (
     ConnectionTimeouts,
     alembic_config,
@@ -54,6 +57,10 @@ SETTINGS_MODULE = "news_archive.crawler.settings"
 # no article on either backend.
 ARTICLE_ID_MAX = 2**31 - 1
 CSV_LIST_SEPARATOR = ", "
+# `boilerplate list` shows the statuses in this order.
+BLOCK_STATUSES = (Status.APPLIED, Status.CONFIRMED, Status.CANDIDATE, Status.KEPT)
+# The fewest hash digits `boilerplate keep|drop|reset` accepts.
+HASH_PREFIX_MIN = 6
 
 
 class CliError(Exception):
@@ -175,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     reextract.add_argument("--json", action="store_true", help="the counts as JSON")
     reextract.set_defaults(handler=run_reextract)
 
+    _add_boilerplate(commands, common)
+
     database = commands.add_parser("db", parents=[common], help="the database schema")
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     database_commands.add_parser(
@@ -184,6 +193,47 @@ def build_parser() -> argparse.ArgumentParser:
         "current", parents=[common], help="the schema revision of the database"
     ).set_defaults(handler=run_db_current)
     return parser
+
+
+def _add_boilerplate(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``boilerplate list|learn|keep|drop|reset``."""
+    boilerplate = commands.add_parser(
+        "boilerplate",
+        parents=[common],
+        help="learned boilerplate: blocks of text recurring across a site's articles",
+        description="Blocks of body text that recur verbatim in many articles of a site, "
+        "learned at the end of each crawl (docs/archive.md, 'Learned boilerplate'). "
+        "`keep` and `drop` take effect on new crawls at once, and on stored articles "
+        "with `news-archive reextract`.",
+    )
+    actions = boilerplate.add_subparsers(
+        dest="boilerplate_command", required=True, metavar="ACTION"
+    )
+    listing = actions.add_parser(
+        "list", parents=[common], help="the learned blocks, their evidence and status"
+    )
+    listing.add_argument("--site", help="only this site (spider name)")
+    listing.add_argument(
+        "--status",
+        choices=[status.value for status in BLOCK_STATUSES],
+        help="only blocks of this status",
+    )
+    listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    listing.set_defaults(handler=run_boilerplate_list)
+    learn = actions.add_parser(
+        "learn", parents=[common], help="learn again from the stored articles (as a crawl does)"
+    )
+    learn.add_argument("--site", help="only this site (default: every site)")
+    learn.set_defaults(handler=run_boilerplate_learn)
+    for action, verdict, meaning in (
+        ("keep", "article", "it is article text: never drop it"),
+        ("drop", "furniture", "it is furniture: always drop it"),
+        ("reset", None, "forget the verdict: the thresholds decide again"),
+    ):
+        parser = actions.add_parser(action, parents=[common], help=f"HASH: {meaning}")
+        parser.add_argument("hash", metavar="HASH", help="the block's hash, or its first 6+ digits")
+        parser.add_argument("--site", help="the site, when the block is learned for several")
+        parser.set_defaults(handler=run_boilerplate_verdict, verdict=verdict)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -666,6 +716,130 @@ def run_reextract(arguments: argparse.Namespace) -> int:
             print(f"{key}: {value}")
     rejected = sum(value for key, value in counts.items() if key.startswith("rejected/"))
     return REEXTRACT_FAILED_EXIT if rejected or counts["unusable"] else 0
+
+
+def boilerplate_thresholds() -> Thresholds:
+    """The thresholds the crawls apply learned boilerplate with (the crawler's
+    ``BOILERPLATE_MIN_ARTICLES`` and ``BOILERPLATE_MIN_SHARE`` settings)."""
+    from news_archive.crawler import settings
+
+    return Thresholds(settings.BOILERPLATE_MIN_ARTICLES, settings.BOILERPLATE_MIN_SHARE)
+
+
+def run_boilerplate_list(arguments: argparse.Namespace) -> int:
+    """``boilerplate list``: every learned block with its evidence and status."""
+    check_site(arguments.site)
+    with open_migrated_archive(arguments) as archive:
+        blocks = archive.boilerplate.blocks(boilerplate_thresholds(), site=arguments.site)
+    if arguments.status:
+        blocks = [block for block in blocks if block.status == arguments.status]
+    if arguments.json:
+        write_json([_block_json(block) for block in blocks], sys.stdout)
+        return 0
+    if not blocks:
+        print("no learned boilerplate")
+        return 0
+    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
+    print(
+        render_table(
+            ("hash", "site", "articles", "share", "status", "text"),
+            [
+                (
+                    block.block_hash[:12],
+                    block.site,
+                    f"{block.articles}/{block.site_articles}",
+                    f"{block.share:.0%}",
+                    block.status.value,
+                    fit(block.text, max(columns - 60, 30)),
+                )
+                for block in blocks
+            ],
+        )
+    )
+    applied = sum(1 for block in blocks if block.status.is_applied)
+    print(
+        f"\n{len(blocks)} block(s), {applied} applied; `{PROGRAM} boilerplate keep HASH` "
+        "keeps one as article text, `drop HASH` confirms a candidate"
+    )
+    return 0
+
+
+def _block_json(block: Block) -> dict[str, Any]:
+    return {
+        "hash": block.block_hash,
+        "site": block.site,
+        "articles": block.articles,
+        "site_articles": block.site_articles,
+        "share": round(block.share, 4),
+        "status": block.status.value,
+        "verdict": block.verdict,
+        "text": block.text,
+        "first_learned_at": block.first_learned_at,
+        "learned_at": block.learned_at,
+    }
+
+
+def run_boilerplate_learn(arguments: argparse.Namespace) -> int:
+    """``boilerplate learn``: count each site's blocks again, as a crawl's end does."""
+    check_site(arguments.site)
+    from news_archive.crawler import settings
+    from news_archive.crawler.sites import SITES
+
+    sites = [arguments.site] if arguments.site else sorted(SITES)
+    thresholds = boilerplate_thresholds()
+    with open_migrated_archive(arguments, read_only=False) as archive:
+        for site in sites:
+            learning = archive.boilerplate.learn(
+                site,
+                window=settings.BOILERPLATE_WINDOW,
+                min_articles=thresholds.min_articles,
+                min_characters=settings.BOILERPLATE_MIN_CHARACTERS,
+                now=datetime.now(UTC),
+            )
+            applied = archive.boilerplate.applied(site, thresholds)
+            print(
+                f"{site}: {learning.site_articles} article(s) read, {learning.blocks} block(s) "
+                f"in at least {thresholds.min_articles} ({learning.new} new), "
+                f"{len(applied)} applied"
+            )
+    print(f"`{PROGRAM} reextract` applies them to the stored articles")
+    return 0
+
+
+def run_boilerplate_verdict(arguments: argparse.Namespace) -> int:
+    """``boilerplate keep|drop|reset HASH``: a reviewer's verdict on one block."""
+    check_site(arguments.site)
+    wanted = arguments.hash.strip().lower()
+    if len(wanted) < HASH_PREFIX_MIN:
+        raise CliError(
+            f"give at least {HASH_PREFIX_MIN} digits of the hash, not {wanted!r}", exit_code=2
+        )
+    thresholds = boilerplate_thresholds()
+    with open_migrated_archive(arguments, read_only=False) as archive:
+        found = archive.boilerplate.blocks(thresholds, site=arguments.site, prefix=wanted)
+        if not found:
+            where = f" of {arguments.site}" if arguments.site else ""
+            raise CliError(
+                f"no learned block{where} with hash {arguments.hash!r} "
+                f"(`{PROGRAM} boilerplate list` shows them)"
+            )
+        if len(found) > 1:
+            named = ", ".join(f"{block.site} {block.block_hash}" for block in found)
+            raise CliError(
+                f"hash {arguments.hash!r} names {len(found)} blocks ({named}): "
+                "give more digits or --site",
+                exit_code=2,
+            )
+        (block,) = found
+        archive.boilerplate.set_verdict(
+            block.site, block.block_hash, arguments.verdict, datetime.now(UTC)
+        )
+        (now,) = archive.boilerplate.blocks(thresholds, site=block.site, prefix=block.block_hash)
+    change = f"{block.status.value} -> {now.status.value}"
+    print(f"{block.site} {block.block_hash}: {change}: {fit(now.text, 60)}")
+    if now.status.is_applied != block.status.is_applied:
+        print(f"`{PROGRAM} reextract --site {block.site}` applies it to the stored articles")
+    return 0
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:

@@ -194,12 +194,17 @@ class ArchivePipeline:
 
     def _count_fields(self, article: Article) -> None:
         """Fill-rate inputs for the health checks: ``archive/extracted``,
-        ``archive/filled/<field>`` and ``archive/body_chars``."""
+        ``archive/filled/<field>`` and ``archive/body_chars``; and the learned
+        boilerplate lines dropped (``archive/boilerplate/dropped``) from how many
+        articles (``archive/boilerplate/articles``)."""
         self.stats.inc_value("archive/extracted")
         self.stats.inc_value("archive/body_chars", len(article.body))
         for field in TRACKED_FIELDS:
             if getattr(article, field):
                 self.stats.inc_value(f"archive/filled/{field}")
+        if article.dropped_blocks:  # learned boilerplate lines extraction dropped
+            self.stats.inc_value("archive/boilerplate/dropped", len(article.dropped_blocks))
+            self.stats.inc_value("archive/boilerplate/articles")
 
     def buffered(self) -> int:
         """Rows waiting to be written, of every kind."""

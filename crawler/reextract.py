@@ -3,7 +3,9 @@
 For each archived article the newest capture that produced it is read back
 through `news_archive.crawler.warc.WarcArchive` (a revisit record answered with
 the payload it refers to, ``Content-Encoding`` undone) and extracted again with
-today's site module, in a pool of worker processes (extraction is pure and
+today's site module and each site's learned boilerplate as it applies now (so a
+newly learned block leaves the stored bodies, and a block a reviewer kept as article
+text comes back), in a pool of worker processes (extraction is pure and
 CPU-bound; the main process only locates captures and writes). An article whose
 extracted content differs gains a version with the note ``re-extraction``; an
 unchanged one gains nothing, so a second run changes nothing. Pages that no
@@ -29,11 +31,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from news_archive.crawler import settings
 from news_archive.crawler.sites import SITES
 from news_archive.crawler.warc import Capture, WarcArchive, WarcError
 from news_archive.storage.archive import Archive, StoreFailures
+from news_archive.storage.boilerplate import Thresholds
 from news_archive.storage.captures import ReextractionTarget
-from news_archive.vocabulary import Article, Rejection
+from news_archive.vocabulary import Article, LearnedBoilerplate, Rejection
 
 NOTE = "re-extraction"
 BATCH = 100
@@ -53,6 +57,7 @@ class Job:
     target: ReextractionTarget
     warc_dir: Path
     capture: Capture
+    boilerplate: LearnedBoilerplate | None = None  # the site's, as it applies now
 
 
 def extract_capture(job: Job) -> Article | Rejection:
@@ -63,7 +68,17 @@ def extract_capture(job: Job) -> Article | Rejection:
     except WarcError as error:
         return Rejection(target.site, target.url, UNREADABLE, str(error))
     headers = dict(response.headers)
-    return SITES[target.site].extract(target.url, response.body, headers, target.fetched_at)
+    return SITES[target.site].extract(
+        target.url, response.body, headers, target.fetched_at, boilerplate=job.boilerplate
+    )
+
+
+def boilerplate_thresholds() -> Thresholds | None:
+    """The thresholds the crawls apply learned boilerplate with (the project's
+    ``BOILERPLATE_*`` settings), or None when ``BOILERPLATE_ENABLED`` is off."""
+    if not settings.BOILERPLATE_ENABLED:
+        return None
+    return Thresholds(settings.BOILERPLATE_MIN_ARTICLES, settings.BOILERPLATE_MIN_SHARE)
 
 
 def log_failure(rejection: Rejection) -> None:
@@ -82,11 +97,15 @@ def reextract(
     workers: int | None = None,
     progress: bool = True,
     on_failure: Callable[[Rejection], None] = log_failure,
+    learned: bool = True,
 ) -> Counter[str]:
     """Re-extract the matching articles; counts of ``targets`` (every matching
     article), ``changed``, ``unchanged``, ``rejected/<reason>`` and ``unusable``
     (with ``unusable/<why>``). Each article not re-extracted (a capture it cannot
-    use, or a page today's extractor rejects) is passed to `on_failure` as it is met."""
+    use, or a page today's extractor rejects) is passed to `on_failure` as it is met.
+
+    `learned`: apply each site's learned boilerplate as the crawls do (the
+    ``BOILERPLATE_*`` settings); False extracts without it."""
     if site is not None and site not in SITES:
         raise KeyError(f"unknown site {site!r}; known: {', '.join(sorted(SITES))}")
     counts: Counter[str] = Counter()
@@ -102,7 +121,13 @@ def reextract(
         for article_site, article_url in archive.captures.articles_without_capture(**limits)
     ]
     counts["targets"] = len(targets) + len(unlinked)
-    jobs, unusable = _jobs(targets, warc_dir)
+    thresholds = boilerplate_thresholds() if learned else None
+    boilerplate = {
+        name: archive.boilerplate.applied(name, thresholds)
+        for name in sorted({target.site for target in targets})
+        if thresholds is not None
+    }
+    jobs, unusable = _jobs(targets, warc_dir, boilerplate)
     batch: list[Article] = []
     bar = tqdm(total=counts["targets"], unit="page", disable=not progress, file=sys.stderr)
     results = _results(jobs, workers or os.cpu_count() or 1)
@@ -143,7 +168,11 @@ def _store(
             on_failure(Rejection(article.site, article.url, "store_failed", str(failure)))
 
 
-def _jobs(targets: list[ReextractionTarget], warc_dir: Path) -> tuple[list[Job], list[Rejection]]:
+def _jobs(
+    targets: list[ReextractionTarget],
+    warc_dir: Path,
+    boilerplate: dict[str, LearnedBoilerplate],
+) -> tuple[list[Job], list[Rejection]]:
     """A job per target whose capture is found (revisits resolved here, once, so the
     workers need no index of the archive), a rejection per target whose is not."""
     archive = WarcArchive(warc_dir)
@@ -155,7 +184,8 @@ def _jobs(targets: list[ReextractionTarget], warc_dir: Path) -> tuple[list[Job],
             unusable.append(Rejection(target.site, target.url, MISSING_FILE, f"no file {path}"))
             continue
         try:
-            jobs.append(Job(target, warc_dir, archive.locate(target.warc_file, target.offset)))
+            capture = archive.locate(target.warc_file, target.offset)
+            jobs.append(Job(target, warc_dir, capture, boilerplate.get(target.site)))
         except WarcError as error:
             unusable.append(Rejection(target.site, target.url, UNREADABLE, str(error)))
     return jobs, unusable

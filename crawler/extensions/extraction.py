@@ -27,6 +27,10 @@ page.  Elsewhere workers are spawned.  The pool starts with the first page and i
 down at ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
 ``EXTRACTION_WORKERS = 0`` extracts in the crawl's own process, without a time
 budget (for debugging, and for tests that drive the components by hand).
+
+Either way each page is extracted with the site's learned boilerplate, which the
+crawl's owner loaded when the spider opened (`ArchiveRun.boilerplate`): it travels to
+the worker with the page, as data.
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from twisted.internet.task import LoopingCall
 
+from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.extract.site import Site
-from news_archive.vocabulary import Article, FeedEntry, Rejection
+from news_archive.vocabulary import Article, FeedEntry, LearnedBoilerplate, Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,7 @@ class _Task:
     site: Site
     url: str
     arguments: tuple[Any, ...]  # the rest of Site.extract's arguments
+    boilerplate: LearnedBoilerplate | None
     future: asyncio.Future[Result | None]
 
 
@@ -141,18 +147,28 @@ class ExtractionPool:
         if len(body) > self.max_bytes:
             detail = f"{len(body)} bytes, over EXTRACTION_MAX_BYTES ({self.max_bytes}): not parsed"
             return Rejection(site.name, url, "too_large", detail)
+        boilerplate = self.boilerplate(site)
         if self.worker_count == 0:
-            return site.extract(url, body, dict(headers), fetched_at, entry)
+            return site.extract(
+                url, body, dict(headers), fetched_at, entry, boilerplate=boilerplate
+            )
         if self.stopping:
             self._abandoned(url)
             return None
         loop = asyncio.get_running_loop()
         self._start(loop)
-        task = _Task(site, url, (url, body, dict(headers), fetched_at, entry), loop.create_future())
+        arguments = (url, body, dict(headers), fetched_at, entry)
+        task = _Task(site, url, arguments, boilerplate, loop.create_future())
         task.future.add_done_callback(lambda _: self._forget(task))
         self._queue.append(task)
         self._dispatch()
         return await task.future
+
+    def boilerplate(self, site: Site) -> LearnedBoilerplate | None:
+        """The learned boilerplate of `site` the crawl's owner loaded, if any."""
+        run = self.crawler.get_extension(ArchiveRun) if self.crawler is not None else None
+        learned = run.boilerplate if run is not None else None
+        return learned if learned is not None and learned.site == site.name else None
 
     def abandon(self) -> None:
         """Give up every page queued or in extraction (the crawl is stopping): their
@@ -205,7 +221,7 @@ class ExtractionPool:
             worker = self._idle.pop()
             worker.task = task
             try:
-                worker.connection.send((task.site, *task.arguments))
+                worker.connection.send((task.site, task.arguments, task.boilerplate))
             except OSError:  # the worker died while idle: the page never ran
                 worker.task = None
                 self._queue.appendleft(task)
@@ -321,8 +337,8 @@ def _context() -> BaseContext:
 
 
 def _serve(connection: Connection) -> None:
-    """A worker: extract each page it is sent, answer ``(True, result)`` or
-    ``(False, traceback)``, until the pipe closes."""
+    """A worker: extract each page it is sent (``(site, arguments, boilerplate)``),
+    answer ``(True, result)`` or ``(False, traceback)``, until the pipe closes."""
     # Ctrl-C, or a SIGTERM sent to the whole process group (a service manager), reaches
     # the workers too: the crawl decides what stops, and stops workers with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -331,11 +347,11 @@ def _serve(connection: Connection) -> None:
     signal.set_wakeup_fd(-1)
     while True:
         try:
-            site, *arguments = connection.recv()
+            site, arguments, boilerplate = connection.recv()
         except EOFError:
             return
         try:
-            answer: tuple[bool, Any] = (True, site.extract(*arguments))
+            answer: tuple[bool, Any] = (True, site.extract(*arguments, boilerplate=boilerplate))
         except Exception:
             answer = (False, traceback.format_exc())
         connection.send(answer)

@@ -14,18 +14,22 @@ Life of a run:
   crawl before it starts, and the ``crawl`` command exits 78 with one line;
 - ``spider_opened``: the run row is written, then the lock taken; a lock held by a
   live crawl closes the spider at once with the finish reason ``already_running``
-  (before any start request is read) and the exit code is 75;
+  (before any start request is read) and the exit code is 75; then the site's
+  learned boilerplate is loaded (`boilerplate`, handed to extraction as data);
 - every ``RUN_LOCK_HEARTBEAT`` seconds: the lock's heartbeat;
-- ``spider_closed`` (after the pipeline's final flush): the run's finish reason,
-  stats and figures are recorded, the health checks of `crawler.health` run against
+- ``spider_closed`` (after the pipeline's final flush): when the run stored new or
+  changed articles, the site's boilerplate is learned again (a failure there is one
+  log line and the stat ``archive/boilerplate/learn_failed``: nothing stored is
+  touched, the exit code stays as it is); the run's finish reason, stats and figures
+  are recorded, the health checks of `crawler.health` run against
   the previous runs, the lock is released;
 - the ``crawl`` command then asks `exit_code` and records it with `record_exit_code`
   (the table of exit codes: docs/operations.md, "Exit codes").
 
 Settings (defaults in `crawler.settings`): ``DATABASE_URL``, the ``DATABASE_*_TIMEOUT``
 and ``DATABASE_KEEPALIVE_*`` bounds on a PostgreSQL server, ``RUN_LOCK_ENABLED``,
-``RUN_LOCK_STALE_AFTER``, ``RUN_LOCK_HEARTBEAT``, ``HEALTH_CHECKS_ENABLED`` and the
-``HEALTH_*`` thresholds.
+``RUN_LOCK_STALE_AFTER``, ``RUN_LOCK_HEARTBEAT``, ``HEALTH_CHECKS_ENABLED``, the
+``HEALTH_*`` thresholds and the ``BOILERPLATE_*`` settings.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +61,9 @@ from news_archive.storage.archive import (
     ConnectionTimeouts,
     DatabaseRefused,
 )
+from news_archive.storage.boilerplate import Thresholds
 from news_archive.storage.engine import SchemaNotUpgradableError, mask_url
+from news_archive.vocabulary import LearnedBoilerplate
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +109,9 @@ RECORDED_SETTINGS = (
     "ARCHIVE_BUFFER_LIMIT",
     "DATABASE_CONNECT_TIMEOUT",
     "DATABASE_STATEMENT_TIMEOUT",
+    "BOILERPLATE_ENABLED",
+    "BOILERPLATE_MIN_ARTICLES",
+    "BOILERPLATE_MIN_SHARE",
 )
 
 
@@ -119,6 +129,7 @@ class ArchiveRun:
             self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
             self.checks_enabled = settings.getbool("HEALTH_CHECKS_ENABLED")
             self.thresholds = _thresholds(settings) if self.checks_enabled else {}
+            self.learning = Learning.from_settings(settings)
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from None
         self.recorded_settings = {name: settings.get(name) for name in RECORDED_SETTINGS}
@@ -128,6 +139,9 @@ class ArchiveRun:
         self.health_ok: bool | None = None
         self.finish_reason: str | None = None
         self._archive: Archive | None = None
+        # The spider's site's learned boilerplate, loaded when the spider opens; None:
+        # none (BOILERPLATE_ENABLED off, or not loaded).
+        self.boilerplate: LearnedBoilerplate | None = None
         self._lock_held = False
         self._beat: LoopingCall | None = None
 
@@ -178,6 +192,53 @@ class ArchiveRun:
         self.crawler.stats.set_value("archive/run_id", self.run_id)
         if self.lock_enabled:
             self._take_lock(spider.name)
+        if self.learning is not None:
+            self._load_boilerplate(spider.name)
+
+    def _load_boilerplate(self, site: str) -> None:
+        """The site's applied boilerplate, for extraction. Unreadable: the crawl goes
+        on without it (bodies keep the blocks; one log line, one stat)."""
+        assert self.learning is not None
+        stats = self.crawler.stats
+        try:
+            self.boilerplate = self.archive.boilerplate.applied(site, self.learning.thresholds)
+        except ArchiveError as error:
+            stats.inc_value("archive/boilerplate/load_failed")
+            logger.warning("Could not load the learned boilerplate of %s: %s", site, error.reason)
+            return
+        stats.set_value("archive/boilerplate/applied", len(self.boilerplate))
+
+    def _learn_boilerplate(self, site: str) -> None:
+        """Learn the site's boilerplate again after a run that stored new or changed
+        articles. A failure changes nothing stored and not the exit code: the next
+        run learns again, and `news-archive boilerplate learn` does it by hand."""
+        assert self.learning is not None
+        stats = self.crawler.stats
+        if not (stats.get_value("archive/stored/new") or stats.get_value("archive/stored/changed")):
+            return
+        try:
+            learning = self.archive.boilerplate.learn(
+                site,
+                window=self.learning.window,
+                min_articles=self.learning.thresholds.min_articles,
+                min_characters=self.learning.min_characters,
+                now=_now(),
+            )
+        except ArchiveError as error:
+            stats.inc_value("archive/boilerplate/learn_failed")
+            logger.error("Could not learn the boilerplate of %s: %s", site, error.reason)
+            return
+        stats.set_value("archive/boilerplate/learned", learning.blocks)
+        stats.set_value("archive/boilerplate/learned_new", learning.new)
+        logger.info(
+            "Learned boilerplate of %s: %d block(s) in at least %d of its newest %d articles "
+            "(%d new)",
+            site,
+            learning.blocks,
+            self.learning.thresholds.min_articles,
+            learning.site_articles,
+            learning.new,
+        )
 
     def _take_lock(self, spider_name: str) -> None:
         stats = self.crawler.stats
@@ -226,6 +287,8 @@ class ArchiveRun:
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         try:
+            if self.learning is not None and reason != ALREADY_RUNNING:
+                self._learn_boilerplate(spider.name)
             if self.run_id is not None:
                 self._record_end(spider.name, reason)
         finally:
@@ -342,6 +405,31 @@ class ArchiveRun:
             )
         finally:
             self.archive.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Learning:
+    """The ``BOILERPLATE_*`` settings of a crawl."""
+
+    thresholds: Thresholds
+    window: int
+    min_characters: int
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> Learning | None:
+        """The settings, or None when ``BOILERPLATE_ENABLED`` is off."""
+        if not settings.getbool("BOILERPLATE_ENABLED"):
+            return None
+        thresholds = Thresholds(
+            settings.getint("BOILERPLATE_MIN_ARTICLES"), settings.getfloat("BOILERPLATE_MIN_SHARE")
+        )
+        if thresholds.min_articles < 2:
+            raise ValueError("BOILERPLATE_MIN_ARTICLES must be at least 2")
+        return cls(
+            thresholds,
+            settings.getint("BOILERPLATE_WINDOW"),
+            settings.getint("BOILERPLATE_MIN_CHARACTERS"),
+        )
 
 
 def _thresholds(settings: BaseSettings) -> dict[str, Any]:

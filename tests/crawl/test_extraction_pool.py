@@ -34,7 +34,7 @@ SEED_PAGES = ("714398", "800101", "800103", "800104")
 class Exploding(MaeilIlbo):
     """A site whose extraction has a bug (picklable: the workers import this module)."""
 
-    def extract(self, *arguments: Any) -> Article | Rejection:
+    def extract(self, *arguments: Any, **keywords: Any) -> Article | Rejection:
         raise ValueError("a bug in extraction")
 
 
