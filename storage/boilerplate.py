@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Engine, bindparam, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
 from news_archive.storage.engine import READ_ONLY_OPTION
@@ -133,7 +134,9 @@ def learn(
             connection.execute(select(table.c.block_hash).where(table.c.site == site)).scalars()
         )
         connection.execute(update(table).where(table.c.site == site).values(site_articles=read))
-        rows = [
+        # A block met only as dropped from bodies has no text at hand: it is updated
+        # when known (it always is: it was learned before it could be dropped).
+        inserts = [
             {
                 "site": site,
                 "block_hash": hashed,
@@ -143,19 +146,22 @@ def learn(
                 "first_learned_at": now,
                 "learned_at": now,
             }
-            # A block met only as dropped from bodies has no text at hand: it is
-            # updated if known (it always is: it was learned to be dropped).
             for hashed, count in sorted(learned.items())
-            if hashed in texts or hashed in known
+            if hashed not in known and hashed in texts
         ]
-        inserts = [row for row in rows if row["block_hash"] not in known]
         updates = [
-            {"wanted": row["block_hash"], "counted": row["articles"]}
-            for row in rows
-            if row["block_hash"] in known
+            {"wanted": hashed, "counted": count}
+            for hashed, count in sorted(learned.items())
+            if hashed in known
         ]
+        # A learning of the same site running at once (a crawl's end, the command) may
+        # have written a block meanwhile: its row stands, this count is not lost for
+        # long (the next learning raises it).
+        insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
+            table
+        ).on_conflict_do_nothing(index_elements=[table.c.site, table.c.block_hash])
         for start in range(0, len(inserts), _CHUNK):
-            connection.execute(table.insert(), inserts[start : start + _CHUNK])
+            connection.execute(insert, inserts[start : start + _CHUNK])
         # The stored count when it is larger: a block is counted in the window only.
         counted = bindparam("counted")
         raise_count = (
@@ -168,8 +174,7 @@ def learn(
         )
         for start in range(0, len(updates), _CHUNK):
             connection.execute(raise_count, updates[start : start + _CHUNK])
-    new = sum(1 for row in rows if row["block_hash"] not in known)
-    return Learning(site, read, len(rows), new)
+    return Learning(site, read, len(inserts) + len(updates), len(inserts))
 
 
 def _count(

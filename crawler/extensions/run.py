@@ -228,6 +228,11 @@ class ArchiveRun:
             stats.inc_value("archive/boilerplate/learn_failed")
             logger.error("Could not learn the boilerplate of %s: %s", site, error.reason)
             return
+        except Exception:
+            # A bug must not cost the run its record and its lock: said and counted.
+            stats.inc_value("archive/boilerplate/learn_failed")
+            logger.exception("Could not learn the boilerplate of %s", site)
+            return
         stats.set_value("archive/boilerplate/learned", learning.blocks)
         stats.set_value("archive/boilerplate/learned_new", learning.new)
         logger.info(
