@@ -361,3 +361,71 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert result.returncode == 0
     for name in ("search", "show", "export", "stats", "db"):
         assert name in result.stdout
+
+
+# --- boilerplate ------------------------------------------------------------------------
+
+NOTE = "보도자료 및 사진은 언론 보도 목적으로 자유롭게 사용하실 수 있습니다."
+
+
+@pytest.fixture
+def learned_url(database_url: str) -> str:
+    """An archive of 10 매일일보 articles, 6 ending with the same usage note, learned."""
+    from datetime import timedelta
+
+    from news_archive.storage.archive import Archive
+    from tests.storage.factories import PUBLISHED_AT, make_article
+
+    archive = Archive.open(database_url)
+    try:
+        archive.articles.store(
+            [
+                make_article(
+                    n,
+                    body=f"{n}번 기사의 고유한 첫 문단입니다." + (f"\n{NOTE}" if n <= 6 else ""),
+                    published_at=PUBLISHED_AT + timedelta(hours=n),
+                )
+                for n in range(1, 11)
+            ]
+        )
+    finally:
+        archive.close()
+    return database_url
+
+
+def test_boilerplate_learn_list_and_review(cli: Cli, learned_url: str) -> None:
+    from news_archive.vocabulary import block_hash
+
+    assert cli.succeed("boilerplate", "list", database_url=learned_url).strip() == (
+        "no learned boilerplate"
+    )
+    learned = cli.succeed("boilerplate", "learn", "--site", "maeil_ilbo", database_url=learned_url)
+    assert "maeil_ilbo: 10 article(s) read, 1 block(s) in at least 5 (1 new), 1 applied" in learned
+    (block,) = json.loads(cli.succeed("boilerplate", "list", "--json", database_url=learned_url))
+    assert {key: block[key] for key in ("hash", "site", "articles", "site_articles")} == {
+        "hash": block_hash(NOTE),
+        "site": "maeil_ilbo",
+        "articles": 6,
+        "site_articles": 10,
+    }
+    assert (block["share"], block["status"], block["verdict"]) == (0.6, "applied", None)
+    kept = cli.succeed("boilerplate", "keep", block_hash(NOTE)[:6], database_url=learned_url)
+    assert kept.startswith(f"maeil_ilbo {block_hash(NOTE)}: applied -> kept: 보도자료")
+    listing = cli.succeed("boilerplate", "list", "--status", "kept", database_url=learned_url)
+    assert "6/10" in listing and "60%" in listing and "1 block(s), 0 applied" in listing
+    applied = cli.succeed("boilerplate", "list", "--status", "applied", database_url=learned_url)
+    assert applied.strip() == "no learned boilerplate"
+    dropped = cli.succeed("boilerplate", "drop", block_hash(NOTE), database_url=learned_url)
+    assert "kept -> confirmed" in dropped
+    missing = cli.run("boilerplate", "reset", "abcdef", database_url=learned_url)
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "news-archive: error: no learned block with hash 'abcdef' "
+        "(`news-archive boilerplate list` shows them)\n"
+    )
+
+
+def test_boilerplate_list_reads_only(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("boilerplate", "list", database_url=f"sqlite:///{tmp_path / 'none.db'}")
+    assert result.returncode == 1 and "no SQLite database at" in result.stderr
+    assert not (tmp_path / "none.db").exists()
