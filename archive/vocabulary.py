@@ -235,17 +235,20 @@ class LearnedBoilerplate:
     def __len__(self) -> int:
         return len(self.hashes)
 
-    def remove(self, lines: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    def remove(
+        self, lines: list[str], *, keep_characters: int = 1
+    ) -> tuple[list[str], tuple[str, ...]]:
         """`lines` without the learned blocks, and the hashes of those dropped (in
-        line order). A body is never emptied: when every line is a learned block,
-        the page has no text of its own to tell them from, and all are kept."""
+        line order). Learned boilerplate changes what a body holds, never whether a
+        page is an article: when the lines left would hold fewer than
+        `keep_characters` characters (extraction's least body), all are kept."""
         if not self.hashes:
             return lines, ()
         hashes = [block_hash(line) for line in lines]
         kept = [
             line for line, hashed in zip(lines, hashes, strict=True) if hashed not in self.hashes
         ]
-        if not kept:
+        if sum(len(line) for line in kept) < keep_characters:
             return lines, ()
         return kept, tuple(hashed for hashed in hashes if hashed in self.hashes)
 

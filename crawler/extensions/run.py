@@ -17,8 +17,8 @@ Life of a run:
   (before any start request is read) and the exit code is 75; then the site's
   learned boilerplate is loaded (`boilerplate`, handed to extraction as data);
 - every ``RUN_LOCK_HEARTBEAT`` seconds: the lock's heartbeat;
-- ``spider_closed`` (after the pipeline's final flush): when the run stored new or
-  changed articles, the site's boilerplate is learned again (a failure there is one
+- ``spider_closed`` (after the pipeline's final flush): when the run finished and
+  stored new or changed articles, the site's boilerplate is learned again (a failure there is one
   log line and the stat ``archive/boilerplate/learn_failed``: nothing stored is
   touched, the exit code stays as it is); the run's finish reason, stats and figures
   are recorded, the health checks of `crawler.health` run against
@@ -129,7 +129,7 @@ class ArchiveRun:
             self.heartbeat_seconds = settings.getfloat("RUN_LOCK_HEARTBEAT")
             self.checks_enabled = settings.getbool("HEALTH_CHECKS_ENABLED")
             self.thresholds = _thresholds(settings) if self.checks_enabled else {}
-            self.learning = Learning.from_settings(settings)
+            self.learning = BoilerplateSettings.from_settings(settings)
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from None
         self.recorded_settings = {name: settings.get(name) for name in RECORDED_SETTINGS}
@@ -292,7 +292,8 @@ class ArchiveRun:
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         try:
-            if self.learning is not None and reason != ALREADY_RUNNING:
+            # A run cut short (a signal, a limit) ends at once; the next one learns.
+            if self.learning is not None and reason == FINISHED:
                 self._learn_boilerplate(spider.name)
             if self.run_id is not None:
                 self._record_end(spider.name, reason)
@@ -413,7 +414,7 @@ class ArchiveRun:
 
 
 @dataclass(frozen=True, slots=True)
-class Learning:
+class BoilerplateSettings:
     """The ``BOILERPLATE_*`` settings of a crawl."""
 
     thresholds: Thresholds
@@ -421,7 +422,7 @@ class Learning:
     min_characters: int
 
     @classmethod
-    def from_settings(cls, settings: BaseSettings) -> Learning | None:
+    def from_settings(cls, settings: BaseSettings) -> BoilerplateSettings | None:
         """The settings, or None when ``BOILERPLATE_ENABLED`` is off."""
         if not settings.getbool("BOILERPLATE_ENABLED"):
             return None

@@ -31,7 +31,13 @@ from news_archive.crawler.extract.dates import parse_rfc822
 from news_archive.crawler.extract.feeds import feed_entries as read_feed
 from news_archive.crawler.extract.furniture import subtitle_elements
 from news_archive.crawler.extract.metadata import unique
-from news_archive.crawler.extract.page import Page, assemble, language_of, load_page
+from news_archive.crawler.extract.page import (
+    MIN_BODY_CHARACTERS,
+    Page,
+    assemble,
+    language_of,
+    load_page,
+)
 from news_archive.crawler.extract.signals import Chain, Context, Dated, pick
 from news_archive.vocabulary import (
     UNKNOWN_TEMPLATE,
@@ -232,7 +238,8 @@ class Site:
             captions=[image.caption for image in images if image.caption],
             subtitles=context.subtitles,
         )
-        lines, dropped = (boilerplate or LearnedBoilerplate(self.name)).remove(lines)
+        learned = boilerplate or LearnedBoilerplate(self.name)
+        lines, dropped = learned.remove(lines, keep_characters=MIN_BODY_CHARACTERS)
         article = assemble(
             page,
             canonical_url=canonical,

@@ -44,11 +44,18 @@ def test_given_blocks_are_dropped_and_named(page: FixturePage) -> None:
     assert "dropped_blocks" not in plain.to_json()
 
 
-def test_a_body_is_never_emptied() -> None:
+def test_learned_blocks_never_make_a_page_no_article() -> None:
+    """Dropping every line, or all but a line too short for a body, would turn the
+    article into a no_body rejection: the page keeps its lines."""
     page = SEED_ARTICLES[0]
     plain = _extract(page)
-    every_line = frozenset(block_hash(line) for line in plain.body.split("\n"))
+    lines = plain.body.split("\n")
+    every_line = frozenset(block_hash(line) for line in lines)
     assert _extract(page, LearnedBoilerplate(plain.site, every_line)) == plain
+    short = min(lines, key=len)
+    assert len(short) < 40
+    all_but_short = every_line - {block_hash(short)}
+    assert _extract(page, LearnedBoilerplate(plain.site, all_but_short)) == plain
 
 
 def test_blocks_are_lines_with_their_whitespace_collapsed() -> None:
@@ -62,3 +69,4 @@ def test_blocks_are_lines_with_their_whitespace_collapsed() -> None:
     learned = LearnedBoilerplate("maeil_ilbo", frozenset({block_hash("반복  문단")}))
     assert learned.remove(lines) == (["첫 문단", "끝 문단"], (block_hash("반복 문단"),))
     assert LearnedBoilerplate("maeil_ilbo").remove(lines) == (lines, ())
+    assert learned.remove(lines, keep_characters=9) == (lines, ())
