@@ -56,6 +56,8 @@ SETTINGS_MODULE = "news_archive.crawler.settings"
 # Article ids are PostgreSQL `integer`s (SQLite's are wider): a larger number names
 # no article on either backend.
 ARTICLE_ID_MAX = 2**31 - 1
+# EX_CONFIG, the code of a crawl's configuration error (docs/operations.md).
+CONFIGURATION_ERROR = 78
 CSV_LIST_SEPARATOR = ", "
 # `boilerplate list` shows the statuses in this order.
 BLOCK_STATUSES = (Status.APPLIED, Status.CONFIRMED, Status.CANDIDATE, Status.KEPT)
@@ -401,18 +403,30 @@ def _revision_problem(archive: Archive, current: str | None, head: str) -> str:
     )
 
 
-def check_site(site: str | None) -> None:
-    """Refuse a site that is no spider's name, listing the known ones."""
+def check_site(site: str | None, sites_file: str | None = None) -> None:
+    """Refuse a site that is no spider's name, listing the known ones: the declared
+    sites and those the sites file configures (`sites_file`, default the
+    ``SITES_FILE`` setting); a sites file that cannot be used is refused too."""
     if site is None:
         return
-    # Imported here: the site modules pull in the extraction stack, which only
-    # this check needs.
-    from news_archive.crawler.sites import SITES
-
-    if site not in SITES:
+    known = _known_sites(sites_file)
+    if site not in known:
         raise CliError(
-            f"unknown site {site!r}; known sites: {', '.join(sorted(SITES))}", exit_code=2
+            f"unknown site {site!r}; known sites: {', '.join(sorted(known))}", exit_code=2
         )
+
+
+def _known_sites(sites_file: str | None = None) -> dict[str, Any]:
+    """Declared + configured sites by name; a bad sites file is a `CliError` (78)."""
+    # Imported here: the site modules pull in the extraction stack, which only
+    # the commands that name a site need.
+    from news_archive.crawler import settings
+    from news_archive.crawler.sites import SitesFileError, all_sites
+
+    try:
+        return all_sites(sites_file or settings.SITES_FILE)
+    except SitesFileError as error:
+        raise CliError(f"configuration error: {error}", exit_code=CONFIGURATION_ERROR) from None
 
 
 # ------------------------------------------------------------------ commands
@@ -424,7 +438,14 @@ def run_crawl(arguments: argparse.Namespace) -> int:
     the same from any directory as ``scrapy crawl`` does in the checkout."""
     from scrapy.cmdline import execute
 
-    check_site(arguments.spider)
+    # `-s SITES_FILE=...` among Scrapy's options wins over the setting, as in the crawl.
+    options = arguments.scrapy_arguments
+    given = [
+        v.split("=", 1)[1]
+        for o, v in pairwise(options)
+        if o == "-s" and v.startswith("SITES_FILE=")
+    ]
+    check_site(arguments.spider, given[-1] if given else None)
     # Wins over a scrapy.cfg in the current directory (Scrapy only sets a default).
     os.environ["SCRAPY_SETTINGS_MODULE"] = SETTINGS_MODULE
     argv = ["scrapy", "crawl", arguments.spider, *arguments.scrapy_arguments]
@@ -701,6 +722,7 @@ def run_reextract(arguments: argparse.Namespace) -> int:
         counts = reextract(
             archive,
             warc_dir,
+            sites=_known_sites(),
             site=arguments.site,
             published_since=arguments.since,
             published_until=arguments.until,

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from news_archive.crawler import settings
+from news_archive.crawler.extract.site import Site
 from news_archive.crawler.sites import SITES
 from news_archive.crawler.warc import Capture, WarcArchive, WarcError
 from news_archive.storage.archive import Archive, StoreFailures
@@ -46,17 +47,20 @@ UNUSABLE = "unusable"
 NO_LINK = f"{UNUSABLE}/no_link"
 MISSING_FILE = f"{UNUSABLE}/missing_file"
 UNREADABLE = f"{UNUSABLE}/unreadable"
+UNKNOWN_SITE = f"{UNUSABLE}/unknown_site"
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One article to extract again: its target and its capture, revisit resolved."""
+    """One article to extract again: its target, its capture (revisit resolved) and
+    its site (declared or configured: the job carries it to the worker)."""
 
     target: ReextractionTarget
     warc_dir: Path
     capture: Capture
+    site: Site
     boilerplate: LearnedBoilerplate | None = None  # the site's, as it applies now
 
 
@@ -68,7 +72,7 @@ def extract_capture(job: Job) -> Article | Rejection:
     except WarcError as error:
         return Rejection(target.site, target.url, UNREADABLE, str(error))
     headers = dict(response.headers)
-    return SITES[target.site].extract(
+    return job.site.extract(
         target.url, response.body, headers, target.fetched_at, boilerplate=job.boilerplate
     )
 
@@ -98,6 +102,7 @@ def reextract(
     progress: bool = True,
     on_failure: Callable[[Rejection], None] = log_failure,
     learned: bool = True,
+    sites: Mapping[str, Site] = SITES,
 ) -> Counter[str]:
     """Re-extract the matching articles; counts of ``targets`` (every matching
     article), ``changed``, ``unchanged``, ``rejected/<reason>`` and ``unusable``
@@ -105,9 +110,13 @@ def reextract(
     use, or a page today's extractor rejects) is passed to `on_failure` as it is met.
 
     `learned`: apply each site's learned boilerplate as the crawls do (the
-    ``BOILERPLATE_*`` settings); False extracts without it."""
-    if site is not None and site not in SITES:
-        raise KeyError(f"unknown site {site!r}; known: {', '.join(sorted(SITES))}")
+    ``BOILERPLATE_*`` settings); False extracts without it.
+
+    `sites` are the sites to extract with (the declared ones, or those of
+    `news_archive.crawler.sites.sites_for` where a ``SITES_FILE`` configures more);
+    an article of a site not among them is ``unusable/unknown_site``."""
+    if site is not None and site not in sites:
+        raise KeyError(f"unknown site {site!r}; known: {', '.join(sorted(sites))}")
     counts: Counter[str] = Counter()
     limits = {
         "site": site,
@@ -127,7 +136,7 @@ def reextract(
         for name in sorted({target.site for target in targets})
         if thresholds is not None
     }
-    jobs, unusable = _jobs(targets, warc_dir, boilerplate)
+    jobs, unusable = _jobs(targets, warc_dir, sites, boilerplate)
     batch: list[Article] = []
     bar = tqdm(total=counts["targets"], unit="page", disable=not progress, file=sys.stderr)
     results = _results(jobs, workers or os.cpu_count() or 1)
@@ -171,6 +180,7 @@ def _store(
 def _jobs(
     targets: list[ReextractionTarget],
     warc_dir: Path,
+    sites: Mapping[str, Site],
     boilerplate: dict[str, LearnedBoilerplate],
 ) -> tuple[list[Job], list[Rejection]]:
     """A job per target whose capture is found (revisits resolved here, once, so the
@@ -180,12 +190,17 @@ def _jobs(
     unusable: list[Rejection] = []
     for target in targets:
         path = warc_dir / target.warc_file
+        if target.site not in sites:
+            detail = f"site {target.site!r} is neither declared nor configured (SITES_FILE)"
+            unusable.append(Rejection(target.site, target.url, UNKNOWN_SITE, detail))
+            continue
         if not path.is_file():
             unusable.append(Rejection(target.site, target.url, MISSING_FILE, f"no file {path}"))
             continue
         try:
             capture = archive.locate(target.warc_file, target.offset)
-            jobs.append(Job(target, warc_dir, capture, boilerplate.get(target.site)))
+            site = sites[target.site]
+            jobs.append(Job(target, warc_dir, capture, site, boilerplate.get(target.site)))
         except WarcError as error:
             unusable.append(Rejection(target.site, target.url, UNREADABLE, str(error)))
     return jobs, unusable

@@ -1,7 +1,7 @@
 """Scrapy settings of the archive: the only module that reads the environment.
 
-``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED`` and ``INCREMENTAL``
-may be given as environment variables (shared/INTERFACE.md); ``-s NAME=VALUE`` on the
+``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED``, ``INCREMENTAL`` and
+``SITES_FILE`` may be given as environment variables (shared/INTERFACE.md); ``-s NAME=VALUE`` on the
 command line wins over the environment.  Every default is written here once:
 components read their settings without defaults of their own.
 """
@@ -23,6 +23,11 @@ def _environment_flag(name: str, default: bool) -> bool:
 BOT_NAME = "news_archive"
 SPIDER_MODULES = ["news_archive.crawler.spiders"]
 NEWSPIDER_MODULE = "news_archive.crawler.spiders"
+# Sites on a known CMS from configuration alone: a TOML file of [[site]] entries
+# (docs/adding-a-site.md); unset, only the sites declared in crawler/sites/. The
+# spider loader adds a spider per configured site.
+SITES_FILE = os.environ.get("SITES_FILE") or None
+SPIDER_LOADER_CLASS = "news_archive.crawler.spiders.sites.SiteSpiderLoader"
 
 # --- the archive -----------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite:///archive.db"

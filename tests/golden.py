@@ -3,8 +3,9 @@
     python -m tests.golden              # write the missing ones
     python -m tests.golden --overwrite  # rewrite all (review the diff!)
 
-Each replay directory under ``seeds/`` belongs to the registered site whose name it
-carries (``<site>``, or ``<site>_<variant>`` such as ``maeil_ilbo_day2``) and has a
+Each replay directory under ``seeds/`` belongs to the site whose name it carries
+(``<site>``, or ``<site>_<variant>`` such as ``maeil_ilbo_day2``): a declared site, or
+one that ``seeds/sites.toml`` (the fixtures' ``SITES_FILE``) configures. It has a
 ``manifest.jsonl``; every 200 response under ``pages/`` is a fixture page. Pages
 are keyed by content: the site, the URL, the headers and the body bytes decide the
 extraction, so byte-identical copies (a day-2 page that did not change) are one
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from news_archive.crawler.sites import SITES, Site
+from news_archive.crawler.sites import SITES, Site, all_sites
 from news_archive.vocabulary import Article, Rejection
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -34,6 +35,15 @@ FETCHED_AT = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 # `<site>_changed` replays a site whose template changed: its pages are meant to
 # extract badly (the health checks must notice), so they have no golden files.
 NO_GOLDEN_VARIANTS = ("changed",)
+# The configuration of the fixtures' configured sites (the SITES_FILE of their crawls).
+SITES_FILE_NAME = "sites.toml"
+
+
+def sites_of(seeds: Path = SEEDS) -> dict[str, Site]:
+    """The sites of the fixtures under `seeds`: declared, plus those its
+    ``sites.toml`` configures (when it has one)."""
+    sites_file = seeds / SITES_FILE_NAME
+    return all_sites(sites_file if sites_file.is_file() else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +96,8 @@ class GoldenCase:
 
 
 def site_of_directory(name: str, sites: Mapping[str, Site] | None = None) -> str | None:
-    """The registered site a replay directory belongs to (the longest site name it
-    is, or starts with followed by ``_``), or None."""
+    """The site a replay directory belongs to (the longest site name it is, or starts
+    with followed by ``_``), or None; `sites` default to the declared ones."""
     names = [
         s for s in (SITES if sites is None else sites) if name == s or name.startswith(s + "_")
     ]
@@ -95,11 +105,12 @@ def site_of_directory(name: str, sites: Mapping[str, Site] | None = None) -> str
 
 
 def fixture_pages(seeds: Path = SEEDS) -> Iterator[FixturePage]:
-    """Every 200 page under ``seeds/*/pages`` of a registered site, in directory and
-    manifest order; directories of no registered site are skipped."""
+    """Every 200 page under ``seeds/*/pages`` of a site (`sites_of`), in directory and
+    manifest order; directories of no known site are skipped."""
+    sites = sites_of(seeds)
     for manifest in sorted(seeds.glob("*/manifest.jsonl")):
         directory = manifest.parent.name
-        site = site_of_directory(directory)
+        site = site_of_directory(directory, sites)
         if site is None or directory.removeprefix(site + "_") in NO_GOLDEN_VARIANTS:
             continue
         seen: set[Path] = set()
@@ -128,8 +139,9 @@ def golden_cases(seeds: Path = SEEDS) -> list[GoldenCase]:
 
 
 def extract(page: FixturePage) -> Article | Rejection:
-    """The page extracted by its registered site, as the spider would."""
-    return SITES[page.site].extract(page.url, page.path.read_bytes(), page.headers, FETCHED_AT)
+    """The page extracted by its site, as the spider would."""
+    site = sites_of(page.seeds)[page.site]
+    return site.extract(page.url, page.path.read_bytes(), page.headers, FETCHED_AT)
 
 
 def as_json(result: Article | Rejection) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
     news_archive.vocabulary  the ground floor: imports nothing of the project
     news_archive.storage     speaks SQL; imports the vocabulary only
-    news_archive.crawler     Scrapy; reaches the database through storage only
+    news_archive.crawler     Scrapy; reaches the database through storage only; inside it,
+                             extract/ (pure extraction) < cms/ (CMS profiles) < sites/
     news_archive.cli         the top floor
 
 Read from the source with `ast`, so a lazy import inside a function counts too.
@@ -47,6 +48,18 @@ def test_the_vocabulary_imports_nothing_of_the_project() -> None:
         ("storage", ("news_archive.crawler", "news_archive.cli", "scrapy")),
         ("migrations", ("news_archive.crawler", "news_archive.cli", "scrapy")),
         ("crawler", ("news_archive.cli",)),
+        # Extraction is pure and generic: no Scrapy, no profile, no site.
+        (
+            "crawler/extract",
+            (
+                "scrapy",
+                "news_archive.crawler.cms",
+                "news_archive.crawler.sites",
+                "news_archive.crawler.spiders",
+            ),
+        ),
+        # A profile knows a CMS, never a site of it.
+        ("crawler/cms", ("scrapy", "news_archive.crawler.sites", "news_archive.crawler.spiders")),
     ],
 )
 def test_no_import_runs_back_up(folder: str, forbidden: tuple[str, ...]) -> None:

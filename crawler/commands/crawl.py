@@ -11,7 +11,8 @@ start".  The crawl's owner, `ArchiveRun`, decides the code of a run that started
 (`ArchiveRun.exit_code`), and it is stored in the run's ``crawl_runs.exit_code``.
 
 A configuration error (a `UsageError` raised while the crawl starts: a spider
-argument the spider refuses, `ConfigurationError` from `ArchiveRun`) is one line on
+argument the spider refuses, `ConfigurationError` from `ArchiveRun`, a ``SITES_FILE``
+the spider loader refuses) is one line on
 stderr, without a traceback, and exit 78; so is a database that cannot be reached at
 start, with exit 1.
 """
@@ -63,7 +64,12 @@ class Command(ScrapyCrawlCommand):
             super().run(args, opts)  # Scrapy's own usage errors
             return
         assert self.crawler_process
-        started = self.crawler_process.crawl(self._create_crawler(args[0]), **opts.spargs)
+        try:
+            crawler = self._create_crawler(args[0])
+        except UsageError as error:  # the spider loader refused the SITES_FILE
+            self.exitcode = _report_start_failure(args[0], error)
+            return
+        started = self.crawler_process.crawl(crawler, **opts.spargs)
         failures: list[BaseException] = []
         _catch_start_failures(started, failures.append)
         self.crawler_process.start()

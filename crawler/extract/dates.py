@@ -1,9 +1,10 @@
-"""Date parsing for the formats both sites use. All results are aware UTC datetimes."""
+"""Date parsing for the formats the sites use. All results are aware UTC datetimes."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
 KOREA = timezone(timedelta(hours=9), "KST")
@@ -33,9 +34,10 @@ def parse_iso(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def parse_korea_local(value: str | None) -> datetime | None:
-    """Korea local time without a zone (``2020.06.21 09:00``, ``2020-06-21 09:00:00``,
-    ``2021. 03. 15``) to UTC. A date without a time means midnight Korea time."""
+def parse_local(value: str | None, zone: tzinfo) -> datetime | None:
+    """Local time of `zone` without a zone in the text (``2020.06.21 09:00``,
+    ``2020-06-21 09:00:00``, ``2021. 03. 15``) to UTC. A date without a time means
+    midnight in `zone`."""
     if not value:
         return None
     match = _LOCAL.search(value)
@@ -50,11 +52,29 @@ def parse_korea_local(value: str | None) -> datetime | None:
             int(parts["H"] or 0),
             int(parts["M"] or 0),
             int(parts["S"] or 0),
-            tzinfo=KOREA,
+            tzinfo=zone,
         )
     except ValueError:
         return None
     return local.astimezone(UTC)
+
+
+def parse_korea_local(value: str | None) -> datetime | None:
+    """Korea local time without a zone (``2020.06.21 09:00``, ``2020-06-21 09:00:00``,
+    ``2021. 03. 15``) to UTC. A date without a time means midnight Korea time."""
+    return parse_local(value, KOREA)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """`parse_local` in one time zone, as a value: a site configured with an IANA
+    zone (``ZoneInfo("Asia/Seoul")``) keeps it here, and, unlike a closure, it
+    pickles (sites travel to extraction worker processes)."""
+
+    zone: tzinfo
+
+    def __call__(self, value: str | None) -> datetime | None:
+        return parse_local(value, self.zone)
 
 
 def parse_rfc822(value: str | None) -> datetime | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Generic, Literal, TypeVar
 
 from lxml import html as lxml_html
@@ -21,7 +21,7 @@ from lxml.cssselect import CSSSelector
 
 from news_archive.crawler.extract.body import text_of
 from news_archive.crawler.extract.bylines import byline_names
-from news_archive.crawler.extract.dates import parse_iso, parse_korea_local
+from news_archive.crawler.extract.dates import KOREA, parse_iso, parse_korea_local, parse_local
 from news_archive.crawler.extract.metadata import Pick, unique
 from news_archive.crawler.extract.page import Page, dated
 from news_archive.crawler.extract.titles import clean_title as strip_site_name
@@ -43,7 +43,8 @@ class Context:
     the container; `info` the texts of the template's byline/date items; `brands`
     the site's brand names (never an author); `title_names` the names of the site
     that titles must not carry (`crawler.extract.titles`; the page's own
-    ``og:site_name`` is added to them).
+    ``og:site_name`` is added to them);
+    `time_zone` is the site's, for dates printed without a zone.
     """
 
     page: Page
@@ -55,6 +56,7 @@ class Context:
     title_markup: str | None
     brands: tuple[str, ...]
     title_names: tuple[str, ...]
+    time_zone: tzinfo = KOREA
 
     def root(self, within: Within) -> lxml_html.HtmlElement:
         return self.page.document if within == "document" else self.scope
@@ -207,22 +209,25 @@ def markup_iso_date(selector: CSSSelector, attribute: str = "datetime") -> Signa
 
 
 def markup_local_date(selector: CSSSelector, source: str = "markup") -> Signal[Dated]:
-    """A Korea-local date in an element's text (``2021. 03. 15``; midnight if no time)."""
+    """A date in an element's text in the site's time zone (``2021. 03. 15``;
+    midnight if no time)."""
 
     def read(c: Context) -> Dated | None:
         element = _first(selector, c.page.document)
-        return dated(parse_korea_local, text_of(element)) if element is not None else None
+        if element is None:
+            return None
+        return dated(lambda value: parse_local(value, c.time_zone), text_of(element))
 
     return Signal(source, read)
 
 
 def info_date(labels: tuple[str, ...]) -> Signal[Dated]:
-    """The Korea-local date of the first info item that starts with one of `labels`
-    (``승인 2020.06.21 09:00``, ``입력 2026.11.22 09:30``)."""
+    """The local date (the site's time zone) of the first info item that starts with
+    one of `labels` (``승인 2020.06.21 09:00``, ``입력 2026.11.22 09:30``)."""
 
     def read(c: Context) -> Dated | None:
         line = next((t for t in c.info if t.startswith(labels) and parse_korea_local(t)), None)
-        return dated(parse_korea_local, line)
+        return dated(lambda value: parse_local(value, c.time_zone), line)
 
     return Signal("markup", read)
 

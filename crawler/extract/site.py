@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import ClassVar
 from urllib.parse import SplitResult, urlsplit
 
@@ -27,7 +27,7 @@ from lxml.cssselect import CSSSelector
 
 from news_archive.crawler.extract.body import body_lines, figures, lines_of, text_of
 from news_archive.crawler.extract.body import without_furniture as drop_furniture
-from news_archive.crawler.extract.dates import parse_rfc822
+from news_archive.crawler.extract.dates import KOREA, parse_rfc822
 from news_archive.crawler.extract.feeds import feed_entries as read_feed
 from news_archive.crawler.extract.furniture import subtitle_elements
 from news_archive.crawler.extract.metadata import unique
@@ -128,6 +128,8 @@ class Site:
     # Names stripped from either end of every title signal (with the page's own
     # ``og:site_name``); None: `brands`.
     title_brands: ClassVar[tuple[str, ...] | None] = None
+    # The zone of dates the pages print without one (``승인 2020.06.21 09:00``).
+    time_zone: ClassVar[tzinfo] = KOREA
 
     # --- layout
     templates: ClassVar[tuple[Template, ...]] = ()  # newest first
@@ -313,6 +315,7 @@ class Site:
             title_markup=text_of(titles[0]) if titles else None,
             brands=self.brands,
             title_names=self._title_names,
+            time_zone=self.time_zone,
         )
 
     def is_article(self, context: Context) -> bool:
