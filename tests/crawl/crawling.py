@@ -43,9 +43,11 @@ def crawl(
     *arguments: str,
     expect_exit: int = 0,
     warc_dir: Path | None = None,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``scrapy crawl spider`` with REPLAY_DIR and DATABASE_URL from the environment,
-    capturing WARC files into `warc_dir` (no capture when None).
+    capturing WARC files into `warc_dir` (no capture when None), with `environment`
+    added (``SITES_FILE``...).
 
     Raises with the crawl's log when it exits with another code than `expect_exit`."""
     env = {key: value for key, value in os.environ.items() if key not in ("REPLAY_DIR",)}
@@ -53,6 +55,7 @@ def crawl(
     env.update(crawl_environment(warc_dir))
     if replay_dir is not None:
         env["REPLAY_DIR"] = str(replay_dir)
+    env.update(environment or {})
     command = [sys.executable, "-m", "scrapy", "crawl", spider, *arguments]
     result = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
