@@ -239,7 +239,10 @@ def _add_boilerplate(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", help="only this site (spider name): skt_insight, maeil_ilbo")
+    parser.add_argument(
+        "--site",
+        help="only this site (spider name): skt_insight, maeil_ilbo, or one SITES_FILE configures",
+    )
     parser.add_argument(
         "--since",
         type=_since,
