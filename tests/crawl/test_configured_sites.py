@@ -64,10 +64,10 @@ def _stored_at(value: object) -> str:
 def test_day1_stores_every_article_of_both_feeds(crawls: dict[str, Snapshot]) -> None:
     day1 = crawls["day1"]
     assert sorted(day1.site("hangang_times")) == sorted(
-        HANGANG.format(i) for i in (30121, 30122, 30123)
+        HANGANG.format(i) for i in (30121, 30122, 30123, 30124, 30125)
     )
     assert sorted(day1.site("bitgaram_newsroom")) == sorted(
-        BITGARAM.format(i) for i in (2041, 2043, 2046)
+        BITGARAM.format(i) for i in (2041, 2043, 2046, 2048, 2050)
     )
     assert all(count == 1 for count in day1.versions.values())
     assert day1.errors == []
@@ -83,6 +83,8 @@ def test_authors_dates_and_sections_of_the_ndsoft_site(crawls: dict[str, Snapsho
         # no JSON-LD: `입력 2026.11.20 16:40` in Asia/Seoul, two reporters
         30122: ("이서연, 박준호", "2026-11-20 07:40:00", "문화"),
         30123: ("김도윤", "2026-11-19 02:30:00", "경제"),
+        # no headline element, no JSON-LD: the info items still date and sign it
+        30125: ("박준호", "2026-11-18 06:20:00", "사회"),
     }
     for number, (author, published, section) in expected.items():
         row = articles[HANGANG.format(number)]
@@ -119,6 +121,10 @@ def test_authors_dates_and_tags_of_the_wordpress_site(crawls: dict[str, Snapshot
     feature = day1.articles[BITGARAM.format(2043)]
     assert feature["author"] == "김빛나"
     assert feature["section"] == "에너지 이야기"
+    # `글 최은비`: the role word is no part of the name; the date of `<time datetime>`
+    interview = day1.articles[BITGARAM.format(2050)]
+    assert interview["author"] == "최은비"
+    assert _stored_at(interview["published_at"]) == "2026-11-17 07:00:00"
     for row in day1.site("bitgaram_newsroom").values():
         # The theme's share box stays out of the body.
         assert not {"공유하기", "링크 복사", "페이스북"} & set(row["body"].split("\n"))
@@ -141,8 +147,8 @@ def test_day2_adds_the_new_article_and_one_version_of_the_edited_one(
     for run in after.runs[-2:]:
         stats = run["stats"]
         assert (stats["archive/stored/new"], stats["archive/stored/changed"]) == (1, 1)
-        # the two unchanged articles answered their conditional revisit with 304
-        assert stats["archive/stored/unchanged"] == stats["archive/not_modified"] == 2
+        # the four unchanged articles answered their conditional revisit with 304
+        assert stats["archive/stored/unchanged"] == stats["archive/not_modified"] == 4
 
 
 def test_the_spider_loader_adds_a_spider_per_configured_site() -> None:
@@ -225,11 +231,11 @@ def test_reextraction_extracts_a_configured_sites_captures(sqlite_url: str, tmp_
     )
     sites = all_sites(SITES_FILE)
     assert reextract_counts(sqlite_url, warc, progress=False, workers=2, sites=sites) == {
-        "targets": 3,
-        "unchanged": 3,
+        "targets": 5,
+        "unchanged": 5,
     }
     unknown = reextract_counts(sqlite_url, warc, progress=False, on_failure=lambda _: None)
-    assert unknown == {"targets": 3, "unusable": 3, "unusable/unknown_site": 3}
+    assert unknown == {"targets": 5, "unusable": 5, "unusable/unknown_site": 5}
     command = [str(Path(sys.executable).parent / "news-archive"), "reextract", "--site"]
     command += ["hangang_times", "--database-url", sqlite_url, "--warc-dir", str(warc)]
     done = subprocess.run(
@@ -240,4 +246,30 @@ def test_reextraction_extracts_a_configured_sites_captures(sqlite_url: str, tmp_
         env={**os.environ, **sites_file},
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"targets": 3, "unchanged": 3}
+    assert json.loads(done.stdout) == {"targets": 5, "unchanged": 5}
+
+
+def test_the_four_classes_are_stored_as_the_articles_they_are(
+    crawls: dict[str, Snapshot],
+) -> None:
+    """The configured sites get the generic rules too: a title without headline
+    element loses the site's name, a <br> body keeps its dateline paragraph, a
+    subtitle deep in the body is a subtitle, a download box and its usage note are
+    no article text."""
+    articles = crawls["day1"].articles
+    no_headline = articles[HANGANG.format(30125)]
+    assert no_headline["title"] == "성동구, 응봉산 개나리 군락지에 무장애 숲길 1.2㎞ 조성"
+    paragraphs = no_headline["body"].split("\n")
+    assert len(paragraphs) == 5
+    assert paragraphs[0].startswith("[한강타임즈 박준호 기자] 서울 성동구가")
+    long_read = articles[HANGANG.format(30124)]
+    deep = "큰비 오면 하수 넘쳐…“물재생센터 지하화 서둘러야”"
+    assert deep in long_read["subtitle"].split("\n") and deep not in long_read["body"]
+    assert "흰수마자, 한강 서울 구간서 첫 발견" not in long_read["body"]
+    press = articles[BITGARAM.format(2048)]
+    for furniture in ("보도자료 다운로드", ".hwp", "자유롭게 사용하실 수 있습니다", "관련 글"):
+        assert furniture not in press["body"], furniture
+    interview = articles[BITGARAM.format(2050)]
+    assert interview["title"].endswith("전기 끊기지 않는 섬을 만든 사람들")
+    assert interview["body"].startswith("[빛가람 뉴스룸 최은비 기자] 목포에서")
+    assert interview["subtitle"] == "“바람 세면 전기 남고, 잦아들면 모자랐죠”"
