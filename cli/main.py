@@ -808,9 +808,9 @@ def run_boilerplate_learn(arguments: argparse.Namespace) -> int:
     """``boilerplate learn``: count each site's blocks again, as a crawl's end does."""
     check_site(arguments.site)
     from news_archive.crawler import settings
-    from news_archive.crawler.sites import SITES
 
-    sites = [arguments.site] if arguments.site else sorted(SITES)
+    # Every site, configured ones too (SITES_FILE).
+    sites = [arguments.site] if arguments.site else sorted(_known_sites())
     thresholds = boilerplate_thresholds()
     with open_migrated_archive(arguments, read_only=False) as archive:
         for site in sites:
