@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from copy import deepcopy as copy_element
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -203,6 +204,13 @@ _BOXES = frozenset(
 )
 _LINES = frozenset({"p", "div", "li", "dd", "dt"})
 _SENTENCE_END = re.compile(r"[.!?。…]$|다$")
+# The end of a sentence, closing quotes and brackets allowed after it.
+_SENTENCE = re.compile(r"(?:[.!?。]|다|요)[\"'”’」』)\]]*\s*$")
+# A reported sentence: news prose ends in the plain ``...다.`` (했다, 밝혔다), a
+# notice in the polite ``...니다.`` (금합니다); closing quotes allowed.
+_REPORTED = re.compile(r"(?<!니)다[.!]?[\"'”’」』)\]]*\s*$")
+# The permission form of a notice (it is declarative too).
+_PERMISSION = re.compile(r"(?:하실|할)\s*수\s*있(?:습니다|다)\W*$")
 
 
 def _text(element: etree._Element) -> str:
@@ -230,10 +238,47 @@ def _in_table(element: lxml_html.HtmlElement) -> bool:
 
 
 def _is_file_link(link: lxml_html.HtmlElement) -> bool:
+    """A link that offers a file: a ``download`` attribute, or a path with a file
+    extension and link TEXT naming what it offers. A link around an image and
+    nothing else is a photo ("link to media file"), not a download."""
     if link.get("download") is not None:
         return True
+    if not _has_text(link.text_content()):
+        return False
     path = urlsplit((link.get("href") or "").strip()).path.lower()
     return path.rsplit(".", 1)[-1] in FILE_EXTENSIONS if "." in path.rsplit("/", 1)[-1] else False
+
+
+def _is_leaf(element: lxml_html.HtmlElement) -> bool:
+    """A line: an element with inline content only (no block inside it)."""
+    return all(_is_inline(node) or node.tag == "br" for node in element.iterdescendants())
+
+
+def _outside_links(element: lxml_html.HtmlElement) -> str:
+    """The text of `element` that is no link text, whitespace collapsed."""
+    copy = copy_element(element)
+    for link in list(copy.iter("a")):
+        _remove_keeping_tail(link)
+    return " ".join(copy.text_content().split())
+
+
+def reads_as_sentence(element: lxml_html.HtmlElement) -> bool:
+    """A line whose own words (outside its links) end a sentence (``...에 담겼다.``,
+    ``...가 만났다.``): article text that cites or links something, never a box of
+    links (a related headline's own ``다`` is link text and does not count)."""
+    own = _outside_links(element)
+    return bool(re.search(r"\w", own)) and bool(_SENTENCE.search(own))
+
+
+def _holds_sentence(element: lxml_html.HtmlElement) -> bool:
+    """Whether `element` is, or holds, a line of article text: a line that reads as
+    a sentence and is no usage note."""
+    lines = (
+        [element]
+        if _is_leaf(element)
+        else [e for e in element.iter(*_LINES) if isinstance(e.tag, str) and _is_leaf(e)]
+    )
+    return any(reads_as_sentence(line) and not _is_notice(_text(line)) for line in lines)
 
 
 def _named_download(element: lxml_html.HtmlElement) -> bool:
@@ -247,37 +292,58 @@ def is_link_line(element: lxml_html.HtmlElement) -> bool:
         element.tag in _LINES
         and len(_links(element)) == 1
         and link_density(element) >= LINK_LINE_DENSITY
+        and not reads_as_sentence(element)
     )
 
 
+def _is_notice(text: str) -> bool:
+    """A line worded as a usage or rights notice (`_RIGHTS_NOTICE`) that does not
+    report one: a sign inside a sentence ending ``다.`` (``...ⓒ 표시가 붙은 사진을
+    게재했다”고 주장했다.``) is article text; the permission form is the exception,
+    since a notice granting use says ``...사용하실 수 있습니다.`` itself."""
+    if not text or len(text) > NOTE_MAX_CHARACTERS or not _RIGHTS_NOTICE.search(text):
+        return False
+    return not _REPORTED.search(text) or bool(_PERMISSION.search(text))
+
+
 def furniture_kind(element: lxml_html.HtmlElement) -> str | None:
-    """The kind of furniture `element` is by its structure, or None."""
+    """The kind of furniture `element` is by its structure, or None. A line that
+    reads as a sentence (`reads_as_sentence`) is never a box, and a block that holds
+    one is never a named download box: article text citing a file or linking two
+    names stays."""
     if not isinstance(element.tag, str) or _in_table(element):
         return None
     text = _text(element)
     links = _links(element)
-    if element.tag in _BOXES or element.tag in _LINES:
-        if _named_download(element):
+    leaf = _is_leaf(element)
+    sentence = leaf and reads_as_sentence(element)
+    if (element.tag in _BOXES or element.tag in _LINES) and not sentence:
+        if _named_download(element) and not _holds_sentence(element):
             return "download box"
         file_links = [a for a in links if _is_file_link(a)]
-        if file_links and (link_density(element) >= 0.5 or not text):
+        if file_links and link_density(element) >= 0.5:
             return "download box"
     if element.tag in {"ul", "ol"}:
         items = [li for li in element if isinstance(li.tag, str) and li.tag == "li"]
         if (
             items
-            and all(_links(li) and link_density(li) >= LINK_ITEM_DENSITY for li in items)
+            and all(
+                _links(li) and link_density(li) >= LINK_ITEM_DENSITY and not reads_as_sentence(li)
+                for li in items
+            )
             and link_density(element) >= LINK_BOX_DENSITY
         ):
             return "list of headlines"
-    if element.tag in _BOXES and len(links) >= 2 and link_density(element) >= LINK_BOX_DENSITY:
-        return "box of links"
     if (
-        (element.tag in _LINES or element.tag in _BOXES)
-        and text
-        and len(text) <= NOTE_MAX_CHARACTERS
-        and _RIGHTS_NOTICE.search(text)
+        element.tag in _BOXES
+        and not sentence
+        and len(links) >= 2
+        and link_density(element) >= LINK_BOX_DENSITY
     ):
+        return "box of links"
+    # A note is a line: a wrapper holding one is never removed whole (the article's
+    # paragraphs may sit beside it).
+    if leaf and (element.tag in _LINES or element.tag in _BOXES) and _is_notice(text):
         return "usage note"
     return None
 

@@ -13,6 +13,7 @@ from news_archive.crawler.extract.furniture import (
     furniture_kind,
     is_subtitle,
     link_density,
+    paragraphs_from_breaks,
     prune_furniture,
     subtitle_elements,
 )
@@ -217,3 +218,72 @@ def test_heading_over_links_goes_with_its_box_and_text_stays() -> None:
 def test_in_text_heading_before_a_paragraph_stays() -> None:
     markup = f'<div id="c"><p>{DATELINE}</p><h3>요금은 그대로</h3><p>{THIRD}</p></div>'
     assert lines(markup) == [DATELINE, "요금은 그대로", THIRD]
+
+
+# ------------------------------------------- article text that looks like furniture
+# (each of these lost real text in a review of the first version of these rules)
+
+CREDITED = "18일 서울 중구 SK텔레콤 본사에서 유영상 대표가 발언하고 있다."
+
+
+@pytest.mark.parametrize(
+    ("markup", "kept"),
+    [
+        # a wrapper holding a short item and its credit line: the credit goes, the
+        # item stays (a note is a line, never a wrapper)
+        (
+            f'<div id="c"><div style="text-align:left"><p>{DATELINE}</p>'
+            "<p>사진=ⓒ 연합뉴스</p></div></div>",
+            [DATELINE],
+        ),
+        (f'<div id="c"><div>{DATELINE}<br><br>ⓒ 매일일보</div></div>', [DATELINE]),
+        # sentences that report a sign or a notice
+        (
+            '<div id="c"><p>이번 소송에서 원고 측은 “ⓒ 표시가 붙은 사진을 무단으로 게재했다”고'
+            " 주장했다.</p></div>",
+            ["이번 소송에서 원고 측은 “ⓒ 표시가 붙은 사진을 무단으로 게재했다”고 주장했다."],
+        ),
+        (
+            '<div id="c"><p>애플은 Copyright 2026 문구를 새로 넣었다.</p></div>',
+            ["애플은 Copyright 2026 문구를 새로 넣었다."],
+        ),
+        # a sentence citing a file, and one linking two names
+        (
+            '<div id="c"><p>자세한 내용은 <a href="https://x.go.kr/a.pdf">과기정통부 6G 전략'
+            " 보고서</a>에 담겼다.</p></div>",
+            ["자세한 내용은 과기정통부 6G 전략 보고서에 담겼다."],
+        ),
+        (
+            '<div id="c"><p><a href="/p/1">SK텔레콤 유영상 대표</a>와 <a href="/p/2">KT 김영섭'
+            " 대표</a>가 만났다.</p></div>",
+            ["SK텔레콤 유영상 대표와 KT 김영섭 대표가 만났다."],
+        ),
+        # a wrapper whose class names files, holding the article's paragraph
+        (
+            f'<div id="c"><div class="file-attach-area"><p>{LONG}</p></div></div>',
+            [LONG],
+        ),
+    ],
+    ids=["credit-in-wrapper", "credit-after-br", "sign-reported", "copyright-reported",
+         "cites-a-pdf", "links-two-names", "file-class-wrapper"],
+)  # fmt: skip
+def test_article_text_is_never_furniture(markup: str, kept: list[str]) -> None:
+    container = element(markup)
+    paragraphs_from_breaks(container)
+    prune_furniture(container)
+    text = " ".join(container.text_content().split())
+    for line in kept:
+        assert line in text
+
+
+def test_a_heading_before_a_linked_photo_stays() -> None:
+    """WordPress "link to media file": a link around an image is a photo, not a
+    download box, so the heading before it is no heading over links."""
+    container = element(
+        f'<div id="c"><p>{DATELINE}</p><h3>■ 주요 대책</h3>'
+        '<p><a href="https://news.sktelecom.com/wp-content/uploads/2021/02/a.jpg">'
+        '<img src="https://news.sktelecom.com/wp-content/uploads/2021/02/a-300x200.jpg"></a></p>'
+        f"<p>{SECOND}</p></div>"
+    )
+    assert prune_furniture(container) == []
+    assert "■ 주요 대책" in container.text_content()
