@@ -20,11 +20,12 @@ one marked ``itemprop=articleBody``, since the id also appears inside scripts):
   and no info items (title, date and author from the metas).
 
 Precedence, strongest first (the name in ``Article.sources`` in brackets):
-- title: the template's headline element [markup] → JSON-LD ``headline`` [json-ld] →
-  ``og:title`` [og:title] → feed entry [feed] → ``<title>`` [html-title], each without
-  the site's name at either end (`` - 매일일보``, ``| 매일일보``, ``[매일일보]``; the
-  brands and the page's ``og:site_name``, crawler/extract/titles.py). Older pages
-  without a headline element fall through to JSON-LD, ``og:title`` and ``<title>``.
+- title: the template's headline element [markup], as printed → JSON-LD ``headline``
+  [json-ld] → ``og:title`` [og:title] → feed entry [feed] → ``<title>`` [html-title],
+  the four last without the site's name at either end (`` - 매일일보``,
+  ``| 매일일보``, ``[매일일보]``; the brands and the page's ``og:site_name``,
+  crawler/extract/titles.py). Older pages without a headline element fall through
+  to JSON-LD, ``og:title`` and ``<title>``.
 - published: JSON-LD ``datePublished`` [json-ld] → ``article:published_time`` →
   info item ``입력``/``승인``/``등록`` [markup] → feed ``pubDate`` [feed]; never ``수정``
 - modified: JSON-LD ``dateModified`` → ``article:modified_time`` → info ``수정``/``업데이트``

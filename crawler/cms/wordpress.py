@@ -17,11 +17,11 @@ scopes the body container when there is one):
 A page is an article when it has a post element or article metadata.
 
 Precedence, strongest first (the name in ``Article.sources`` in brackets):
-- title: the theme's headline (``h1.entry-title``, ``h1.post-title``) [markup] →
-  JSON-LD ``headline`` [json-ld] → ``og:title`` [og:title] → feed [feed] → ``<title>``
-  [html-title], each without the site's name at either end (Yoast appends
-  `` - <brand>``; other themes `` | <brand>``; the title brands and the page's
-  ``og:site_name``, crawler/extract/titles.py). Themes without a headline element
+- title: the theme's headline (``h1.entry-title``, ``h1.post-title``) [markup], as
+  printed → JSON-LD ``headline`` [json-ld] → ``og:title`` [og:title] → feed [feed] →
+  ``<title>`` [html-title], the four last without the site's name at either end
+  (Yoast appends `` - <brand>``; other themes `` | <brand>``; the title brands and
+  the page's ``og:site_name``, crawler/extract/titles.py). Themes without a headline element
   fall through to JSON-LD and ``og:title``.
 - published: JSON-LD ``datePublished`` → ``article:published_time`` →
   ``<time datetime>`` of the post [markup] → feed ``pubDate`` [feed] → the visible

@@ -97,8 +97,20 @@ def clean_title(c: Context, title: str | None) -> str | None:
 
 
 def title_signal(source: str, read: Callable[[Context], str | None]) -> Signal[str]:
-    """A title signal: `read`'s title, cleaned of the site's name."""
+    """A page-title-like signal (``<title>``, ``og:title``, JSON-LD ``headline``, the
+    feed entry's title): `read`'s title, cleaned of the site's name. These are the
+    signals a CMS decorates with the site's name (``헤드라인 - 매일일보``); the
+    cleaning removes a name only behind a separator or in brackets at an end, so an
+    undecorated one comes through unchanged."""
     return Signal(source, lambda c: clean_title(c, read(c)))
+
+
+def headline_signal(source: str, read: Callable[[Context], str | None]) -> Signal[str]:
+    """The headline element's text, whitespace collapsed and never cleaned of the
+    site's name: it is the headline the reader sees, which no CMS decorates, so a
+    name at its start is the headline's own (``매일일보-한국갤럽 여론조사``,
+    ``매일일보·SK텔레콤 공동 캠페인``)."""
+    return Signal(source, lambda c: " ".join((read(c) or "").split()) or None)
 
 
 # ------------------------------------------------------------------ JSON-LD
@@ -159,8 +171,8 @@ FEED_SECTION: Signal[str] = Signal(
 )
 
 # ---------------------------------------------------------------------- markup
-TEMPLATE_TITLE: Signal[str] = title_signal("markup", lambda c: c.title_markup)
-"""The title element of the matched template version."""
+TEMPLATE_TITLE: Signal[str] = headline_signal("markup", lambda c: c.title_markup)
+"""The title element of the matched template version, as printed (`headline_signal`)."""
 
 
 def _first(selector: CSSSelector, root: lxml_html.HtmlElement) -> lxml_html.HtmlElement | None:
@@ -179,8 +191,9 @@ def markup_text(selector: CSSSelector, within: Within = "document") -> Signal[st
 
 
 def markup_title(selector: CSSSelector, within: Within = "document") -> Signal[str]:
-    """The headline in the first element `selector` finds, cleaned of the site's name."""
-    return title_signal("markup", markup_text(selector, within).read)
+    """The headline in the first element `selector` finds, as printed: never cleaned
+    of the site's name (`headline_signal`)."""
+    return headline_signal("markup", markup_text(selector, within).read)
 
 
 def markup_texts(selector: CSSSelector, within: Within = "document") -> Signal[tuple[str, ...]]:

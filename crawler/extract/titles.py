@@ -1,15 +1,22 @@
-"""Titles without the site's name: one rule for every title signal of every site.
+"""Titles without the site's name: one rule for every page-title-like signal of every site.
 
 Pages put their own name beside the headline in ``<title>``, ``og:title`` and
 sometimes in JSON-LD or the feed: ``헤드라인 - 매일일보``, ``헤드라인 | SKT 뉴스룸``,
 ``[매일일보] 헤드라인``, ``매일일보 :: 헤드라인``. The rule is by kind, not by string:
 a *name* of the site (the names a site declares, and the names the page itself
 gives: ``og:site_name``, ``application-name``) standing at either end of the title,
-set off by a *separator* of any usual kind (a dash of any length, a bar, a colon or
-double colon, a middle dot, a bullet, a slash, angle quotes) or wrapped in brackets,
-is removed; what is left is trimmed of stray separators. A name inside the
-headline (``매일일보 창간 기념식``) is part of it and stays, and a title that would
-become empty is kept as it is.
+set off by a *separator* or wrapped in brackets, is removed; what is left is
+trimmed of stray separators. A separator is a bar (``|``, ``｜``, ``¦``, spaces
+optional) or, with whitespace on both sides, a dash of any length, a colon or
+double colon, a middle dot, a bullet, a slash, a tilde, angle quotes or ``<``/``>``.
+Those need the spaces because unspaced they join words: ``매일일보-한국갤럽
+여론조사``, ``매일일보·SK텔레콤 공동 캠페인``, ``…경기일보·매일일보`` name partners
+in the headline, not the site beside it. A name inside the headline (``매일일보
+창간 기념식``) is part of it and stays, and a title that would become empty is
+kept as it is.
+
+The headline element the reader sees is never cleaned (`crawler.extract.signals`):
+it is the article's own headline, and a name at its start is the headline's.
 """
 
 from __future__ import annotations
@@ -17,10 +24,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# A separator between a headline and a site name: dashes of every length, bars
-# (ASCII and full width), colons (single, double, full width), middle dots, bullets,
-# slashes, tildes and angle quotes, with or without spaces around.
-_SEPARATOR = r"(?:\s*[-–—―|｜¦:：·•∙/~«»‹›]+\s*|\s+[<>]+\s+)"
+# A separator between a headline and a site name. Bars may stand unspaced
+# (``헤드라인|매일일보``); every other kind joins words when unspaced
+# (``매일일보-한국갤럽``, ``경기일보·매일일보``, ``매일일보/한국갤럽``), so it
+# separates only with whitespace on both sides: dashes of every length, colons
+# (single, double, full width), middle dots, bullets, slashes, tildes, angle quotes
+# and ``<``/``>``.
+_BARS = "|｜¦"
+_SPACED = "-–—―:：·•∙/~«»‹›<>"
+_SEPARATOR = rf"(?:\s*[{re.escape(_BARS)}]+\s*|\s+[{re.escape(_BARS + _SPACED)}]+\s+)"
 # Brackets a name may be wrapped in at either end: [매일일보], (매일일보), 【매일일보】, <매일일보>.
 _BRACKETS = (
     ("[", "]"),
@@ -31,7 +43,13 @@ _BRACKETS = (
     ("《", "》"),
     ("「", "」"),
 )
-_EDGE_SEPARATORS = re.compile(r"^(?:[-–—―|｜¦:：·•∙/~«»‹›\s])+|(?:[-–—―|｜¦:：·•∙/~«»‹›\s])+$")
+# What a removed name may leave at an end: a run of separators set off from the
+# headline by whitespace (``- 헤드라인`` after ``[매일일보]- 헤드라인``), or bars.
+# A mark that belongs to the headline (``좋아요~``, ``40%``) stays.
+_EDGE_SEPARATORS = re.compile(
+    rf"^(?:[{re.escape(_BARS + _SPACED)}]+(?:\s+|$)|[{re.escape(_BARS)}]+)+"
+    rf"|(?:(?:^|\s+)[{re.escape(_BARS + _SPACED)}]+|[{re.escape(_BARS)}]+)+$"
+)
 
 
 def _name_pattern(names: Iterable[str]) -> str | None:
