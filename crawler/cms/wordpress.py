@@ -46,7 +46,7 @@ from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 from lxml.cssselect import CSSSelector
 
 from news_archive.crawler.cms import CmsSite
-from news_archive.crawler.extract.dates import parse_rfc822
+from news_archive.crawler.extract.dates import Rfc822Time
 from news_archive.crawler.extract.signals import (
     FEED_AUTHORS,
     FEED_PUBLISHED,
@@ -132,8 +132,11 @@ class WordPressSite(CmsSite):
 
     @classmethod
     def default_feed(cls, host: str, time_zone: tzinfo, urls: Iterable[str] | None = None) -> Feed:
-        """``/feed``: RFC 822 dates carry their zone."""
-        return Feed(tuple(urls or (f"https://{host}{FEED_PATH}",)), parse_date=parse_rfc822)
+        """``/feed``: RFC 822 dates carry their zone; one without (``-0000``) is read
+        in `time_zone`."""
+        return Feed(
+            tuple(urls or (f"https://{host}{FEED_PATH}",)), parse_date=Rfc822Time(time_zone)
+        )
 
     def article_id(self, parts: SplitResult) -> int | None:
         match = POST_PATH.match(parts.path)

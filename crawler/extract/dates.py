@@ -16,11 +16,12 @@ _LOCAL = re.compile(
 )
 
 
-def parse_iso(value: str | None) -> datetime | None:
+def parse_iso(value: str | None, zone: tzinfo = KOREA) -> datetime | None:
     """ISO 8601 with an offset (``2021-03-15T01:00:00+00:00``) to UTC.
 
-    A value without an offset is taken as Korea time: both sites publish from
-    Korea, and their metas omit the zone only when they mean local time.
+    A value without an offset (``2021-03-15T10:00:00``) is local time of `zone`, the
+    site's (`Site.time_zone`): a site omits the zone only when it means its own local
+    time. The default is Korea time, the zone of the declared sites.
     """
     if not value:
         return None
@@ -28,9 +29,9 @@ def parse_iso(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        return parse_korea_local(text)
+        return parse_local(text, zone)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=KOREA)
+        parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
 
 
@@ -77,8 +78,10 @@ class LocalTime:
         return parse_local(value, self.zone)
 
 
-def parse_rfc822(value: str | None) -> datetime | None:
-    """RSS ``pubDate`` (``Mon, 15 Mar 2021 01:00:00 +0000``) to UTC."""
+def parse_rfc822(value: str | None, zone: tzinfo = KOREA) -> datetime | None:
+    """RSS ``pubDate`` (``Mon, 15 Mar 2021 01:00:00 +0000``) to UTC; a date without a
+    zone (or with RFC 822's ``-0000``, "zone unknown") is local time of `zone`, the
+    site's (default Korea time, the declared sites' zone)."""
     if not value:
         return None
     try:
@@ -86,6 +89,16 @@ def parse_rfc822(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     if parsed.tzinfo is None:
-        # RFC 822 "-0000" means "zone unknown"; the sites are in Korea.
-        parsed = parsed.replace(tzinfo=KOREA)
+        parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rfc822Time:
+    """`parse_rfc822` with zone-less dates read in one time zone, as a value that
+    pickles (see `LocalTime`)."""
+
+    zone: tzinfo
+
+    def __call__(self, value: str | None) -> datetime | None:
+        return parse_rfc822(value, self.zone)

@@ -61,6 +61,11 @@ class Context:
     def root(self, within: Within) -> lxml_html.HtmlElement:
         return self.page.document if within == "document" else self.scope
 
+    def parse_iso(self, value: str | None) -> datetime | None:
+        """An ISO 8601 date to UTC, a zone-less one read in the site's `time_zone`
+        (`crawler.extract.dates.parse_iso`)."""
+        return parse_iso(value, self.time_zone)
+
 
 @dataclass(frozen=True, slots=True)
 class Signal(Generic[T]):
@@ -118,10 +123,10 @@ JSON_LD_HEADLINE: Signal[str] = title_signal(
     "json-ld", lambda c: c.page.signals.ld_text("headline")
 )
 JSON_LD_PUBLISHED: Signal[Dated] = Signal(
-    "json-ld", lambda c: dated(parse_iso, c.page.signals.ld_text("datePublished"))
+    "json-ld", lambda c: dated(c.parse_iso, c.page.signals.ld_text("datePublished"))
 )
 JSON_LD_MODIFIED: Signal[Dated] = Signal(
-    "json-ld", lambda c: dated(parse_iso, c.page.signals.ld_text("dateModified"))
+    "json-ld", lambda c: dated(c.parse_iso, c.page.signals.ld_text("dateModified"))
 )
 JSON_LD_AUTHORS: Signal[tuple[str, ...]] = Signal(
     "json-ld",
@@ -139,11 +144,11 @@ OG_TITLE: Signal[str] = title_signal("og:title", lambda c: c.page.signals.meta("
 OG_TITLE_WITHOUT_BRAND = OG_TITLE  # every title signal is cleaned now; the old name stays
 META_PUBLISHED: Signal[Dated] = Signal(
     "article:published_time",
-    lambda c: dated(parse_iso, c.page.signals.meta("article:published_time")),
+    lambda c: dated(c.parse_iso, c.page.signals.meta("article:published_time")),
 )
 META_MODIFIED: Signal[Dated] = Signal(
     "article:modified_time",
-    lambda c: dated(parse_iso, c.page.signals.meta("article:modified_time")),
+    lambda c: dated(c.parse_iso, c.page.signals.meta("article:modified_time")),
 )
 META_SECTION: Signal[str] = Signal(
     "article:section", lambda c: c.page.signals.meta("article:section")
@@ -212,11 +217,12 @@ def markup_bylines(selector: CSSSelector) -> Signal[tuple[str, ...]]:
 
 
 def markup_iso_date(selector: CSSSelector, attribute: str = "datetime") -> Signal[Dated]:
-    """An ISO 8601 date in an attribute (``<time datetime=...>``)."""
+    """An ISO 8601 date in an attribute (``<time datetime=...>``); without an offset,
+    in the site's time zone."""
 
     def read(c: Context) -> Dated | None:
         element = _first(selector, c.page.document)
-        return dated(parse_iso, element.get(attribute)) if element is not None else None
+        return dated(c.parse_iso, element.get(attribute)) if element is not None else None
 
     return Signal("markup", read)
 

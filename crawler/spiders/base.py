@@ -19,7 +19,6 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from news_archive.crawler.extensions.extraction import ExtractionPool
-from news_archive.crawler.extract.dates import KOREA
 from news_archive.crawler.extract.feeds import FeedError, PartialFeed, link_problem
 from news_archive.crawler.extract.site import Site, visibly_cut
 from news_archive.crawler.middlewares.incremental import ARTICLE_PAGE, STOP_AT_ARCHIVED
@@ -33,9 +32,10 @@ class ArchiveSpider(scrapy.Spider):
 
     Arguments (``-a NAME=VALUE``):
     - ``urls``: comma-separated article, feed or list URLs instead of the default feed.
-    - ``since``: ``YYYY-MM-DD`` (Korea date). Backfill: also walk older list/feed
-      pages until their items are older than this date, or until a page lists an
-      article archived by an earlier run.
+    - ``since``: ``YYYY-MM-DD``, a date in the site's time zone (Korea for the
+      declared sites). Backfill: also walk older list/feed pages until their items
+      are older than this date, or until a page lists an article archived by an
+      earlier run.
     - ``past_archived``: with ``since``, ``1`` keeps paging past archived articles.
     - ``sections``: comma-separated section codes for backfill (매일일보 ``S1N1``...).
     """
@@ -169,7 +169,11 @@ class ArchiveSpider(scrapy.Spider):
     def _older_than_since(self, entry: FeedEntry) -> bool:
         assert self.since is not None
         published = entry.published_at
-        return published is not None and published.astimezone(KOREA).date() < self.since
+        # ``since`` is a date of the site's calendar (its time zone, Korea time for
+        # the declared sites), not of UTC.
+        return (
+            published is not None and published.astimezone(self.site.time_zone).date() < self.since
+        )
 
     async def parse_article(
         self, response: Response, entry: FeedEntry | None = None

@@ -13,11 +13,18 @@ import pytest
 from news_archive.cli.main import CliError, check_site
 from news_archive.crawler.cms.ndsoft import NDSoftSite
 from news_archive.crawler.cms.wordpress import WordPressSite
-from news_archive.crawler.extract.dates import KOREA, LocalTime, parse_korea_local, parse_local
+from news_archive.crawler.extract.dates import (
+    KOREA,
+    LocalTime,
+    parse_iso,
+    parse_korea_local,
+    parse_local,
+)
 from news_archive.crawler.sites import SITES, SitesFileError, all_sites
 from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
 from news_archive.crawler.sites.skt_insight import SktInsight
-from news_archive.vocabulary import Article
+from news_archive.crawler.spiders.sites import spider_class
+from news_archive.vocabulary import Article, FeedEntry
 from tests.golden import FETCHED_AT, SEEDS
 
 ENTRY = """
@@ -94,6 +101,123 @@ def test_dates_without_a_zone_are_read_in_the_sites_time_zone(tmp_path: Path) ->
 <pubDate>2026-07-01 09:00:00</pubDate></item></channel></rss>"""
     (entry,) = site.feed_entries(feed, site.feed_urls[0])
     assert entry.published_at == datetime(2026, 7, 1, 13, 0, tzinfo=UTC)  # EDT, -04:00
+
+
+# Zone-less ISO dates in the JSON-LD and article:* signals (<time datetime> below).
+ISO_PAGE = """<!DOCTYPE html><html lang="de"><head><meta charset="utf-8">
+<title>Neue Uferpromenade eröffnet - Garam Zeitung</title>
+<meta property="og:type" content="article">
+{metas}
+</head><body>
+<article id="article-view-content-div">
+<p>Die Uferpromenade ist nach zwei Jahren Bauzeit wieder für Fußgänger geöffnet.</p>
+<p>Die Stadt hat die alten Platten ersetzt und Rad- und Fußweg getrennt.</p>
+</article></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("metas", "source"),
+    [
+        (
+            '<script type="application/ld+json">{"@type": "NewsArticle",'
+            ' "datePublished": "2026-07-01T09:00:00", "dateModified": "2026-07-01T10:30:00"}'
+            "</script>",
+            "json-ld",
+        ),
+        (
+            '<meta property="article:published_time" content="2026-07-01T09:00:00">'
+            '<meta property="article:modified_time" content="2026-07-01T10:30:00">',
+            "article:published_time",
+        ),
+    ],
+)
+def test_zone_less_iso_dates_are_read_in_the_sites_time_zone(
+    tmp_path: Path, metas: str, source: str
+) -> None:
+    """A configured site in Europe/Berlin: ``2026-07-01T09:00:00`` is 09:00 CEST
+    (+02:00), not 09:00 Korea time."""
+    site = all_sites(_sites_file(tmp_path, ENTRY.format(name="garam", zone="Europe/Berlin")))[
+        "garam"
+    ]
+    page = ISO_PAGE.format(metas=metas)
+    article = site.extract(
+        "https://www.garam.example/news/articleView.html?idxno=9", page.encode(), {}, FETCHED_AT
+    )
+    assert isinstance(article, Article)
+    assert article.published_at == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+    assert article.modified_at == datetime(2026, 7, 1, 8, 30, tzinfo=UTC)
+    assert article.sources["published_at"] == source
+    # An ISO date with an offset keeps its own.
+    offset = page.replace("2026-07-01T09:00:00", "2026-07-01T09:00:00+09:00")
+    article = site.extract(
+        "https://www.garam.example/news/articleView.html?idxno=9", offset.encode(), {}, FETCHED_AT
+    )
+    assert isinstance(article, Article)
+    assert article.published_at == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+    # The declared sites keep Korea time for the same zone-less value.
+    assert parse_iso("2026-07-01T09:00:00") == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+
+
+def test_a_wordpress_sites_time_element_and_unzoned_feed_dates_use_its_zone(
+    tmp_path: Path,
+) -> None:
+    path = _sites_file(
+        tmp_path,
+        """
+[[site]]
+name = "garam_newsroom"
+cms = "wordpress"
+hosts = ["news.garam.example"]
+time_zone = "Europe/Berlin"
+""",
+    )
+    site = all_sites(path)["garam_newsroom"]
+    page = (
+        "<html><head><title>Windpark eröffnet</title></head>"
+        '<body><article id="post-4711"><h1 class="post-title">Windpark eröffnet</h1>'
+        '<div class="post-content"><p>Der Windpark an der Küste ist in Betrieb gegangen.</p>'
+        "<p>Er liefert Strom für vierzigtausend Haushalte im Jahr.</p></div>"
+        '<time class="post-date" datetime="2026-01-15T09:00:00">15.01.2026</time>'
+        "</article></body></html>"
+    )
+    article = site.extract("https://news.garam.example/4711", page.encode(), {}, FETCHED_AT)
+    assert isinstance(article, Article)
+    assert article.published_at == datetime(2026, 1, 15, 8, 0, tzinfo=UTC)  # CET, +01:00
+    assert article.sources["published_at"] == "markup"
+    # RFC 822's "-0000" (zone unknown) is the site's local time too.
+    feed = b"""<?xml version="1.0"?><rss version="2.0"><channel><item><title>t</title>
+<link>https://news.garam.example/4712</link>
+<pubDate>Wed, 01 Jul 2026 09:00:00 -0000</pubDate></item></channel></rss>"""
+    (entry,) = site.feed_entries(feed, site.feed_urls[0])
+    assert entry.published_at == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+    # A declared WordPress site keeps Korea time for it.
+    (entry,) = SITES["skt_insight"].feed_entries(
+        feed.replace(b"news.garam.example", b"news.sktelecom.com"),
+        SITES["skt_insight"].feed_urls[0],
+    )
+    assert entry.published_at == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+
+
+def test_since_is_a_date_of_the_sites_time_zone(tmp_path: Path) -> None:
+    """``-a since=2026-07-01``: an article published 2026-07-01 00:30 in Berlin
+    (2026-06-30 22:30 UTC, 07:30 on 2026-07-01 in Korea) is on the day for a Berlin
+    site; one published 2026-06-30 23:30 in Berlin is older, though it is 2026-07-01
+    in Korea."""
+    site = all_sites(_sites_file(tmp_path, ENTRY.format(name="garam", zone="Europe/Berlin")))[
+        "garam"
+    ]
+    spider = spider_class(site)(since="2026-07-01")
+    url = "https://www.garam.example/news/articleView.html?idxno=1"
+    on_the_day = FeedEntry(url, published_at=datetime(2026, 6, 30, 22, 30, tzinfo=UTC))
+    the_day_before = FeedEntry(url, published_at=datetime(2026, 6, 30, 21, 30, tzinfo=UTC))
+    assert not spider._older_than_since(on_the_day)
+    assert spider._older_than_since(the_day_before)
+    # The declared sites count days in Korea time.
+    korean = spider_class(SITES["maeil_ilbo"])(since="2026-07-01")
+    assert not korean._older_than_since(the_day_before)  # 06:30 on 2026-07-01 in Korea
+    assert korean._older_than_since(
+        FeedEntry(url, published_at=datetime(2026, 6, 30, 14, 59, tzinfo=UTC))
+    )
 
 
 def test_local_dates_keep_korea_time_for_the_declared_sites() -> None:
