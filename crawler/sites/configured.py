@@ -2,7 +2,7 @@
 TOML file of entries, each an instance of a CMS profile (`news_archive.crawler.cms`).
 
     [[site]]
-    name = "hangang_times"                  # the spider name: [a-z][a-z0-9_]*
+    name = "hangang_times"                  # the spider name: words of [a-z0-9] joined by single _
     cms = "ndsoft"                          # ndsoft | wordpress
     hosts = ["www.hangangtimes.example", "hangangtimes.example", "m.hangangtimes.example"]
     brands = ["한강타임즈"]                  # names, never authors (optional)
@@ -13,8 +13,8 @@ TOML file of entries, each an instance of a CMS profile (`news_archive.crawler.c
 
 The first host is the canonical one. Every mistake is one line naming the file and
 the entry (`SitesFileError`): an unknown key or cms, missing or malformed hosts, a
-name or host that clashes with another site, a time zone the zone database does not
-know. The guide is ``docs/adding-a-site.md``.
+name or host that clashes with another site (a name whose spider class name another
+site's has, too), a time zone that is not an IANA zone name. The guide is ``docs/adding-a-site.md``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from news_archive.crawler.cms import CmsSite
 from news_archive.crawler.cms.ndsoft import NDSoftSite
@@ -39,8 +40,16 @@ PROFILES: dict[str, type[CmsSite]] = {
 
 REQUIRED = ("name", "cms", "hosts", "time_zone")
 OPTIONAL = ("brands", "feed_urls", "sample_article_id", "title_brands")
-# A spider name is also a replay directory's prefix (``<site>_day2``) and a column value.
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A spider name is also a replay directory's prefix (``<site>_day2``), a column value
+# and, capitalised word by word, its spider's class name (`spider_class_name`): words
+# of lower-case letters and digits joined by single underscores, so that no two
+# spellings (``maeil__ilbo``, ``maeil_ilbo_``, ``maeil_ilbo``) make one class name.
+NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+NAME_FORM = "[a-z][a-z0-9]*(_[a-z0-9]+)*"
+# Keys the host's zone database holds that are no place's zone: ``localtime`` is the
+# host's own setting (a crawl would read dates differently on another machine),
+# ``posixrules`` and ``Factory`` are the database's internals.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 
@@ -77,6 +86,20 @@ def load_sites_file(path: Path, declared: Mapping[str, Site]) -> dict[str, Site]
             raise SitesFileError(f"{where}: {error}") from None
         if site.name in declared or site.name in sites:
             raise SitesFileError(f"{where}: the spider name {site.name!r} is taken by another site")
+        # ``site_2`` and ``site2`` are both ``Site2Spider``: one would hide the other.
+        twin = next(
+            (
+                other
+                for other in (*declared, *sites)
+                if spider_class_name(other) == spider_class_name(site.name)
+            ),
+            None,
+        )
+        if twin is not None:
+            raise SitesFileError(
+                f"{where}: the spider class name {spider_class_name(site.name)!r} is taken by"
+                f" site {twin!r}"
+            )
         for host in sorted(site.hosts):
             if host in owners:
                 raise SitesFileError(f"{where}: host {host!r} belongs to site {owners[host]!r}")
@@ -97,7 +120,9 @@ def configured_site(entry: Any) -> Site:
         raise SitesFileError(f"missing {', '.join(missing)}")
     name = _text(entry, "name")
     if not NAME.match(name):
-        raise SitesFileError(f"name {name!r} is no spider name ([a-z][a-z0-9_]*)")
+        raise SitesFileError(
+            f"name {name!r} is no spider name ({NAME_FORM}: lower-case words joined by single _)"
+        )
     cms = _text(entry, "cms")
     if cms not in PROFILES:
         raise SitesFileError(f"unknown cms {cms!r} (known: {', '.join(sorted(PROFILES))})")
@@ -126,7 +151,24 @@ def configured_site(entry: Any) -> Site:
     )
 
 
+def spider_class_name(name: str) -> str:
+    """The class name of a site's spider (`news_archive.crawler.spiders.sites`):
+    ``maeil_ilbo`` → ``MaeilIlboSpider``."""
+    return "".join(part.capitalize() for part in name.split("_")) + "Spider"
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    # The zone database is read once: it does not change under a running process.
+    return frozenset(available_timezones()) - NOT_ZONES
+
+
 def _zone(key: str) -> ZoneInfo:
+    """The IANA zone `key` names. Only the zone names of the database: ZoneInfo also
+    opens ``localtime`` (the host's setting), ``posixrules``, ``Factory`` and the
+    ``posix/``, ``right/`` copies, none of them a site's zone."""
+    if key not in _zone_names():
+        raise SitesFileError(f"unknown time zone {key!r} (an IANA name: 'Asia/Seoul')")
     try:
         return ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError):

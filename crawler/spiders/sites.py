@@ -18,12 +18,13 @@ from scrapy.spiderloader import SpiderLoader
 
 from news_archive.crawler.extract.site import Site
 from news_archive.crawler.sites import SITES, SitesFileError, sites_for
+from news_archive.crawler.sites.configured import spider_class_name
 from news_archive.crawler.spiders.base import ArchiveSpider
 
 
 def spider_class(site: Site) -> type[ArchiveSpider]:
     """An `ArchiveSpider` subclass crawling `site`, named after its spider name."""
-    name = "".join(part.capitalize() for part in site.name.split("_")) + "Spider"
+    name = spider_class_name(site.name)
     return type(
         name,
         (ArchiveSpider,),

@@ -297,6 +297,18 @@ GOOD = 'name = "garam"\ncms = "ndsoft"\nhosts = ["www.garam.example"]\ntime_zone
         ),
         (GOOD.replace('"Asia/Seoul"', '"Asia/Busan"'), "unknown time zone 'Asia/Busan'"),
         (GOOD.replace('"garam"', '"Garam Ilbo"'), "name 'Garam Ilbo' is no spider name"),
+        (GOOD.replace('"Asia/Seoul"', '"localtime"'), "unknown time zone 'localtime'"),
+        (GOOD.replace('"Asia/Seoul"', '"posixrules"'), "unknown time zone 'posixrules'"),
+        (GOOD.replace('"Asia/Seoul"', '"Factory"'), "unknown time zone 'Factory'"),
+        (
+            GOOD.replace('"Asia/Seoul"', '"posix/Asia/Seoul"'),
+            "unknown time zone 'posix/Asia/Seoul'",
+        ),
+        (GOOD.replace('"Asia/Seoul"', '"right/UTC"'), "unknown time zone 'right/UTC'"),
+        # Spellings that would make a declared site's spider class (MaeilIlboSpider).
+        (GOOD.replace('"garam"', '"maeil__ilbo"'), "name 'maeil__ilbo' is no spider name"),
+        (GOOD.replace('"garam"', '"maeil_ilbo_"'), "name 'maeil_ilbo_' is no spider name"),
+        (GOOD.replace('"garam"', '"_maeil_ilbo"'), "name '_maeil_ilbo' is no spider name"),
         (GOOD + 'brand = ["가람일보"]\n', "unknown key 'brand'"),
         (GOOD.replace('"garam"', '"maeil_ilbo"'), "the spider name 'maeil_ilbo' is taken"),
         (
@@ -319,6 +331,42 @@ def test_every_mistake_is_one_line_naming_file_and_entry(
     assert "\n" not in message
     assert message.startswith(f"sites file {path.resolve()}, site 1")
     assert error in message
+
+
+def test_names_making_one_spider_class_name_are_refused(tmp_path: Path) -> None:
+    """``garam_2`` and ``garam2`` are both ``Garam2Spider``: the second is refused."""
+    path = _sites_file(
+        tmp_path,
+        "[[site]]\n"
+        + GOOD.replace('"garam"', '"garam2"')
+        + "[[site]]\n"
+        + GOOD.replace('"garam"', '"garam_2"').replace("www.garam", "m.garam"),
+    )
+    with pytest.raises(SitesFileError) as refused:
+        all_sites(path)
+    assert str(refused.value).endswith(
+        "site 2 (garam_2): the spider class name 'Garam2Spider' is taken by site 'garam2'"
+    )
+
+
+def test_configured_names_and_zones_that_are_accepted(tmp_path: Path) -> None:
+    text = "".join(
+        "[[site]]\n"
+        + GOOD.replace('"garam"', f'"{name}"')
+        .replace("www.garam.example", f"www.{name.replace('_', '-')}.example")
+        .replace('"Asia/Seoul"', f'"{zone}"')
+        for name, zone in (
+            ("garam", "Europe/Berlin"),
+            ("garam_ilbo2", "UTC"),
+            ("g2_x", "Etc/GMT-9"),
+        )
+    )
+    sites = all_sites(_sites_file(tmp_path, text))
+    assert [str(sites[n].time_zone) for n in ("garam", "garam_ilbo2", "g2_x")] == [
+        "Europe/Berlin",
+        "UTC",
+        "Etc/GMT-9",
+    ]
 
 
 def test_a_name_twice_in_one_file_is_refused(tmp_path: Path) -> None:
