@@ -141,7 +141,6 @@ JSON_LD_KEYWORDS: Signal[tuple[str, ...]] = Signal(
 
 # -------------------------------------------------- article:* / Open Graph metas
 OG_TITLE: Signal[str] = title_signal("og:title", lambda c: c.page.signals.meta("og:title"))
-OG_TITLE_WITHOUT_BRAND = OG_TITLE  # every title signal is cleaned now; the old name stays
 META_PUBLISHED: Signal[Dated] = Signal(
     "article:published_time",
     lambda c: dated(c.parse_iso, c.page.signals.meta("article:published_time")),
