@@ -29,16 +29,21 @@ if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-# Search objects made by hand-written SQL in migration 0003, not by the models: the
-# SQLite FTS5 table with its shadow tables (``articles_fts_data``, ...) and the
-# PostgreSQL trigram indexes. Autogenerate must neither reflect nor drop them.
-_UNMODELLED_TABLE_PREFIX = "articles_fts"
-_UNMODELLED_INDEXES = {"ix_articles_title_trgm", "ix_articles_body_trgm"}
+# Search objects made by hand-written SQL in migrations 0003 and 0010, not by the
+# models: the SQLite FTS5 tables with their shadow tables (``articles_fts_data``,
+# ``articles_search_data``, ...), PostgreSQL's trigram indexes (before 0010) and
+# its ``articles_search`` table. Autogenerate must neither reflect nor drop them.
+_UNMODELLED_TABLE_PREFIXES = ("articles_fts", "articles_search")
+_UNMODELLED_INDEXES = {
+    "ix_articles_title_trgm",
+    "ix_articles_body_trgm",
+    "ix_articles_search_tokens",
+}
 
 
 def _include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
     if type_ == "table" and name is not None:
-        return not name.startswith(_UNMODELLED_TABLE_PREFIX)
+        return not name.startswith(_UNMODELLED_TABLE_PREFIXES)
     if type_ == "index":
         return name not in _UNMODELLED_INDEXES
     return True

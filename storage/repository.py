@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from news_archive.storage import tables
+from news_archive.storage import fulltext, tables
 from news_archive.storage.engine import READ_ONLY_OPTION
 from news_archive.storage.faults import CONTENTION, OUTAGE, fault_kind, write_rows
 from news_archive.storage.types import fit_key, fits_key, require_key
@@ -183,6 +183,7 @@ class ArchiveRepository:
                 seen_at,
             )
         if inserted is not None:
+            fulltext.index_articles(connection, [(inserted, article.title, article.body)])
             self._insert_version(connection, inserted, article, version=1, note=note)
             self._replace_tags(connection, inserted, article.tags)
             self._replace_images(connection, inserted, article.images)
@@ -238,6 +239,7 @@ class ArchiveRepository:
                 tables.versions.c.article_id == row.id
             )
         ).scalar_one()
+        fulltext.index_articles(connection, [(row.id, article.title, article.body)])
         self._insert_version(
             connection,
             row.id,

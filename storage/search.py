@@ -1,25 +1,14 @@
 """Reading the archive for people: full-text search, export, one article's history, counts.
 
-Search is substring search, the same on both backends: a query matches an
-article whose title or body contains it (surrounding whitespace dropped, inner
-runs of whitespace as one space, Latin letters in any case). Korean needs
-substrings, not words: a word carries its particles (``카카오와``, ``카카오의``),
-so ``카카오`` must match inside a longer run of syllables.
-
-- SQLite, queries of 3+ characters: the FTS5 trigram table ``articles_fts``
-  (migration 0003), ``MATCH`` on the query as one FTS5 string, ranked by
-  ``bm25()`` with the title weighted `TITLE_WEIGHT` times the body, snippet by
-  ``snippet()``.
-- SQLite, shorter queries (``협력``, ``AI``): a trigram index cannot answer
-  them (``MATCH`` finds nothing by design, and ``LIKE`` on the FTS table is wrong
-  in SQLite 3.40), so ``instr()`` over ``articles`` — a full scan.
-- PostgreSQL: ``ILIKE '%query%'`` on title and body (``LIKE`` when the query
-  has no letter with case), served by the ``pg_trgm`` GIN indexes for 3+
-  characters (shorter patterns scan every row).
-
-Outside the FTS path the rank is the number of occurrences, each in the title
-counting `TITLE_WEIGHT`; snippets are cut in Python around the first occurrence.
-Higher ranks are better; they compare hits of one search only.
+Search reads the bigram index of `news_archive.storage.fulltext` with a query
+in the language of `news_archive.storage.query` (words ANDed, ``"phrases"``,
+``OR``, ``-exclusions``, ``site:`` ``author:`` ``section:`` ``tag:`` ``since:``
+``until:``). Any word of one or more characters is found inside longer words
+(``카카오`` in ``카카오와``), Latin words as whole words in any case; the same
+on SQLite and PostgreSQL. Hits come ranked (BM25 with the title weighted) or
+newest first; a query of filters alone lists newest first. Snippets are cut
+in Python from the stored text around the first word found, every word
+highlighted.
 
 All reads run with `READ_ONLY_OPTION`, so on SQLite they never hold the write
 lock against a running crawl.
@@ -28,10 +17,9 @@ lock against a running crawl.
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -39,33 +27,28 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
-    Integer,
     Select,
     column,
+    exists,
     func,
-    literal,
-    literal_column,
+    or_,
     select,
     table,
 )
 
-from news_archive.storage import tables
+from news_archive.storage import fulltext, tables, tokens
 from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.fulltext import Sort
+from news_archive.storage.query import KOREA, Query, parse
 
-# The trigram tokenizer indexes every run of three characters; shorter queries
-# have no trigram to look up.
-MIN_FTS_QUERY_CHARS = 3
-# One occurrence in the title outweighs this many in the body.
-TITLE_WEIGHT = 5.0
 # Marks around each occurrence in a snippet, and the sign of cut text.
 HIGHLIGHT_START = "«"
 HIGHLIGHT_END = "»"
 ELLIPSIS = "…"
-# Snippet length in characters (FTS5 counts tokens; a trigram token is one character).
+# Snippet length in characters.
 SNIPPET_CHARS = 48
+SORTS: tuple[Sort, ...] = ("relevance", "newest")
 
-_FTS = table("articles_fts", column("rowid", Integer))
-_FTS_NAME = literal_column("articles_fts")
 _DAILY_COUNTS = table("daily_counts", column("site"), column("day", Date()), column("articles"))
 
 EXPORT_COLUMNS = (
@@ -107,17 +90,20 @@ class SearchHit:
     """One article found by `search`.
 
     `published_at` is UTC; `snippet` is about `SNIPPET_CHARS` characters of the
-    title or body around the query, occurrences between `HIGHLIGHT_START` and
-    `HIGHLIGHT_END`, cuts marked `ELLIPSIS`; `rank`: higher is better.
+    title or body around the first word of the query found, every occurrence of
+    its words between `HIGHLIGHT_START` and `HIGHLIGHT_END`, cuts marked
+    `ELLIPSIS`; `rank`: higher is better, comparable within one search only
+    (None when sorted by newest).
     """
 
     id: int
     site: str
     url: str
     title: str
+    author: str | None
     published_at: datetime
     snippet: str
-    rank: float
+    rank: float | None
 
 
 @dataclass(frozen=True)
@@ -129,165 +115,149 @@ class DailyCount:
     articles: int
 
 
-def normalize_query(query: str) -> str:
-    """The query as searched: NFC (what the pages use; a macOS terminal may send
-    decomposed Hangul), surrounding whitespace dropped, inner runs as one space
-    (bodies are stored whitespace-normalised). Raises ValueError when empty."""
-    normalized = " ".join(unicodedata.normalize("NFC", query).split())
-    if not normalized:
-        raise ValueError("empty search query")
-    return normalized
-
-
 def search(
     engine: Engine,
-    query: str,
+    query: str | Query,
     *,
     site: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 20,
+    sort: Sort = "relevance",
+    zone: tzinfo = KOREA,
 ) -> list[SearchHit]:
-    """Articles whose title or body contains `query`, best first, at most `limit`.
+    """Articles matching `query` (text in the query language, days of ``since:``
+    and ``until:`` in `zone`; or a parsed `Query`), best or newest first (`sort`),
+    at most `limit`.
 
-    `site` is a spider name; `since` (inclusive) and `until` (exclusive) bound
-    ``published_at`` and must be timezone-aware.
+    `site` (a spider name), `since` (inclusive) and `until` (exclusive, both
+    aware) narrow it further, as the query's own filters do. Raises
+    `QuerySyntaxError` (a ValueError) for a query that cannot be read.
     """
-    query = normalize_query(query)
+    parsed = parse(query, zone=zone) if isinstance(query, str) else query
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    dialect = engine.dialect.name
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    if site is not None:
+        parsed = replace(parsed, filters={**parsed.filters, "site": (site,)})
+    if since is not None and (parsed.since is None or since > parsed.since):
+        parsed = replace(parsed, since=since)
+    if until is not None and (parsed.until is None or until < parsed.until):
+        parsed = replace(parsed, until=until)
     with _reader(engine).connect() as connection:
-        if dialect == "sqlite" and len(query) >= MIN_FTS_QUERY_CHARS:
-            return _search_fts5(connection, query, site, since, until, limit)
-        # Folding case costs a pass over every matching body (most of the time of
-        # a PostgreSQL search); Hangul has no case, so skip it when nothing could fold.
-        fold = _identity if query.lower() == query.upper() else func.lower
-        if dialect == "sqlite":
-            matches = _contains_sqlite(query, fold)
-        elif dialect == "postgresql":
-            matches = _contains_postgresql(query, caseless=fold is _identity)
-            if len(query) >= MIN_FTS_QUERY_CHARS:
-                # The planner prices ILIKE like any cheap operator and does not
-                # count detoasting long bodies, so it prefers a sequential scan
-                # that is 10-100x slower than the trigram indexes (measured:
-                # 650 ms against 4 ms on 20,000 articles). Shorter patterns give
-                # no trigrams and scan either way, so they keep the planner's choice.
-                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conditions = _conditions(connection.dialect.name, parsed)
+        if parsed.groups:
+            ranked = fulltext.ranked_ids(connection, parsed, conditions, sort=sort, limit=limit)
         else:
-            raise NotImplementedError(f"no search for the {dialect} dialect")
-        needle = fold(literal(query))
-        rank = TITLE_WEIGHT * _occurrences(fold(tables.articles.c.title), needle) + _occurrences(
-            fold(tables.articles.c.body), needle
+            ranked = _newest(connection, conditions, limit)
+        rows = {row.id: row for row in _hit_rows(connection, [i for i, _ in ranked])}
+    pattern = _highlight_pattern(parsed)
+    hits = []
+    for article_id, rank in ranked:
+        row = rows.get(article_id)
+        if row is None:  # deleted since: the index is read before the articles
+            continue
+        source = row.body if row.body and pattern.search(row.body) else row.title
+        hits.append(
+            SearchHit(
+                id=row.id,
+                site=row.site,
+                url=row.url,
+                title=row.title,
+                author=row.author,
+                published_at=row.published_at,
+                snippet=make_snippet(source or "", pattern),
+                rank=rank,
+            )
         )
-        statement = _filtered(
-            select(
-                *_hit_columns(),
-                tables.articles.c.body,
-                rank.label("rank"),
-            ).where(matches),
-            site,
-            since,
-            until,
-        )
-        order = (rank.desc(), tables.articles.c.published_at.desc(), tables.articles.c.id)
-        rows = connection.execute(statement.order_by(*order).limit(limit)).all()
-    return [
-        SearchHit(
-            id=row.id,
-            site=row.site,
-            url=row.url,
-            title=row.title,
-            published_at=row.published_at,
-            snippet=make_snippet(row.body if _contains(row.body, query) else row.title, query),
-            rank=float(row.rank),
-        )
-        for row in rows
-    ]
+    return hits
 
 
-def _search_fts5(
-    connection: Connection,
-    query: str,
-    site: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-) -> list[SearchHit]:
-    # bm25() is lower for better matches; weights are per column (title, body).
-    bm25 = func.bm25(_FTS_NAME, TITLE_WEIGHT, 1.0)
-    snippet = func.snippet(_FTS_NAME, -1, HIGHLIGHT_START, HIGHLIGHT_END, ELLIPSIS, SNIPPET_CHARS)
-    statement = _filtered(
-        select(*_hit_columns(), snippet.label("snippet"), (-bm25).label("rank"))
-        .select_from(_FTS.join(tables.articles, tables.articles.c.id == _FTS.c.rowid))
-        .where(_FTS_NAME.match(fts5_string(query))),
-        site,
-        since,
-        until,
+def _conditions(dialect: str, query: Query) -> list[ColumnElement[bool]]:
+    """The query's filters (and, for a query without words, its exclusions) as
+    conditions on ``articles``."""
+    articles = tables.articles.c
+    conditions: list[ColumnElement[bool]] = []
+    for name, values in query.filters.items():
+        if name == "site":
+            conditions.append(articles.site.in_(values))
+        elif name in ("author", "section"):
+            conditions.append(
+                or_(*(articles[name].icontains(value, autoescape=True) for value in values))
+            )
+        elif name == "tag":
+            tags = tables.tags.c
+            conditions.append(
+                exists().where(
+                    tags.article_id == articles.id,
+                    func.lower(tags.tag).in_([value.lower() for value in values]),
+                )
+            )
+        else:
+            raise AssertionError(f"unknown filter {name!r}")
+    if query.since is not None:
+        conditions.append(articles.published_at >= query.since)
+    if query.until is not None:
+        conditions.append(articles.published_at < query.until)
+    if query.excluded and not query.groups:
+        conditions.append(~articles.id.in_(fulltext.matching_ids(dialect, [query.excluded])))
+    return conditions
+
+
+def _newest(
+    connection: Connection, conditions: Sequence[ColumnElement[bool]], limit: int
+) -> list[tuple[int, float | None]]:
+    articles = tables.articles.c
+    statement = (
+        select(articles.id)
+        .where(*conditions)
+        .order_by(articles.published_at.desc(), articles.id.desc())
+        .limit(limit)
     )
-    rows = connection.execute(
-        statement.order_by(bm25, tables.articles.c.published_at.desc(), tables.articles.c.id).limit(
-            limit
-        )
+    return [(article_id, None) for article_id in connection.scalars(statement)]
+
+
+def _hit_rows(connection: Connection, ids: Sequence[int]) -> Sequence[Any]:
+    if not ids:
+        return []
+    articles = tables.articles.c
+    return connection.execute(
+        select(
+            articles.id,
+            articles.site,
+            articles.url,
+            articles.title,
+            articles.author,
+            articles.published_at,
+            articles.body,
+        ).where(articles.id.in_(ids))
     ).all()
-    return [
-        SearchHit(
-            id=row.id,
-            site=row.site,
-            url=row.url,
-            title=row.title,
-            published_at=row.published_at,
-            snippet=" ".join(row.snippet.split()),
-            rank=float(row.rank),
-        )
-        for row in rows
-    ]
 
 
-def fts5_string(query: str) -> str:
-    """`query` as one FTS5 string (a phrase), so that ``"``, ``*``, ``:``, ``-``,
-    ``AND`` or ``NEAR`` in it are text, not query syntax."""
-    return '"' + query.replace('"', '""') + '"'
+def _highlight_pattern(query: Query) -> re.Pattern[str]:
+    texts = sorted({term.text for term in query.terms}, key=len, reverse=True)
+    if not texts:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(tokens.text_pattern(text) for text in texts), re.IGNORECASE)
 
 
-def _identity(value: ColumnElement[str]) -> ColumnElement[str]:
-    return value
-
-
-def _contains_sqlite(
-    query: str, fold: Callable[[ColumnElement[str]], ColumnElement[str]]
-) -> ColumnElement[bool]:
-    # The same SQL fold on both sides: SQLite's lower() folds ASCII only, so the
-    # query must be folded by it, not by Python's str.lower().
-    needle = fold(literal(query))
-    return (func.instr(fold(tables.articles.c.title), needle) > 0) | (
-        func.instr(fold(tables.articles.c.body), needle) > 0
-    )
-
-
-def _contains_postgresql(query: str, *, caseless: bool) -> ColumnElement[bool]:
-    # (I)LIKE on the bare columns, so that the pg_trgm GIN indexes on them apply;
-    # LIKE when the query has no letter with case, as it skips ILIKE's folding.
-    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query) + "%"
-    if caseless:
-        return tables.articles.c.title.like(pattern, escape="\\") | tables.articles.c.body.like(
-            pattern, escape="\\"
-        )
-    return tables.articles.c.title.ilike(pattern, escape="\\") | tables.articles.c.body.ilike(
-        pattern, escape="\\"
-    )
-
-
-def _occurrences(haystack: ColumnElement[str], needle: ColumnElement[str]) -> ColumnElement[Any]:
-    """Non-overlapping occurrences of `needle` in `haystack`, in SQL both backends speak."""
-    return (func.length(haystack) - func.length(func.replace(haystack, needle, ""))) / func.length(
-        needle
-    )
-
-
-def _hit_columns() -> tuple[ColumnElement[Any], ...]:
-    columns = tables.articles.c
-    return (columns.id, columns.site, columns.url, columns.title, columns.published_at)
+def make_snippet(text: str, pattern: re.Pattern[str] | str, width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of `text` (whitespace runs as one space) around the
+    first match of `pattern` (a compiled expression, or a query's text: its words
+    as `tokens.text_pattern` finds them), every match in it highlighted; the start
+    of `text` when nothing matches."""
+    if isinstance(pattern, str):
+        pattern = _highlight_pattern(parse(pattern, zone=KOREA))
+    flat = " ".join(text.split())
+    first = pattern.search(flat)
+    if first is None:
+        return flat[:width] + (ELLIPSIS if len(flat) > width else "")
+    start = max(first.start() - (width - len(first.group(0))) // 2, 0)
+    end = max(min(start + width, len(flat)), first.end())
+    start = max(min(start, end - width), 0)  # near the end: take the room on the left
+    window = pattern.sub(lambda m: HIGHLIGHT_START + m.group(0) + HIGHLIGHT_END, flat[start:end])
+    return (ELLIPSIS if start > 0 else "") + window + (ELLIPSIS if end < len(flat) else "")
 
 
 def _filtered(
@@ -300,28 +270,6 @@ def _filtered(
     if until is not None:
         statement = statement.where(tables.articles.c.published_at < until)
     return statement
-
-
-def _contains(text: str | None, query: str) -> bool:
-    return text is not None and re.search(re.escape(query), text, re.IGNORECASE) is not None
-
-
-def make_snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters of `text` (whitespace runs as one space) around the
-    first occurrence of `query` (any case), every occurrence in it highlighted as
-    ``snippet()`` does; the start of `text` when it does not contain `query`."""
-    flat = " ".join(text.split())
-    # A regex, not str.lower(): lowering can change a string's length ("İ"), and
-    # with it every index into the original.
-    pattern = re.compile(re.escape(query), re.IGNORECASE)
-    first = pattern.search(flat)
-    if first is None:
-        return flat[:width] + (ELLIPSIS if len(flat) > width else "")
-    start = max(first.start() - (width - len(first.group(0))) // 2, 0)
-    end = max(min(start + width, len(flat)), first.end())
-    start = max(min(start, end - width), 0)  # near the end: take the room on the left
-    window = pattern.sub(lambda m: HIGHLIGHT_START + m.group(0) + HIGHLIGHT_END, flat[start:end])
-    return (ELLIPSIS if start > 0 else "") + window + (ELLIPSIS if end < len(flat) else "")
 
 
 def iter_articles(

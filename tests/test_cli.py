@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_search_json(archive_url: str) -> None:
     hits = json.loads(result.stdout)
     assert sorted(hit["url"] for hit in hits) == sorted([MAEIL_SEED, SKT_SEED])
     maeil = next(hit for hit in hits if hit["url"] == MAEIL_SEED)
-    assert set(maeil) == {"id", "site", "url", "title", "published_at", "snippet", "rank"}
+    assert set(maeil) == {"id", "site", "url", "title", "author", "published_at", "snippet", "rank"}
     assert "초협력" in maeil["snippet"]
     assert maeil["published_at"] == "2020-06-21T00:00:00+00:00"
 
@@ -148,6 +149,44 @@ def test_search_short_query_and_filters(cli: Cli, archive_url: str) -> None:
     assert [hit["url"] for hit in day] == [MAEIL_SEED]
 
 
+def _search(cli: Cli, archive_url: str, *arguments: str) -> list[dict[str, Any]]:
+    return json.loads(cli.succeed("search", *arguments, "--json", database_url=archive_url))  # type: ignore[no-any-return]
+
+
+def test_search_query_language(cli: Cli, archive_url: str) -> None:
+    by_author = _search(cli, archive_url, "site:maeil_ilbo author:박효길")
+    assert by_author
+    assert all(hit["site"] == "maeil_ilbo" and "박효길" in hit["author"] for hit in by_author)
+    published = [hit["published_at"] for hit in by_author]
+    assert published == sorted(published, reverse=True)
+    urls = {hit["url"] for hit in _search(cli, archive_url, "SKT -카카오", "--limit", "100")}
+    skt = {hit["url"] for hit in _search(cli, archive_url, "SKT", "--limit", "100")}
+    kakao = {hit["url"] for hit in _search(cli, archive_url, "카카오", "--limit", "100")}
+    assert SKT_SEED in skt & kakao
+    assert urls == skt - kakao != set()
+    both = {hit["url"] for hit in _search(cli, archive_url, "삼성전자 반도체")}
+    assert both and both <= {hit["url"] for hit in _search(cli, archive_url, "반도체")}
+    newest = _search(cli, archive_url, "AI", "--sort", "newest")
+    assert [hit["rank"] for hit in newest] == [None] * len(newest)
+    assert [hit["published_at"] for hit in newest] == sorted(
+        (hit["published_at"] for hit in newest), reverse=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [('"협력', "unclosed quote"), ("author:", "needs a value"), ("OR 협력", "OR needs a word")],
+)
+def test_search_syntax_errors_are_one_line(
+    cli: Cli, archive_url: str, query: str, message: str
+) -> None:
+    result = cli.run("search", query, database_url=archive_url)
+    assert result.returncode == 2
+    assert result.stderr.startswith("news-archive: error: cannot read the search query: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_search_table(cli: Cli, archive_url: str) -> None:
     output = cli.succeed("search", "똠방각하", database_url=archive_url)
     lines = output.splitlines()
@@ -155,7 +194,7 @@ def test_search_table(cli: Cli, archive_url: str) -> None:
     assert "2026-11-21" in lines[2]
     assert "«똠방각하»" in lines[2]
     assert "1 hit(s)" in output
-    assert "no article contains" in cli.succeed("search", "없는말없는말", database_url=archive_url)
+    assert "no article matches" in cli.succeed("search", "없는말없는말", database_url=archive_url)
 
 
 def test_database_url_from_the_environment(archive_url: str) -> None:
@@ -280,7 +319,7 @@ def test_db_upgrade_creates_an_archive(cli: Cli, tmp_path: Path) -> None:
     assert "upgraded from an empty database to" in cli.succeed("db", "upgrade", database_url=url)
     assert "already at the newest revision" in cli.succeed("db", "upgrade", database_url=url)
     assert cli.succeed("db", "current", database_url=url).strip() == f"{head_revision()} (head)"
-    assert "no article contains" in cli.succeed("search", "카카오", database_url=url)
+    assert "no article matches" in cli.succeed("search", "카카오", database_url=url)
 
 
 # --- errors ----------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from news_archive.storage.engine import (
     upgrade_to_head,
 )
 from news_archive.storage.models import Base
+from news_archive.storage.repository import ArchiveRepository
+from news_archive.storage.search import search
+from tests.storage.factories import make_article
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
@@ -35,16 +38,18 @@ TABLES = {
     "held_versions",
     "boilerplate_blocks",
 }
-# Migration 0003's FTS5 table on SQLite, and the shadow tables FTS5 keeps its index
-# in: reflection lists them as tables, but they are not models (env.py leaves them
-# out of autogenerate). PostgreSQL's trigram search is indexes only.
+# Migration 0010's search table: on SQLite an FTS5 table and the shadow tables FTS5
+# keeps its index in, on PostgreSQL a table of tsvectors. Reflection lists them as
+# tables, but they are not models (env.py leaves them out of autogenerate).
 SQLITE_SEARCH_TABLES = {
-    "articles_fts",
-    "articles_fts_config",
-    "articles_fts_data",
-    "articles_fts_docsize",
-    "articles_fts_idx",
+    "articles_search",
+    "articles_search_config",
+    "articles_search_content",
+    "articles_search_data",
+    "articles_search_docsize",
+    "articles_search_idx",
 }
+POSTGRES_SEARCH_TABLES = {"articles_search"}
 
 
 def _head() -> str:
@@ -55,7 +60,7 @@ def _head() -> str:
 
 def _archive_tables(url: str) -> set[str]:
     """The tables a migrated archive at `url` has."""
-    return TABLES | SQLITE_SEARCH_TABLES if url.startswith("sqlite") else TABLES
+    return TABLES | (SQLITE_SEARCH_TABLES if url.startswith("sqlite") else POSTGRES_SEARCH_TABLES)
 
 
 def _tables(url: str) -> set[str]:
@@ -164,3 +169,51 @@ def test_concurrent_first_upgrades_do_not_collide(database_url: str) -> None:
     assert [process.exitcode for process in processes] == [0, 0]
     assert current_revision(database_url) == _head()
     assert _tables(database_url) == _archive_tables(database_url)
+
+
+def _migrate(url: str, action: str, revision: str) -> None:
+    engine = create_archive_engine(url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def test_the_bigram_search_migration_indexes_stored_articles(database_url: str) -> None:
+    """Articles stored before 0010 are found after it; downgrading restores 0003's
+    trigram search with them in it."""
+    upgrade_to_head(database_url)
+    engine = create_archive_engine(database_url)
+    try:
+        ArchiveRepository(engine).store_articles(
+            [make_article(1, body="카카오와 협력한다."), make_article(2, body="정부 발표.")]
+        )
+    finally:
+        engine.dispose()
+    _migrate(database_url, "downgrade", "-1")
+    engine = create_archive_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                old = connection.exec_driver_sql(
+                    "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH '\"카카오\"'"
+                ).scalar_one()
+            else:
+                old = connection.exec_driver_sql(
+                    "SELECT count(*) FROM articles WHERE body LIKE '%%카카오%%'"
+                ).scalar_one()
+        assert old == 1
+    finally:
+        engine.dispose()
+    _migrate(database_url, "upgrade", "head")
+    engine = create_archive_engine(database_url)
+    try:
+        assert [hit.title for hit in search(engine, "카카오")] == ["삼성전자, 신제품 1호 공개"]
+        assert len(search(engine, "협")) == 1
+        assert len(search(engine, "삼성전자")) == 2
+    finally:
+        engine.dispose()
