@@ -491,3 +491,12 @@ def test_the_index_follows_changes_and_deletions(written: Engine) -> None:
         ).scalar_one()
     assert left == 0
     assert search(written, "갱신") == []
+
+
+def test_a_huge_article_is_stored_and_searchable(archive_engine: Engine) -> None:
+    """200,000 distinct words (a tsvector would pass PostgreSQL's 1 MiB limit):
+    the article is stored; its first words are found."""
+    body = "첫머리 " + " ".join(f"w{number}" for number in range(200_000))
+    article = make_article(1, body=body)
+    assert ArchiveRepository(archive_engine).store_articles([article]) == ["new"]
+    assert _numbers(search(archive_engine, "첫머리 w17")) == [1]
