@@ -5,8 +5,12 @@ The database comes from ``--database-url``, else the ``DATABASE_URL`` environmen
 variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
 one line on stderr, ``news-archive: error: ...``, and a non-zero exit status:
 2 for a wrong command line (unknown site, bad date, unusable database URL),
-1 for a database that cannot be reached, is not migrated, or lacks the article.
+1 for a database that cannot be reached, is not migrated, or lacks the article,
+78 for a setting that cannot be used (``DISPLAY_TIME_ZONE``, ``SITES_FILE``).
 Database URLs are always shown through `mask_url` (no password).
+
+Dates and times are read and shown in the display time zone, the
+``DISPLAY_TIME_ZONE`` setting (default Korea time); the archive stores UTC.
 
 The reading commands (search, show, export, stats, boilerplate list, db current)
 open the database
@@ -25,11 +29,13 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -41,6 +47,8 @@ from news_archive.cli.output import (
     render_table,
     to_jsonable,
     write_json,
+    zone_description,
+    zone_label,
 )
 from news_archive.storage.archive import Archive, ArchiveError
 from news_archive.storage.boilerplate import Block, Status, Thresholds
@@ -50,7 +58,7 @@ from news_archive.storage.engine import (
     alembic_config,
     mask_url,
 )
-from news_archive.storage.query import KOREA, QuerySyntaxError
+from news_archive.storage.query import QuerySyntaxError
 from news_archive.storage.query import parse as parse_query
 from news_archive.storage.search import EXPORT_COLUMNS, HIGHLIGHT_START, SORTS, DailyCount
 
@@ -62,6 +70,16 @@ ARTICLE_ID_MAX = 2**31 - 1
 # EX_CONFIG, the code of a crawl's configuration error (docs/operations.md).
 CONFIGURATION_ERROR = 78
 CSV_LIST_SEPARATOR = ", "
+# What `export --fields` may name, per format: the article's columns, its tags and
+# its images (JSON Lines: objects; CSV: their URLs, space-separated).
+JSONL_FIELDS = (*EXPORT_COLUMNS, "tags", "images")
+CSV_FIELDS = (*EXPORT_COLUMNS, "tags", "image_urls")
+# `export --excel`: text cells that a spreadsheet would run as a formula (OWASP's
+# "CSV injection": = + - @, and tab and carriage return, which Excel skips before
+# one) get this mark in front, so that the cell stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_GUARD = "'"
+BYTE_ORDER_MARK = "\ufeff"
 # `boilerplate list` shows the statuses in this order.
 BLOCK_STATUSES = (Status.APPLIED, Status.CONFIRMED, Status.CANDIDATE, Status.KEPT)
 # The fewest hash digits `boilerplate keep|drop|reset` accepts.
@@ -81,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
+        _resolve_bounds(arguments)
         return arguments.handler(arguments)
     except CliError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
@@ -159,7 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", parents=[common], help="stream articles as JSON Lines or CSV"
     )
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument(
+        "--format", choices=("jsonl", "csv"), default=None, help="jsonl (default) or csv"
+    )
+    export.add_argument(
+        "--excel",
+        action="store_true",
+        help="CSV that Excel opens with Korean intact: UTF-8 with a byte order mark, "
+        "text cells starting with = + - @ marked with ' so they stay text (implies "
+        "--format csv)",
+    )
+    export.add_argument(
+        "--fields",
+        help="comma-separated fields to write, in this order (default: all; "
+        f"csv: {', '.join(CSV_FIELDS)}; jsonl: images in place of image_urls)",
+    )
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     _add_filters(export)
     export.set_defaults(handler=run_export)
@@ -261,12 +294,13 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--since",
         type=_since,
-        help="published at or after: YYYY-MM-DD (a UTC day) or an ISO 8601 time",
+        help="published at or after: YYYY-MM-DD (a day of DISPLAY_TIME_ZONE, default "
+        "Korea) or an ISO 8601 time (without offset: in DISPLAY_TIME_ZONE)",
     )
     parser.add_argument(
         "--until",
         type=_until,
-        help="published up to: YYYY-MM-DD (that UTC day included) or an ISO 8601 time (excluded)",
+        help="published up to: YYYY-MM-DD (that day included) or an ISO 8601 time (excluded)",
     )
 
 
@@ -284,28 +318,64 @@ def _count(text: str) -> int:
     return value
 
 
-def _since(text: str) -> datetime:
+@dataclass(frozen=True, slots=True)
+class TimeBound:
+    """``--since``/``--until`` as given: a whole day, or a time (one without offset
+    is a time of the display zone); `instant` places it once the zone is known."""
+
+    moment: date | datetime
+    end_of_day: bool
+
+    def instant(self, zone: ZoneInfo) -> datetime:
+        """The bound as an aware instant: a day starts at midnight in `zone`; an upper
+        bound day ends at the next midnight (the day included)."""
+        if isinstance(self.moment, datetime):
+            moment = self.moment
+            return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+        day = self.moment + timedelta(days=1) if self.end_of_day else self.moment
+        return datetime.combine(day, time(), zone)
+
+
+def _since(text: str) -> TimeBound:
     return _parse_time(text, end_of_day=False)
 
 
-def _until(text: str) -> datetime:
+def _until(text: str) -> TimeBound:
     return _parse_time(text, end_of_day=True)
 
 
-def _parse_time(text: str, *, end_of_day: bool) -> datetime:
-    """A date is a whole UTC day (an upper bound includes it); a time without a
-    zone is UTC, since the archive stores UTC."""
+def _parse_time(text: str, *, end_of_day: bool) -> TimeBound:
+    """YYYY-MM-DD or an ISO 8601 time; placed in the display zone by `_resolve_bounds`."""
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        moment = datetime.fromisoformat(text)
+            return TimeBound(date.fromisoformat(text), end_of_day)
+        return TimeBound(datetime.fromisoformat(text), end_of_day)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither YYYY-MM-DD nor an ISO 8601 time"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _resolve_bounds(arguments: argparse.Namespace) -> None:
+    """``--since``/``--until`` as aware instants in the display zone, for the handlers."""
+    for name in ("since", "until"):
+        bound = getattr(arguments, name, None)
+        if isinstance(bound, TimeBound):
+            setattr(arguments, name, bound.instant(display_zone()))
+
+
+def display_zone() -> ZoneInfo:
+    """The zone dates are read and shown in: the ``DISPLAY_TIME_ZONE`` setting; a name
+    that is no IANA zone is a configuration error (exit 78)."""
+    from news_archive.crawler import settings
+    from news_archive.zones import UnknownZone, parse_zone
+
+    try:
+        return parse_zone(settings.DISPLAY_TIME_ZONE)
+    except UnknownZone as error:
+        raise CliError(
+            f"configuration error: DISPLAY_TIME_ZONE: {error}", exit_code=CONFIGURATION_ERROR
+        ) from None
 
 
 # ------------------------------------------------------------------ the database
@@ -481,8 +551,9 @@ def run_crawl(arguments: argparse.Namespace) -> int:
 
 def run_search(arguments: argparse.Namespace) -> int:
     """``search QUERY``: hits as a table (id, date, site, title, snippet) or JSON."""
+    zone = display_zone()
     try:
-        query = parse_query(arguments.query, zone=KOREA)
+        query = parse_query(arguments.query, zone=zone)
     except QuerySyntaxError as exc:
         raise CliError(f"cannot read the search query: {exc}", exit_code=2) from None
     check_site(arguments.site)
@@ -501,7 +572,7 @@ def run_search(arguments: argparse.Namespace) -> int:
         for site in query.filters.get("site", ()):
             check_site(site)
     if arguments.json:
-        write_json([asdict(hit) for hit in hits], sys.stdout)
+        write_json([asdict(hit) for hit in hits], sys.stdout, zone)
         return 0
     if not hits:
         print(f"no article matches {arguments.query!r}")
@@ -512,11 +583,11 @@ def run_search(arguments: argparse.Namespace) -> int:
     snippet_width = max(columns - title_width - 40, 30)
     print(
         render_table(
-            ("id", "published", "site", "title", "snippet"),
+            ("id", f"published ({zone_label(zone)})", "site", "title", "snippet"),
             [
                 (
                     hit.id,
-                    hit.published_at.date(),
+                    hit.published_at.astimezone(zone).date(),
                     hit.site,
                     fit(hit.title, title_width),
                     fit_around(hit.snippet, snippet_width, HIGHLIGHT_START),
@@ -532,6 +603,7 @@ def run_search(arguments: argparse.Namespace) -> int:
 def run_show(arguments: argparse.Namespace) -> int:
     """``show URL|ID``: metadata, the versions, and with --diff what changed."""
     wanted = arguments.article
+    zone = display_zone()
     with open_migrated_archive(arguments) as archive:
         if wanted.isdigit() and (not wanted.isdecimal() or int(wanted) > ARTICLE_ID_MAX):
             article = None  # no such id, and a number the database would refuse
@@ -540,7 +612,7 @@ def run_show(arguments: argparse.Namespace) -> int:
     if article is None:
         raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
     if arguments.json:
-        write_json(article, sys.stdout)
+        write_json(article, sys.stdout, zone)
         return 0
     print(article["title"])
     fields = [
@@ -558,8 +630,8 @@ def run_show(arguments: argparse.Namespace) -> int:
         ("last changed", article["last_changed_at"]),
     ]
     for name, value in fields:
-        print(f"  {name:<13}{format_cell(value)}".rstrip())
-    print("  (times in UTC)\n")
+        print(f"  {name:<13}{format_cell(value, zone)}".rstrip())
+    print(f"  (times in {zone_description(zone)})\n")
     versions = article["versions"]
     print(f"{len(versions)} version(s):")
     print(
@@ -575,26 +647,31 @@ def run_show(arguments: argparse.Namespace) -> int:
                 )
                 for version in versions
             ],
+            zone=zone,
         )
     )
     if arguments.body:
         print(f"\n{article['body']}")
     if arguments.diff:
         print()
-        print(version_diff(versions) or "one version only: nothing to compare")
+        print(version_diff(versions, zone) or "one version only: nothing to compare")
     return 0
 
 
-def version_diff(versions: Sequence[dict[str, Any]]) -> str:
-    """Unified diffs, line by line, of title and body between consecutive versions."""
+def version_diff(versions: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
+    """Unified diffs, line by line, of title and body between consecutive versions;
+    capture times in `zone`."""
+    label = zone_label(zone)
     parts: list[str] = []
     for older, newer in pairwise(versions):
         parts.extend(
             difflib.unified_diff(
                 _diffable(older),
                 _diffable(newer),
-                fromfile=f"version {older['version']} ({format_cell(older['captured_at'])} UTC)",
-                tofile=f"version {newer['version']} ({format_cell(newer['captured_at'])} UTC)",
+                fromfile=f"version {older['version']} "
+                f"({format_cell(older['captured_at'], zone)} {label})",
+                tofile=f"version {newer['version']} "
+                f"({format_cell(newer['captured_at'], zone)} {label})",
                 lineterm="",
             )
         )
@@ -606,53 +683,101 @@ def _diffable(version: dict[str, Any]) -> list[str]:
 
 
 def run_export(arguments: argparse.Namespace) -> int:
-    """``export``: every matching article, streamed, as JSON Lines or CSV (UTF-8)."""
+    """``export``: every matching article, streamed, as JSON Lines or CSV (UTF-8; with
+    ``--excel`` a byte order mark first and formula-looking cells guarded), times ISO
+    8601 in the display zone with their offset."""
     check_site(arguments.site)
+    zone = display_zone()
+    if arguments.excel and arguments.format == "jsonl":
+        raise CliError("--excel writes CSV: drop --format jsonl", exit_code=2)
+    export_format = "csv" if arguments.excel else arguments.format or "jsonl"
+    fields = export_fields(arguments.fields, export_format)
     with open_migrated_archive(arguments) as archive:
         rows = archive.reads.articles(
             site=arguments.site, since=arguments.since, until=arguments.until
         )
-        writer = _write_jsonl if arguments.format == "jsonl" else _write_csv
+        writer = (
+            _write_jsonl if export_format == "jsonl" else partial(_write_csv, excel=arguments.excel)
+        )
         if arguments.output is None:
-            count = writer(rows, _utf8_stdout())
+            stream = _utf8_stdout()
+            if arguments.excel:
+                stream.write(BYTE_ORDER_MARK)
+            count = writer(rows, stream, fields, zone)
             sys.stdout.flush()
         else:
+            # utf-8-sig writes the byte order mark first.
+            encoding = "utf-8-sig" if arguments.excel else "utf-8"
             try:
-                with arguments.output.open("w", encoding="utf-8", newline="") as stream:
-                    count = writer(rows, stream)
+                with arguments.output.open("w", encoding=encoding, newline="") as stream:
+                    count = writer(rows, stream, fields, zone)
             except OSError as exc:
                 raise CliError(f"cannot write {arguments.output}: {exc.strerror}") from None
     target = arguments.output or "stdout"
-    print(f"exported {count} article(s) as {arguments.format} to {target}", file=sys.stderr)
+    shown = "csv for Excel" if arguments.excel else export_format
+    print(f"exported {count} article(s) as {shown} to {target}", file=sys.stderr)
     return 0
 
 
-def _write_jsonl(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
+def export_fields(given: str | None, export_format: str) -> tuple[str, ...]:
+    """The fields ``--fields`` names (all of the format's when None); one that the
+    format does not have, or none at all, is a one-line error (exit 2)."""
+    known = JSONL_FIELDS if export_format == "jsonl" else CSV_FIELDS
+    if given is None:
+        return known
+    fields = tuple(name.strip() for name in given.split(","))
+    for name in fields:
+        if name not in known:
+            raise CliError(
+                f"unknown field {name!r} for {export_format} export; fields: {', '.join(known)}",
+                exit_code=2,
+            )
+    if len(set(fields)) < len(fields):
+        raise CliError(f"a field is named twice in --fields {given!r}", exit_code=2)
+    return fields
+
+
+def _write_jsonl(
+    rows: Iterator[dict[str, Any]], stream: TextIO, fields: Sequence[str], zone: ZoneInfo
+) -> int:
     count = 0
     for row in rows:
-        stream.write(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n")
+        selected = {name: row[name] for name in fields}
+        stream.write(json.dumps(to_jsonable(selected, zone), ensure_ascii=False) + "\n")
         count += 1
     return count
 
 
-def _write_csv(rows: Iterator[dict[str, Any]], stream: TextIO) -> int:
+def _write_csv(
+    rows: Iterator[dict[str, Any]],
+    stream: TextIO,
+    fields: Sequence[str],
+    zone: ZoneInfo,
+    *,
+    excel: bool,
+) -> int:
     writer = csv.writer(stream)
-    writer.writerow([*EXPORT_COLUMNS, "tags", "image_urls"])
+    writer.writerow(fields)
     count = 0
     for row in rows:
-        writer.writerow(
-            [
-                *(_csv_cell(row[name]) for name in EXPORT_COLUMNS),
-                CSV_LIST_SEPARATOR.join(row["tags"]),
-                " ".join(image["url"] for image in row["images"]),
-            ]
-        )
+        values = {
+            **{name: row[name] for name in EXPORT_COLUMNS},
+            "tags": CSV_LIST_SEPARATOR.join(row["tags"]),
+            "image_urls": " ".join(image["url"] for image in row["images"]),
+        }
+        writer.writerow([_csv_cell(values[name], zone, excel=excel) for name in fields])
         count += 1
     return count
 
 
-def _csv_cell(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+def _csv_cell(value: Any, zone: ZoneInfo, *, excel: bool) -> Any:
+    """Times as ISO 8601 in `zone` with the offset; for Excel, text that would run as
+    a formula guarded (`FORMULA_STARTS`)."""
+    if isinstance(value, datetime):
+        return value.astimezone(zone).isoformat()
+    if excel and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return FORMULA_GUARD + value
+    return value
 
 
 def _utf8_stdout() -> TextIO:
@@ -662,10 +787,12 @@ def _utf8_stdout() -> TextIO:
 
 
 def run_stats(arguments: argparse.Namespace) -> int:
-    """``stats``: totals per site, articles per publication day, the last runs."""
+    """``stats``: totals per site, articles per publication day, the last runs; days
+    and times of the display zone."""
+    zone = display_zone()
     with open_migrated_archive(arguments) as archive:
         sites = archive.reads.site_totals()
-        days = archive.reads.daily_counts()
+        days = archive.reads.daily_counts(zone=zone)
         runs = archive.reads.last_runs(arguments.runs)
     day_list = sorted({count.day for count in days}, reverse=True)
     if arguments.days > 0:
@@ -674,14 +801,17 @@ def run_stats(arguments: argparse.Namespace) -> int:
         shown_days = set(day_list)
         write_json(
             {
+                "time_zone": zone.key,
                 "sites": sites,
                 "daily_counts": [asdict(count) for count in days if count.day in shown_days],
                 "runs": runs,
             },
             sys.stdout,
+            zone,
         )
         return 0
-    print("Articles per site (times in UTC)")
+    described = zone_description(zone)
+    print(f"Articles per site (times in {described})")
     print(
         render_table(
             ("site", "articles", "versions", "first published", "last published", "last seen"),
@@ -696,12 +826,13 @@ def run_stats(arguments: argparse.Namespace) -> int:
                 )
                 for site in sites
             ],
+            zone=zone,
         )
     )
-    print(f"\nArticles per publication day (UTC), newest {len(day_list)} day(s)")
+    print(f"\nArticles per publication day ({described}), newest {len(day_list)} day(s)")
     print(_daily_table(days, day_list, [site["site"] for site in sites]))
-    print(f"\nLast {len(runs)} crawl run(s)")
-    print(_runs_table(runs))
+    print(f"\nLast {len(runs)} crawl run(s) (times in {described})")
+    print(_runs_table(runs, zone))
     return 0
 
 
@@ -713,13 +844,13 @@ def _daily_table(counts: Sequence[DailyCount], days: list[date], sites: list[str
     )
 
 
-def _runs_table(runs: Sequence[dict[str, Any]]) -> str:
+def _runs_table(runs: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
     headers = ("run", "spider", "started", "finished", "reason", "requests", "new", "changed")
     headers += ("unchanged", "rejected", "failed", "healthy", "exit")
     keys: tuple[str, ...] = ("id", "spider", "started_at", "finished_at", "finish_reason")
     keys += ("requests", "articles_new", "articles_changed", "articles_unchanged")
     keys += ("articles_rejected", "articles_failed", "health_ok", "exit_code")
-    return render_table(headers, [[run[key] for key in keys] for run in runs])
+    return render_table(headers, [[run[key] for key in keys] for run in runs], zone=zone)
 
 
 REEXTRACT_FAILED_EXIT = 3

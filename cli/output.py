@@ -1,11 +1,12 @@
-"""Plain-text tables that line up with Korean text, and JSON for machines."""
+"""Plain-text tables that line up with Korean text, and JSON for machines; times in
+the display time zone (the ``DISPLAY_TIME_ZONE`` setting) wherever they are shown."""
 
 from __future__ import annotations
 
 import json
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any, TextIO
 
 ELLIPSIS = "…"
@@ -61,13 +62,17 @@ def render_table(
     rows: Iterable[Sequence[Any]],
     *,
     max_widths: dict[int, int] | None = None,
+    zone: tzinfo | None = None,
 ) -> str:
     """Rows under headers in aligned columns two spaces apart; cells go through
-    `format_cell` and are cut to ``max_widths[column index]`` columns if given."""
+    `format_cell` (times in `zone`) and are cut to ``max_widths[column index]``
+    columns if given."""
     limits = max_widths or {}
     cells = [
         [
-            fit(format_cell(value), limits[index]) if index in limits else format_cell(value)
+            fit(format_cell(value, zone), limits[index])
+            if index in limits
+            else format_cell(value, zone)
             for index, value in enumerate(row)
         ]
         for row in rows
@@ -83,31 +88,57 @@ def render_table(
     return "\n".join(lines)
 
 
-def format_cell(value: Any) -> str:
-    """A value as a table cell: times in UTC to the minute, None as empty."""
+def format_cell(value: Any, zone: tzinfo | None = None) -> str:
+    """A value as a table cell: times to the minute (in `zone`, else as they are),
+    None as empty."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return in_zone(value, zone).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
 
 
-def to_jsonable(value: Any) -> Any:
-    """`value` with datetimes and dates as ISO 8601 strings (UTC offset kept)."""
-    if isinstance(value, datetime | date):
+def in_zone(moment: datetime, zone: tzinfo | None) -> datetime:
+    """An aware `moment` as the same instant in `zone` (None: unchanged)."""
+    if zone is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(zone)
+
+
+def zone_label(zone: tzinfo) -> str:
+    """A short name for headers: the zone's abbreviation when it never changes with
+    the seasons (``KST``, ``UTC``), else its IANA name (``Europe/Berlin``)."""
+    key = str(zone)
+    winter, summer = (datetime(2026, month, 1, tzinfo=zone).tzname() for month in (1, 7))
+    return winter if winter and winter == summer else key
+
+
+def zone_description(zone: tzinfo) -> str:
+    """The zone for a sentence: ``KST, Asia/Seoul``, ``UTC``, ``Europe/Berlin``."""
+    label, key = zone_label(zone), str(zone)
+    return label if label == key else f"{label}, {key}"
+
+
+def to_jsonable(value: Any, zone: tzinfo | None = None) -> Any:
+    """`value` with datetimes and dates as ISO 8601 strings, times in `zone` (else as
+    they are) with their UTC offset (``2026-11-24T08:30:00+09:00``)."""
+    if isinstance(value, datetime):
+        return in_zone(value, zone).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {key: to_jsonable(item) for key, item in value.items()}
+        return {key: to_jsonable(item, zone) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
+        return [to_jsonable(item, zone) for item in value]
     return value
 
 
-def write_json(value: Any, stream: TextIO) -> None:
-    """`value` as indented UTF-8 JSON (Hangul as is, not escaped) and a newline."""
-    json.dump(to_jsonable(value), stream, ensure_ascii=False, indent=2)
+def write_json(value: Any, stream: TextIO, zone: tzinfo | None = None) -> None:
+    """`value` as indented UTF-8 JSON (Hangul as is, not escaped) and a newline;
+    times in `zone`."""
+    json.dump(to_jsonable(value, zone), stream, ensure_ascii=False, indent=2)
     stream.write("\n")

@@ -1,9 +1,10 @@
 """Scrapy settings of the archive: the only module that reads the environment.
 
-``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED``, ``INCREMENTAL`` and
-``SITES_FILE`` may be given as environment variables (shared/INTERFACE.md); ``-s NAME=VALUE`` on the
-command line wins over the environment.  Every default is written here once:
-components read their settings without defaults of their own.
+``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED``, ``INCREMENTAL``,
+``SITES_FILE`` and ``DISPLAY_TIME_ZONE`` may be given as environment variables
+(shared/INTERFACE.md); ``-s NAME=VALUE`` on the command line wins over the environment.
+Every default is written here once: components read their settings without defaults
+of their own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ SPIDER_LOADER_CLASS = "news_archive.crawler.spiders.sites.SiteSpiderLoader"
 # --- the archive -----------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite:///archive.db"
 REPLAY_DIR = os.environ.get("REPLAY_DIR") or None
+# The time zone people read dates in (IANA name): the days of `news-archive stats`,
+# the dates of --since/--until, and the times the command line and exports print.
+# The archive stores UTC whatever this says (docs/archive.md#time-zone).
+DISPLAY_TIME_ZONE = os.environ.get("DISPLAY_TIME_ZONE") or "Asia/Seoul"
 # Articles written per transaction (see FINDINGS.md: per-row commits are 5x slower).
 ARCHIVE_BATCH_SIZE = 50
 # Seconds the pipeline keeps retrying writes (exponential backoff) while the database

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
@@ -383,8 +384,9 @@ class Reads:
         return _search.article_with_versions(self._engine, url_or_id)
 
     @_guarded
-    def daily_counts(self, **filters: Any) -> list[_search.DailyCount]:
-        return _search.daily_counts(self._engine, **filters)
+    def daily_counts(self, *, zone: ZoneInfo, **filters: Any) -> list[_search.DailyCount]:
+        """Articles per site and calendar day of `zone` (`search.daily_counts`)."""
+        return _search.daily_counts(self._engine, zone=zone, **filters)
 
     @_guarded
     def site_totals(self) -> list[dict[str, Any]]:

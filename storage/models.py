@@ -63,6 +63,10 @@ class ArticleRecord(Base):
     last_seen_at: Mapped[datetime]
     last_changed_at: Mapped[datetime]
 
+    # A site's articles by publication time: its day counts and date ranges read
+    # the index alone (migration 0009).
+    __table_args__ = (Index(None, "site", "published_at"),)
+
 
 class ArticleVersion(Base):
     """One row per distinct content version of an article, the first included."""

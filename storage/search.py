@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,12 +30,15 @@ from sqlalchemy import (
     Date,
     Engine,
     Select,
+    case,
+    cast,
     column,
     exists,
     func,
     or_,
     select,
     table,
+    type_coerce,
 )
 
 from news_archive.storage import fulltext, tables, tokens
@@ -108,7 +113,7 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class DailyCount:
-    """Articles of one site published on one UTC calendar day."""
+    """Articles of one site published on one calendar day of the zone counted in."""
 
     site: str
     day: date
@@ -363,18 +368,77 @@ def article_with_versions(engine: Engine, url_or_id: str | int) -> dict[str, Any
 
 
 def daily_counts(
-    engine: Engine, *, site: str | None = None, since: date | None = None
+    engine: Engine, *, zone: ZoneInfo, site: str | None = None, since: date | None = None
 ) -> list[DailyCount]:
-    """Articles per site and UTC day of publication (the ``daily_counts`` view),
-    newest day first; optionally of one site, from day `since` on."""
-    statement = select(_DAILY_COUNTS.c.site, _DAILY_COUNTS.c.day, _DAILY_COUNTS.c.articles)
+    """Articles per site and calendar day of publication in `zone` (the display time
+    zone: a Korea day for ``Asia/Seoul``), newest day first; optionally of one site,
+    from day `since` (a day of `zone`) on.
+
+    Counted in SQL on both backends: PostgreSQL reads `zone` from its own zone
+    database (``AT TIME ZONE``); SQLite, which knows no zones, gets the zone's UTC
+    offsets over the span of the articles as a ``CASE`` on ``published_at``
+    (`offset_periods`). The ``daily_counts`` view (migration 0009) is the same count
+    for ``Asia/Seoul``."""
+    published = tables.articles.c.published_at
+    conditions: list[ColumnElement[bool]] = []
     if site is not None:
-        statement = statement.where(_DAILY_COUNTS.c.site == site)
+        conditions.append(tables.articles.c.site == site)
     if since is not None:
-        statement = statement.where(_DAILY_COUNTS.c.day >= since)
-    statement = statement.order_by(_DAILY_COUNTS.c.day.desc(), _DAILY_COUNTS.c.site)
+        conditions.append(published >= datetime.combine(since, time(), zone).astimezone(UTC))
     with _reader(engine).connect() as connection:
+        if engine.dialect.name == "postgresql":
+            day: ColumnElement[Any] = cast(func.timezone(zone.key, published), Date)
+        else:
+            first, last = connection.execute(
+                select(func.min(published), func.max(published)).where(*conditions)
+            ).one()
+            if first is None:
+                return []
+            day = _local_day_sqlite(published, offset_periods(zone, first, last))
+        days = select(tables.articles.c.site, day.label("day")).where(*conditions).subquery()
+        statement = (
+            select(days.c.site, days.c.day, func.count().label("articles"))
+            .group_by(days.c.site, days.c.day)
+            .order_by(days.c.day.desc(), days.c.site)
+        )
         return [DailyCount(*row) for row in connection.execute(statement)]
+
+
+def offset_periods(zone: tzinfo, first: datetime, last: datetime) -> list[tuple[datetime, int]]:
+    """The UTC offsets of `zone` between the instants `first` and `last` (aware):
+    ``(start, seconds)`` pairs, the first starting at `first`, each in force until
+    the next one's start. Found a day at a time, each change to the second (zones
+    change offset at most a few times a year)."""
+
+    def offset(moment: datetime) -> int:
+        shift = moment.astimezone(zone).utcoffset()
+        return int(shift.total_seconds()) if shift is not None else 0
+
+    periods = [(first, offset(first))]
+    moment = first
+    while moment < last:
+        following = min(moment + timedelta(days=1), last)
+        if offset(following) != periods[-1][1]:
+            low, high = moment, following  # the change is after low, at or before high
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                low, high = (low, middle) if offset(middle) != periods[-1][1] else (middle, high)
+            periods.append((high.replace(microsecond=0), offset(high)))
+        moment = following
+    return periods
+
+
+def _local_day_sqlite(
+    published: ColumnElement[datetime], periods: list[tuple[datetime, int]]
+) -> ColumnElement[Any]:
+    # SQLite stores UTC text; date(text, '+N seconds') is the calendar day N seconds
+    # later. A CASE picks each article's offset by the period it falls in.
+    def day(seconds: int) -> ColumnElement[Any]:
+        return func.date(published, f"{seconds:+d} seconds")
+
+    whens = [(published < start, day(seconds)) for (_, seconds), (start, _) in pairwise(periods)]
+    last = day(periods[-1][1])
+    return type_coerce(case(*whens, else_=last) if whens else last, Date())
 
 
 def site_totals(engine: Engine) -> list[dict[str, Any]]:

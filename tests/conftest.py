@@ -15,9 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from psycopg import sql
 from scrapy.utils.reactor import install_reactor, is_reactor_installed
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 import news_archive.crawler.settings as project_settings
 from news_archive.storage.engine import alembic_config, create_archive_engine, upgrade_to_head
@@ -138,11 +140,20 @@ def migrate_to(database_url: str, revision: str) -> None:
         with engine.connect() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
-            step = command.downgrade if revision == "base" else command.upgrade
+            step = command.downgrade if _is_older(connection, revision) else command.upgrade
             step(config, revision)
             connection.commit()
     finally:
         engine.dispose()
+
+
+def _is_older(connection: Connection, revision: str) -> bool:
+    """Whether `revision` comes before the database's own (a step down)."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    if revision == "base" or current is None or current == revision:
+        return revision == "base"
+    script = ScriptDirectory.from_config(alembic_config())
+    return revision in {step.revision for step in script.iterate_revisions(current, "base")}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,14 +13,19 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import news_archive.crawler.settings as project_settings
 from news_archive.cli.main import head_revision, main
+from news_archive.storage.engine import create_archive_engine, upgrade_to_head
+from news_archive.storage.repository import ArchiveRepository
 from tests.conftest import SeedArchive, migrate_to
 from tests.crawl.crawling import ROOT
+from tests.storage.factories import KOREA_MORNING, make_article
 
 NEWS_ARCHIVE = Path(sys.executable).with_name("news-archive")
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
@@ -31,6 +36,11 @@ ARTICLES = 6  # of 매일일보: 5 on day 1, 1 new on day 2
 SKT_ARTICLES = 7  # 6 on day 1, 1 new on day 2
 RUNS = 6  # each site on day 1, day 1 again and day 2
 ARTICLES_SINCE_2026 = 5  # of 매일일보: all but the 2020 seed
+EXPORT_FIELDS_CSV = (
+    *("id", "site", "url", "title", "subtitle", "author", "published_at", "modified_at"),
+    *("section", "language", "body", "content_hash", "first_seen_at", "last_seen_at"),
+    *("last_changed_at", "tags", "image_urls"),
+)
 
 
 def installed(
@@ -105,7 +115,8 @@ def test_search_json(archive_url: str) -> None:
     maeil = next(hit for hit in hits if hit["url"] == MAEIL_SEED)
     assert set(maeil) == {"id", "site", "url", "title", "author", "published_at", "snippet", "rank"}
     assert "초협력" in maeil["snippet"]
-    assert maeil["published_at"] == "2020-06-21T00:00:00+00:00"
+    # 00:00 UTC, shown in the display zone (Korea by default) with its offset
+    assert maeil["published_at"] == "2020-06-21T09:00:00+09:00"
 
 
 def test_search_by_site(cli: Cli, archive_url: str) -> None:
@@ -190,7 +201,7 @@ def test_search_syntax_errors_are_one_line(
 def test_search_table(cli: Cli, archive_url: str) -> None:
     output = cli.succeed("search", "똠방각하", database_url=archive_url)
     lines = output.splitlines()
-    assert lines[0].split() == ["id", "published", "site", "title", "snippet"]
+    assert lines[0].split() == ["id", "published", "(KST)", "site", "title", "snippet"]
     assert "2026-11-21" in lines[2]
     assert "«똠방각하»" in lines[2]
     assert "1 hit(s)" in output
@@ -247,7 +258,7 @@ def test_export_jsonl_to_stdout(cli: Cli, archive_url: str) -> None:
     assert len(rows) == ARTICLES + SKT_ARTICLES
     assert f"exported {ARTICLES + SKT_ARTICLES} article(s) as jsonl to stdout" in result.stderr
     seed = next(row for row in rows if row["url"] == MAEIL_SEED)
-    assert seed["published_at"] == "2020-06-21T00:00:00+00:00"
+    assert seed["published_at"] == "2020-06-21T09:00:00+09:00"
     assert isinstance(seed["images"], list) and isinstance(seed["tags"], list)
     assert "초협력" in seed["body"]
 
@@ -275,13 +286,183 @@ def test_export_csv_to_a_file_with_filters(cli: Cli, archive_url: str, tmp_path:
     assert edited["image_urls"].count("https://") == 3
 
 
+@pytest.fixture
+def excel_url(sqlite_url: str) -> str:
+    """An archive of two articles whose texts a spreadsheet could misread: a title that
+    starts like a formula, a body line starting with a minus sign."""
+    engine = create_archive_engine(sqlite_url)
+    try:
+        upgrade_to_head(engine)
+        ArchiveRepository(engine).store_articles(
+            [
+                make_article(1, published_at=KOREA_MORNING, title="=HYPERLINK(1) 삼성전자 반도체"),
+                make_article(2, published_at=KOREA_MORNING, body="-5% 하락\n둘째 문단"),
+            ]
+        )
+    finally:
+        engine.dispose()
+    return sqlite_url
+
+
+def test_export_excel_opens_with_korean_intact(cli: Cli, excel_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "articles.csv"
+    result = cli.run("export", "--excel", "-o", str(target), database_url=excel_url)
+    assert result.returncode == 0, result.stderr
+    assert "exported 2 article(s) as csv for Excel" in result.stderr
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8's byte order mark: Excel reads UTF-8
+    assert data.split(b"\n", 1)[0].endswith(b"\r")  # CRLF, as the csv module writes
+    with target.open(encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == [*EXPORT_FIELDS_CSV]
+    first, second = sorted(rows, key=lambda row: row["id"])
+    # Formula-looking text is marked to stay text; Korean arrives intact.
+    assert first["title"] == "'=HYPERLINK(1) 삼성전자 반도체"
+    assert second["body"] == "'-5% 하락\n둘째 문단"
+    assert first["author"] == "박효길" and first["tags"] == "삼성, 반도체"
+    assert first["published_at"] == "2026-11-24T08:30:00+09:00"
+    # To stdout too, the mark first; without --excel, no mark and no guard.
+    piped = cli.succeed("export", "--excel", database_url=excel_url)
+    assert piped.startswith("\ufeff")
+    plain = cli.succeed("export", "--format", "csv", database_url=excel_url)
+    assert not plain.startswith("\ufeff")
+    assert "=HYPERLINK(1) 삼성전자 반도체" in plain and "'=" not in plain
+
+
+def test_export_fields(cli: Cli, excel_url: str) -> None:
+    output = cli.succeed(
+        "export", "--format", "csv", "--fields", "url,title,published_at", database_url=excel_url
+    )
+    rows = list(csv.reader(io.StringIO(output, newline="")))
+    assert rows[0] == ["url", "title", "published_at"]
+    assert [len(row) for row in rows] == [3, 3, 3]
+    lines = cli.succeed("export", "--fields", "published_at,images", database_url=excel_url)
+    first = json.loads(lines.splitlines()[0])
+    assert list(first) == ["published_at", "images"]
+    assert first["published_at"] == "2026-11-24T08:30:00+09:00"
+    assert first["images"][0]["caption"] == "사진 설명"
+
+    result = cli.run("export", "--format", "csv", "--fields", "url,images", database_url=excel_url)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        "news-archive: error: unknown field 'images' for csv export; fields: id, site, url"
+    )
+    result = cli.run("export", "--excel", "--format", "jsonl", database_url=excel_url)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "news-archive: error: --excel writes CSV: drop --format jsonl\n",
+    )
+
+
+# --- the display time zone -------------------------------------------------------------
+
+
+@pytest.fixture
+def korea_days_url(database_url: str) -> str:
+    """An archive, on each backend, of a 매일일보 article published at 08:30 in Korea
+    on 2026-11-24 (23:30 UTC on the 23rd) and one at 23:30 in Korea on the 23rd."""
+    engine = create_archive_engine(database_url)
+    try:
+        upgrade_to_head(engine)
+        ArchiveRepository(engine).store_articles(
+            [
+                make_article(1, published_at=KOREA_MORNING),
+                make_article(2, published_at=KOREA_MORNING - timedelta(hours=9)),
+            ]
+        )
+    finally:
+        engine.dispose()
+    return database_url
+
+
+def _urls(output: str) -> list[str]:
+    return [hit["url"] for hit in json.loads(output)]
+
+
+def _day_line(output: str, day: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(day))
+
+
+def test_days_are_korea_days(cli: Cli, korea_days_url: str) -> None:
+    """A 08:30 KST article counts on its Korea day in stats and in the date filters."""
+    url = korea_days_url
+    morning, evening = MAEIL.format(1), MAEIL.format(2)
+    output = cli.succeed("stats", database_url=url)
+    assert _day_line(output, "2026-11-24") == ["2026-11-24", "1"]
+    assert _day_line(output, "2026-11-23") == ["2026-11-23", "1"]
+    assert "2026-11-24 08:30" in output  # last published, in Korea time
+    stats = json.loads(cli.succeed("stats", "--json", database_url=url))
+    assert stats["time_zone"] == "Asia/Seoul"
+    assert stats["daily_counts"] == [
+        {"site": "maeil_ilbo", "day": "2026-11-24", "articles": 1},
+        {"site": "maeil_ilbo", "day": "2026-11-23", "articles": 1},
+    ]
+    assert stats["sites"][0]["last_published_at"] == "2026-11-24T08:30:00+09:00"
+
+    found = cli.succeed("search", "삼성전자", "--json", "--since", "2026-11-24", database_url=url)
+    assert _urls(found) == [morning]
+    assert json.loads(found)[0]["published_at"] == "2026-11-24T08:30:00+09:00"
+    found = cli.succeed("search", "삼성전자", "--json", "--until", "2026-11-23", database_url=url)
+    assert _urls(found) == [evening]
+    exported = cli.succeed("export", "--since", "2026-11-24", database_url=url)
+    assert [json.loads(line)["url"] for line in exported.splitlines()] == [morning]
+    # A time without an offset is a time of the display zone; one with an offset is kept.
+    for since, expected in (
+        ("2026-11-24T08:30", [morning]),
+        ("2026-11-24T08:31", []),
+        ("2026-11-23T23:30:00+00:00", [morning]),
+    ):
+        found = cli.succeed("search", "삼성전자", "--json", "--since", since, database_url=url)
+        assert _urls(found) == expected, since
+    table = cli.succeed("search", "삼성전자", "--since", "2026-11-24", database_url=url)
+    assert "published (KST)" in table and "2026-11-24" in table
+
+
+def test_display_time_zone_utc(
+    cli: Cli, korea_days_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project_settings, "DISPLAY_TIME_ZONE", "UTC")
+    url = korea_days_url
+    output = cli.succeed("stats", database_url=url)
+    assert "Articles per publication day (UTC)" in output
+    assert _day_line(output, "2026-11-23") == ["2026-11-23", "2"]
+    stats = json.loads(cli.succeed("stats", "--json", database_url=url))
+    assert stats["sites"][0]["last_published_at"] == "2026-11-23T23:30:00+00:00"
+    assert cli.succeed(
+        "search", "삼성전자", "--json", "--since", "2026-11-24", database_url=url
+    ) == ("[]\n")
+    shown = cli.succeed("show", MAEIL.format(1), database_url=url)
+    assert "2026-11-23 23:30" in shown and "(times in UTC)" in shown
+
+
+def test_display_time_zone_from_the_environment(korea_days_url: str) -> None:
+    # A process: the settings module reads the environment once, at import.
+    result = installed(
+        "export", database_url=korea_days_url, env={"DISPLAY_TIME_ZONE": "Europe/Berlin"}
+    )
+    assert result.returncode == 0, result.stderr
+    published = [json.loads(line)["published_at"] for line in result.stdout.splitlines()]
+    assert published == ["2026-11-23T15:30:00+01:00", "2026-11-24T00:30:00+01:00"]
+
+
+def test_unknown_display_time_zone_is_a_configuration_error(sqlite_url: str) -> None:
+    result = installed("stats", database_url=sqlite_url, env={"DISPLAY_TIME_ZONE": "Asia/Busan"})
+    assert result.returncode == 78
+    assert result.stderr == (
+        "news-archive: error: configuration error: DISPLAY_TIME_ZONE: unknown time zone "
+        "'Asia/Busan' (an IANA name: 'Asia/Seoul')\n"
+    )
+
+
 # --- stats and db ----------------------------------------------------------------------
 
 
 def test_stats(cli: Cli, archive_url: str) -> None:
     output = cli.succeed("stats", database_url=archive_url)
     assert "Articles per site" in output
-    assert "Articles per publication day (UTC)" in output
+    assert "Articles per site (times in KST, Asia/Seoul)" in output
+    assert "Articles per publication day (KST, Asia/Seoul)" in output
     assert f"Last {RUNS} crawl run(s)" in output
     lines = output.splitlines()
     site_line = next(line for line in lines if line.startswith("maeil_ilbo"))

@@ -22,16 +22,16 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from news_archive.crawler.cms import CmsSite
 from news_archive.crawler.cms.ndsoft import NDSoftSite
 from news_archive.crawler.cms.wordpress import WordPressSite
 from news_archive.crawler.extract.site import Site
+from news_archive.zones import UnknownZone, parse_zone
 
 PROFILES: dict[str, type[CmsSite]] = {
     profile.cms: profile for profile in (NDSoftSite, WordPressSite)
@@ -46,10 +46,6 @@ OPTIONAL = ("brands", "feed_urls", "sample_article_id", "title_brands")
 # spellings (``maeil__ilbo``, ``maeil_ilbo_``, ``maeil_ilbo``) make one class name.
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 NAME_FORM = "[a-z][a-z0-9]*(_[a-z0-9]+)*"
-# Keys the host's zone database holds that are no place's zone: ``localtime`` is the
-# host's own setting (a crawl would read dates differently on another machine),
-# ``posixrules`` and ``Factory`` are the database's internals.
-NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 
@@ -157,22 +153,12 @@ def spider_class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Spider"
 
 
-@cache
-def _zone_names() -> frozenset[str]:
-    # The zone database is read once: it does not change under a running process.
-    return frozenset(available_timezones()) - NOT_ZONES
-
-
 def _zone(key: str) -> ZoneInfo:
-    """The IANA zone `key` names. Only the zone names of the database: ZoneInfo also
-    opens ``localtime`` (the host's setting), ``posixrules``, ``Factory`` and the
-    ``posix/``, ``right/`` copies, none of them a site's zone."""
-    if key not in _zone_names():
-        raise SitesFileError(f"unknown time zone {key!r} (an IANA name: 'Asia/Seoul')")
+    """The IANA zone `key` names (`news_archive.zones.parse_zone`)."""
     try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SitesFileError(f"unknown time zone {key!r} (an IANA name: 'Asia/Seoul')") from None
+        return parse_zone(key)
+    except UnknownZone as error:
+        raise SitesFileError(str(error)) from None
 
 
 def _text(entry: dict[str, Any], key: str) -> str:

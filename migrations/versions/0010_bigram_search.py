@@ -1,7 +1,7 @@
 """Korean search by character bigrams on both backends: ``articles_search``.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30
 
 Replaces 0003's trigram search, which could not answer one- and two-syllable
@@ -30,7 +30,7 @@ from alembic import op
 from news_archive.storage import fulltext
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

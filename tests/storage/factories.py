@@ -9,6 +9,9 @@ from news_archive.vocabulary import Article, Image
 
 FETCHED_AT = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 PUBLISHED_AT = datetime(2024, 4, 30, 23, 30, tzinfo=UTC)
+# 08:30 in Korea on 2026-11-24, still 2026-11-23 in UTC: the day it counts on tells
+# which zone a count or a filter reads.
+KOREA_MORNING = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
 
 
 def make_article(number: int = 1, **changes: Any) -> Article:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 from argparse import Namespace
+from datetime import datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from news_archive.storage.engine import (
     alembic_config,
@@ -21,7 +22,8 @@ from news_archive.storage.engine import (
 from news_archive.storage.models import Base
 from news_archive.storage.repository import ArchiveRepository
 from news_archive.storage.search import search
-from tests.storage.factories import make_article
+from tests.conftest import migrate_to
+from tests.storage.factories import KOREA_MORNING, make_article
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
@@ -171,14 +173,24 @@ def test_concurrent_first_upgrades_do_not_collide(database_url: str) -> None:
     assert _tables(database_url) == _archive_tables(database_url)
 
 
-def _migrate(url: str, action: str, revision: str) -> None:
+def _views(url: str) -> dict[str, list[dict[str, object]]]:
+    """What the day views and ``current_articles`` hold."""
     engine = create_archive_engine(url)
     try:
         with engine.connect() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            getattr(command, action)(config, revision)
-            connection.commit()
+            read = {
+                name: [
+                    dict(row)
+                    for row in connection.execute(text(f"SELECT * FROM {name}")).mappings()
+                ]
+                for name in ("current_articles", "daily_counts")
+            }
+            if "daily_counts_utc" in inspect(connection).get_view_names():
+                read["daily_counts_utc"] = [
+                    dict(row)
+                    for row in connection.execute(text("SELECT * FROM daily_counts_utc")).mappings()
+                ]
+            return read
     finally:
         engine.dispose()
 
@@ -194,7 +206,7 @@ def test_the_bigram_search_migration_indexes_stored_articles(database_url: str) 
         )
     finally:
         engine.dispose()
-    _migrate(database_url, "downgrade", "-1")
+    migrate_to(database_url, "0009")
     engine = create_archive_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -209,7 +221,7 @@ def test_the_bigram_search_migration_indexes_stored_articles(database_url: str) 
         assert old == 1
     finally:
         engine.dispose()
-    _migrate(database_url, "upgrade", "head")
+    migrate_to(database_url, "head")
     engine = create_archive_engine(database_url)
     try:
         assert [hit.title for hit in search(engine, "카카오")] == ["삼성전자, 신제품 1호 공개"]
@@ -217,3 +229,36 @@ def test_the_bigram_search_migration_indexes_stored_articles(database_url: str) 
         assert len(search(engine, "삼성전자")) == 2
     finally:
         engine.dispose()
+
+
+def test_0009_counts_korea_days_and_0008_utc_days(database_url: str) -> None:
+    """0009: an article of 08:30 in Korea on 2026-11-24 (23:30 UTC the day before)
+    counts on its Korea day; daily_counts_utc and, after a downgrade, 0003's
+    daily_counts count its UTC day."""
+    upgrade_to_head(database_url)
+    engine = create_archive_engine(database_url)
+    try:
+        ArchiveRepository(engine).store_articles([make_article(published_at=KOREA_MORNING)])
+        columns = [column["name"] for column in inspect(engine).get_columns("current_articles")]
+    finally:
+        engine.dispose()
+    assert columns[columns.index("published_at") + 1] == "published_kst"
+    views = _views(database_url)
+    assert [(str(row["day"]), row["articles"]) for row in views["daily_counts"]] == [
+        ("2026-11-24", 1)
+    ]
+    assert [str(row["day"]) for row in views["daily_counts_utc"]] == ["2026-11-23"]
+    (article,) = views["current_articles"]
+    published_kst = article["published_kst"]
+    if isinstance(published_kst, str):  # SQLite: ISO 8601 text with the offset
+        assert published_kst == "2026-11-24T08:30:00+09:00"
+    else:  # PostgreSQL: Seoul's wall clock
+        assert published_kst == datetime(2026, 11, 24, 8, 30)
+
+    migrate_to(database_url, "0008")
+    views = _views(database_url)
+    assert [str(row["day"]) for row in views["daily_counts"]] == ["2026-11-23"]
+    assert "daily_counts_utc" not in views
+    assert "published_kst" not in views["current_articles"][0]
+    upgrade_to_head(database_url)
+    assert [str(row["day"]) for row in _views(database_url)["daily_counts"]] == ["2026-11-24"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -24,12 +25,13 @@ from news_archive.storage.search import (
     iter_articles,
     last_runs,
     make_snippet,
+    offset_periods,
     search,
     site_totals,
 )
 from tests.conftest import BACKENDS, fresh_database
 from tests.crawl.crawling import SEEDS, crawl
-from tests.storage.factories import later, make_article
+from tests.storage.factories import KOREA_MORNING, later, make_article
 
 MAEIL = "https://www.m-i.kr/news/articleView.html?idxno={}"
 MAEIL_SEED = MAEIL.format(714398)
@@ -38,6 +40,7 @@ EDITED = MAEIL.format(800101)
 # 800101 on day 2: a sentence added, another reworded.
 ADDED_PHRASE = "품질 인증 절차"
 REMOVED_PHRASE = "실적 개선을 점치고"
+SEOUL = ZoneInfo("Asia/Seoul")
 ARTICLES_AFTER_DAY2 = 12  # 6 SKT + 5 매일일보 on day 1, 1 new 매일일보 on day 2
 
 
@@ -217,7 +220,7 @@ def test_article_with_versions_by_id_url_and_alias(archive: Engine) -> None:
 
 
 def test_daily_counts_and_site_totals(archive: Engine) -> None:
-    counts = daily_counts(archive)
+    counts = daily_counts(archive, zone=SEOUL)
     assert sum(count.articles for count in counts) == ARTICLES_AFTER_DAY2
     assert all(isinstance(count.day, date) for count in counts)
     assert (
@@ -225,12 +228,74 @@ def test_daily_counts_and_site_totals(archive: Engine) -> None:
         == 1
     )
     assert [count.day for count in counts] == sorted((c.day for c in counts), reverse=True)
-    assert all(c.site == "skt_insight" for c in daily_counts(archive, site="skt_insight"))
-    assert all(c.day >= date(2026, 1, 1) for c in daily_counts(archive, since=date(2026, 1, 1)))
+    skt = daily_counts(archive, zone=SEOUL, site="skt_insight")
+    assert skt and all(c.site == "skt_insight" for c in skt)
+    recent = daily_counts(archive, zone=SEOUL, since=date(2026, 1, 1))
+    assert recent and all(c.day >= date(2026, 1, 1) for c in recent)
     totals = {row["site"]: row for row in site_totals(archive)}
     assert totals["maeil_ilbo"]["articles"] == 6
     assert totals["maeil_ilbo"]["versions"] == 7  # 800101 changed on day 2
     assert totals["skt_insight"]["first_published_at"] == datetime(2021, 3, 15, 1, tzinfo=UTC)
+
+
+def _days(engine: Engine, zone: str, **filters: object) -> list[tuple[str, int]]:
+    counts = daily_counts(engine, zone=ZoneInfo(zone), **filters)  # type: ignore[arg-type]
+    return [(count.day.isoformat(), count.articles) for count in counts]
+
+
+def test_daily_counts_count_days_of_the_display_zone(archive_engine: Engine) -> None:
+    """08:30 in Korea on 2026-11-24 is 23:30 UTC the day before: its Korea day;
+    around Berlin's summer time changes each article counts on its own local day."""
+    ArchiveRepository(archive_engine).store_articles(
+        [
+            make_article(1, published_at=KOREA_MORNING),
+            make_article(2, published_at=datetime(2026, 3, 28, 23, 30, tzinfo=UTC)),  # CET
+            make_article(3, published_at=datetime(2026, 10, 24, 22, 30, tzinfo=UTC)),  # CEST
+            make_article(4, site="skt_insight", published_at=KOREA_MORNING + timedelta(hours=1)),
+        ]
+    )
+    assert _days(archive_engine, "Asia/Seoul") == [
+        ("2026-11-24", 1),
+        ("2026-11-24", 1),
+        ("2026-10-25", 1),
+        ("2026-03-29", 1),
+    ]
+    assert _days(archive_engine, "UTC", site="maeil_ilbo") == [
+        ("2026-11-23", 1),
+        ("2026-10-24", 1),
+        ("2026-03-28", 1),
+    ]
+    assert _days(archive_engine, "Europe/Berlin", site="maeil_ilbo") == [
+        ("2026-11-24", 1),  # 00:30 CET
+        ("2026-10-25", 1),  # 00:30 CEST, the day summer time ends
+        ("2026-03-29", 1),  # 00:30 CET, the day it begins
+    ]
+    assert _days(archive_engine, "America/New_York", site="maeil_ilbo") == [
+        ("2026-11-23", 1),
+        ("2026-10-24", 1),
+        ("2026-03-28", 1),
+    ]
+    # `since` is a day of the zone: the Korea morning is on 11-24, not 11-23.
+    assert _days(archive_engine, "Asia/Seoul", site="maeil_ilbo", since=date(2026, 11, 24)) == [
+        ("2026-11-24", 1)
+    ]
+    assert _days(archive_engine, "UTC", site="maeil_ilbo", since=date(2026, 11, 24)) == []
+
+
+def test_offset_periods_find_each_change_to_the_second() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    periods = offset_periods(
+        berlin, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)
+    )
+    assert periods == [
+        (datetime(2026, 1, 1, tzinfo=UTC), 3600),
+        (datetime(2026, 3, 29, 1, tzinfo=UTC), 7200),
+        (datetime(2026, 10, 25, 1, tzinfo=UTC), 3600),
+    ]
+    seoul = offset_periods(
+        SEOUL, datetime(1987, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert [seconds for _, seconds in seoul] == [32400, 36000, 32400, 36000, 32400]
 
 
 def test_last_runs_newest_first(archive: Engine) -> None:
