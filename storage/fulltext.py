@@ -225,11 +225,13 @@ def ranked_ids(
     *,
     sort: Sort,
     limit: int,
-    window: int = RANK_WINDOW,
+    window: int | None = None,
 ) -> list[tuple[int, float | None]]:
     """Ids of the articles matching `query`'s words and `conditions` (on
     ``articles``), with their rank (higher is better; None when sorted by
-    newest), at most `limit`, best or newest first. `query` must have words."""
+    newest), at most `limit`, best or newest first; ranked among the `window`
+    (default `RANK_WINDOW`) most recently stored matches. `query` must have words."""
+    window = window or RANK_WINDOW
     articles = tables.articles
     dialect = connection.dialect.name
     if sort == "newest":
