@@ -135,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", parents=[common], help="one article, its versions and what changed"
     )
-    show.add_argument("article", metavar="URL|ID", help="article id, canonical URL or alias URL")
+    show.add_argument(
+        "article",
+        metavar="URL|ID",
+        help="article id, or any URL of it: canonical, alias, http://, AMP, print, old host, "
+        "with tracking parameters",
+    )
     show.add_argument("--diff", action="store_true", help="unified diff between versions")
     show.add_argument("--body", action="store_true", help="print the newest body too")
     show.add_argument("--json", action="store_true", help="everything as one JSON object")
@@ -506,12 +511,14 @@ def run_search(arguments: argparse.Namespace) -> int:
 
 def run_show(arguments: argparse.Namespace) -> int:
     """``show URL|ID``: metadata, the versions, and with --diff what changed."""
-    wanted = arguments.article
+    wanted = arguments.article.strip()
     with open_migrated_archive(arguments) as archive:
-        if wanted.isdigit() and (not wanted.isdecimal() or int(wanted) > ARTICLE_ID_MAX):
-            article = None  # no such id, and a number the database would refuse
+        if wanted.isdigit():
+            # A number past ARTICLE_ID_MAX names no article, and the database would refuse it.
+            valid = wanted.isdecimal() and int(wanted) <= ARTICLE_ID_MAX
+            article = archive.reads.article_with_versions(wanted) if valid else None
         else:
-            article = archive.reads.article_with_versions(wanted)
+            article = archive.reads.article_by_urls(article_urls(wanted))
     if article is None:
         raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
     if arguments.json:
@@ -558,6 +565,16 @@ def run_show(arguments: argparse.Namespace) -> int:
         print()
         print(version_diff(versions) or "one version only: nothing to compare")
     return 0
+
+
+def article_urls(url: str) -> list[str]:
+    """The URLs to look the pasted `url` up under: as given, and canonical under
+    the rules of every known site (declared and configured), so that an
+    ``http://``, AMP, print, old-host or tracking-parameter variant finds its
+    article (`news_archive.crawler.sites.url_candidates`)."""
+    from news_archive.crawler.sites import url_candidates
+
+    return url_candidates(url, _known_sites().values())
 
 
 def version_diff(versions: Sequence[dict[str, Any]]) -> str:
