@@ -21,7 +21,6 @@ import csv
 import difflib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +35,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from news_archive.cli.output import (
     fit,
-    fit_around,
     format_cell,
     render_table,
     to_jsonable,
@@ -486,23 +484,13 @@ def run_search(arguments: argparse.Namespace) -> int:
     if not hits:
         print(f"no article contains {arguments.query!r}")
         return 0
-    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
-    title_width = 36
-    # id, date, site and the gaps take about 40 columns; the snippet gets the rest.
-    snippet_width = max(columns - title_width - 40, 30)
+    # The table fits the terminal ($COLUMNS): the title and snippet columns shrink,
+    # the snippet kept around its first highlight.
     print(
         render_table(
             ("id", "published", "site", "title", "snippet"),
-            [
-                (
-                    hit.id,
-                    hit.published_at.date(),
-                    hit.site,
-                    fit(hit.title, title_width),
-                    fit_around(hit.snippet, snippet_width, HIGHLIGHT_START),
-                )
-                for hit in hits
-            ],
+            [(hit.id, hit.published_at.date(), hit.site, hit.title, hit.snippet) for hit in hits],
+            anchors={4: HIGHLIGHT_START},
         )
     )
     print(f"\n{len(hits)} hit(s); `{PROGRAM} show ID` shows one article")
@@ -781,7 +769,6 @@ def run_boilerplate_list(arguments: argparse.Namespace) -> int:
     if not blocks:
         print("no learned boilerplate")
         return 0
-    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
     print(
         render_table(
             ("hash", "site", "articles", "share", "status", "text"),
@@ -792,7 +779,7 @@ def run_boilerplate_list(arguments: argparse.Namespace) -> int:
                     f"{block.articles}/{block.site_articles}",
                     f"{block.share:.0%}",
                     block.status.value,
-                    fit(block.text, max(columns - 60, 30)),
+                    block.text,
                 )
                 for block in blocks
             ],
