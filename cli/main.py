@@ -1,5 +1,5 @@
 """The ``news-archive`` command: crawl, search, show, export, stats, reextract,
-boilerplate, db.
+boilerplate, serve, db.
 
 The database comes from ``--database-url``, else the ``DATABASE_URL`` environment
 variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
@@ -189,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_boilerplate(commands, common)
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="browse and search the SQLite archive in Datasette (a web server)",
+        description="Run Datasette on the SQLite archive with the project's metadata: "
+        "descriptions, facets, Korean search on articles and current_articles, body "
+        "text cut on table pages (docs/archive.md, 'Datasette'). Needs Datasette: "
+        "pip install 'news-archive[datasette]'.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8001, help="port to listen on (8001)")
+    serve.set_defaults(handler=run_serve)
+
     database = commands.add_parser("db", parents=[common], help="the database schema")
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     database_commands.add_parser(
@@ -269,6 +282,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {value}")
     return value
 
 
@@ -869,6 +889,24 @@ def run_boilerplate_verdict(arguments: argparse.Namespace) -> int:
     if now.status.is_applied != block.status.is_applied:
         print(f"`{PROGRAM} reextract --site {block.site}` applies it to the stored articles")
     return 0
+
+
+def run_serve(arguments: argparse.Namespace) -> int:
+    """``serve``: Datasette on the SQLite archive, until Ctrl-C; Datasette's exit status."""
+    from news_archive.cli import serve
+
+    url = _parse_url(database_url(arguments))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise CliError(
+            f"Datasette serves SQLite files, not {mask_url(url)}: `{PROGRAM} export` "
+            "copies the articles out of PostgreSQL",
+            exit_code=2,
+        )
+    if not serve.datasette_installed():
+        raise CliError(f"Datasette is not installed: {serve.INSTALL_HINT}")
+    with open_migrated_archive(arguments):
+        pass  # an existing archive at the newest schema, or a one-line error
+    return serve.serve(Path(url.database), host=arguments.host, port=arguments.port)
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:
