@@ -84,14 +84,14 @@ def render_table(
     shrink, widest first, never below `MIN_TEXT_WIDTH` nor their header; their cells
     are cut with an ellipsis by `fit`, or by `fit_around` the mark ``anchors[index]``
     (e.g. a search snippet's highlight). Numbers, dates and times are never cut."""
-    rows = [list(row) for row in rows]
-    cells = [[" ".join(format_cell(value).split()) for value in row] for row in rows]
+    values = [list(row) for row in rows]
+    cells = [[" ".join(format_cell(value).split()) for value in row] for row in values]
     natural = [
         max([display_width(header), *(display_width(row[index]) for row in cells)])
         for index, header in enumerate(headers)
     ]
     text_columns = {
-        index for index in range(len(headers)) if any(isinstance(row[index], str) for row in rows)
+        index for index in range(len(headers)) if any(isinstance(row[index], str) for row in values)
     }
     floors = {
         index: min(natural[index], max(MIN_TEXT_WIDTH, display_width(headers[index])))

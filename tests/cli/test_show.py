@@ -5,11 +5,13 @@ the alias table, on both backends (the session's seed archive)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from news_archive.crawler.sites import SITES, url_candidates
-from tests.test_cli import MAEIL_SEED, SKT_SEED, Cli
+from tests.crawl.crawling import SEEDS, crawl
+from tests.test_cli import MAEIL_SEED, SKT_SEED, Cli, installed
 
 MAEIL_VARIANTS = (
     "http://www.m-i.kr/news/articleView.html?idxno=714398",
@@ -63,3 +65,20 @@ def test_url_candidates_put_the_url_as_given_first() -> None:
     assert url_candidates("https://example.com/129639", SITES.values()) == [
         "https://example.com/129639"
     ]
+
+
+def test_a_configured_sites_rules_apply_too(tmp_path: Path) -> None:
+    # 한강타임즈 exists only in a sites file (an NDSoft paper): its hosts and rules
+    # come from SITES_FILE, as in the crawl.
+    sites_file = {"SITES_FILE": str(SEEDS / "sites.toml")}
+    database_url = f"sqlite:///{tmp_path / 'archive.db'}"
+    crawl("hangang_times", SEEDS / "hangang_times", database_url, environment=sites_file)
+    variant = "http://m.hangangtimes.example/news/articleViewAmp.html?idxno=30121&fbclid=x"
+    shown = installed("show", variant, "--json", database_url=database_url, env=sites_file)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["url"] == (
+        "https://www.hangangtimes.example/news/articleView.html?idxno=30121"
+    )
+    # Without the sites file the variant names no known site's article.
+    unknown = installed("show", variant, database_url=database_url)
+    assert unknown.returncode == 1
