@@ -5,12 +5,15 @@ the alias table, on both backends (the session's seed archive)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from news_archive.crawler.sites import SITES, url_candidates
-from tests.crawl.crawling import SEEDS, crawl
+from tests.conftest import SeedArchive
+from tests.crawl.crawling import ROOT, SEEDS, crawl
 from tests.test_cli import MAEIL_SEED, SKT_SEED, Cli, installed
 
 MAEIL_VARIANTS = (
@@ -82,3 +85,22 @@ def test_a_configured_sites_rules_apply_too(tmp_path: Path) -> None:
     # Without the sites file the variant names no known site's article.
     unknown = installed("show", variant, database_url=database_url)
     assert unknown.returncode == 1
+
+
+def test_show_by_url_imports_neither_scrapy_nor_trafilatura(
+    seed_archives: dict[str, SeedArchive],
+) -> None:
+    # Start-up time is the command's own: the site rules must not pull in the
+    # crawler (scrapy) or the extraction engine (trafilatura, ~180 ms).
+    program = (
+        "import sys; from news_archive.cli.main import main; "
+        f"status = main(['--database-url', {seed_archives['sqlite'].url!r}, 'show', "
+        "'http://www.sktinsight.com/129639/amp', '--json']); "
+        "print(sorted(name for name in ('scrapy', 'trafilatura') if name in sys.modules)); "
+        "sys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
