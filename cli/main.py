@@ -1,5 +1,5 @@
 """The ``news-archive`` command: crawl, search, show, export, stats, reextract,
-boilerplate, db.
+boilerplate, serve, db.
 
 The database comes from ``--database-url``, else the ``DATABASE_URL`` environment
 variable, else ``sqlite:///archive.db`` (what the crawler uses). Every problem is
@@ -25,7 +25,6 @@ import csv
 import difflib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,7 +41,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from news_archive.cli.output import (
     fit,
-    fit_around,
     format_cell,
     render_table,
     to_jsonable,
@@ -169,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", parents=[common], help="one article, its versions and what changed"
     )
-    show.add_argument("article", metavar="URL|ID", help="article id, canonical URL or alias URL")
+    show.add_argument(
+        "article",
+        metavar="URL|ID",
+        help="article id, or any URL of it: canonical, alias, http://, AMP, print, old host, "
+        "with tracking parameters",
+    )
     show.add_argument("--diff", action="store_true", help="unified diff between versions")
     show.add_argument("--body", action="store_true", help="print the newest body too")
     show.add_argument("--json", action="store_true", help="everything as one JSON object")
@@ -233,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     reextract.set_defaults(handler=run_reextract)
 
     _add_boilerplate(commands, common)
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="browse and search the SQLite archive in Datasette (a web server)",
+        description="Run Datasette on the SQLite archive with the project's metadata: "
+        "descriptions, facets, Korean search on articles and current_articles, body "
+        "text cut on table pages (docs/archive.md, 'Datasette'). Needs Datasette: "
+        "pip install 'news-archive[datasette]'.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8001, help="port to listen on (8001)")
+    serve.set_defaults(handler=run_serve)
 
     database = commands.add_parser("db", parents=[common], help="the database schema")
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -315,6 +331,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {value}")
     return value
 
 
@@ -577,23 +600,16 @@ def run_search(arguments: argparse.Namespace) -> int:
     if not hits:
         print(f"no article matches {arguments.query!r}")
         return 0
-    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
-    title_width = 36
-    # id, date, site and the gaps take about 40 columns; the snippet gets the rest.
-    snippet_width = max(columns - title_width - 40, 30)
+    # The table fits the terminal ($COLUMNS): the title and snippet columns shrink,
+    # the snippet kept around its first highlight.
     print(
         render_table(
             ("id", f"published ({zone_label(zone)})", "site", "title", "snippet"),
             [
-                (
-                    hit.id,
-                    hit.published_at.astimezone(zone).date(),
-                    hit.site,
-                    fit(hit.title, title_width),
-                    fit_around(hit.snippet, snippet_width, HIGHLIGHT_START),
-                )
+                (hit.id, hit.published_at.astimezone(zone).date(), hit.site, hit.title, hit.snippet)
                 for hit in hits
             ],
+            anchors={4: HIGHLIGHT_START},
         )
     )
     print(f"\n{len(hits)} hit(s); `{PROGRAM} show ID` shows one article")
@@ -602,13 +618,15 @@ def run_search(arguments: argparse.Namespace) -> int:
 
 def run_show(arguments: argparse.Namespace) -> int:
     """``show URL|ID``: metadata, the versions, and with --diff what changed."""
-    wanted = arguments.article
+    wanted = arguments.article.strip()
     zone = display_zone()
     with open_migrated_archive(arguments) as archive:
-        if wanted.isdigit() and (not wanted.isdecimal() or int(wanted) > ARTICLE_ID_MAX):
-            article = None  # no such id, and a number the database would refuse
+        if wanted.isdigit():
+            # A number past ARTICLE_ID_MAX names no article, and the database would refuse it.
+            valid = wanted.isdecimal() and int(wanted) <= ARTICLE_ID_MAX
+            article = archive.reads.article_with_versions(wanted) if valid else None
         else:
-            article = archive.reads.article_with_versions(wanted)
+            article = archive.reads.article_by_urls(article_urls(wanted))
     if article is None:
         raise CliError(f"no archived article {arguments.article!r} (an id, or a URL)")
     if arguments.json:
@@ -656,6 +674,16 @@ def run_show(arguments: argparse.Namespace) -> int:
         print()
         print(version_diff(versions, zone) or "one version only: nothing to compare")
     return 0
+
+
+def article_urls(url: str) -> list[str]:
+    """The URLs to look the pasted `url` up under: as given, and canonical under
+    the rules of every known site (declared and configured), so that an
+    ``http://``, AMP, print, old-host or tracking-parameter variant finds its
+    article (`news_archive.crawler.sites.url_candidates`)."""
+    from news_archive.crawler.sites import url_candidates
+
+    return url_candidates(url, _known_sites().values())
 
 
 def version_diff(versions: Sequence[dict[str, Any]], zone: ZoneInfo) -> str:
@@ -920,7 +948,6 @@ def run_boilerplate_list(arguments: argparse.Namespace) -> int:
     if not blocks:
         print("no learned boilerplate")
         return 0
-    columns = shutil.get_terminal_size(fallback=(120, 24)).columns
     print(
         render_table(
             ("hash", "site", "articles", "share", "status", "text"),
@@ -931,7 +958,7 @@ def run_boilerplate_list(arguments: argparse.Namespace) -> int:
                     f"{block.articles}/{block.site_articles}",
                     f"{block.share:.0%}",
                     block.status.value,
-                    fit(block.text, max(columns - 60, 30)),
+                    block.text,
                 )
                 for block in blocks
             ],
@@ -1021,6 +1048,24 @@ def run_boilerplate_verdict(arguments: argparse.Namespace) -> int:
     if now.status.is_applied != block.status.is_applied:
         print(f"`{PROGRAM} reextract --site {block.site}` applies it to the stored articles")
     return 0
+
+
+def run_serve(arguments: argparse.Namespace) -> int:
+    """``serve``: Datasette on the SQLite archive, until Ctrl-C; Datasette's exit status."""
+    from news_archive.cli import serve
+
+    url = _parse_url(database_url(arguments))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise CliError(
+            f"Datasette serves SQLite files, not {mask_url(url)}: `{PROGRAM} export` "
+            "copies the articles out of PostgreSQL",
+            exit_code=2,
+        )
+    if not serve.datasette_installed():
+        raise CliError(f"Datasette is not installed: {serve.INSTALL_HINT}")
+    with open_migrated_archive(arguments):
+        pass  # an existing archive at the newest schema, or a one-line error
+    return serve.serve(Path(url.database), host=arguments.host, port=arguments.port)
 
 
 def run_db_upgrade(arguments: argparse.Namespace) -> int:

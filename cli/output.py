@@ -1,15 +1,21 @@
-"""Plain-text tables that line up with Korean text, and JSON for machines; times in
-the display time zone (the ``DISPLAY_TIME_ZONE`` setting) wherever they are shown."""
+"""Plain-text tables that line up with Korean text, and JSON for machines."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any, TextIO
 
 ELLIPSIS = "…"
+# Columns between two table columns.
+COLUMN_GAP = 2
+# A table's text column is never cut narrower than this (nor than its header).
+MIN_TEXT_WIDTH = 12
+# The width of output that goes to no terminal (a pipe, a file) without $COLUMNS.
+DEFAULT_WIDTH = 120
 
 
 def display_width(text: str) -> int:
@@ -57,35 +63,73 @@ def pad(text: str, width: int) -> str:
     return text + " " * max(width - display_width(text), 0)
 
 
+def terminal_width() -> int:
+    """Columns the output may take: ``$COLUMNS`` when set, else the terminal's width,
+    else (output piped) `DEFAULT_WIDTH`."""
+    return shutil.get_terminal_size(fallback=(DEFAULT_WIDTH, 24)).columns
+
+
 def render_table(
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
-    max_widths: dict[int, int] | None = None,
+    width: int | None = None,
+    anchors: Mapping[int, str] | None = None,
     zone: tzinfo | None = None,
 ) -> str:
-    """Rows under headers in aligned columns two spaces apart; cells go through
-    `format_cell` (times in `zone`) and are cut to ``max_widths[column index]``
-    columns if given."""
-    limits = max_widths or {}
-    cells = [
-        [
-            fit(format_cell(value, zone), limits[index])
-            if index in limits
-            else format_cell(value, zone)
-            for index, value in enumerate(row)
-        ]
-        for row in rows
-    ]
-    widths = [
+    """Rows under headers in aligned columns, `COLUMN_GAP` apart, each line at most
+    `width` columns (default `terminal_width`) where text allows.
+
+    Cells go through `format_cell` (None blank, times in `zone`) on one line. When the table is too
+    wide, its widest text columns (a column with a `str` value: a title, a snippet)
+    shrink, widest first, never below `MIN_TEXT_WIDTH` nor their header; their cells
+    are cut with an ellipsis by `fit`, or by `fit_around` the mark ``anchors[index]``
+    (e.g. a search snippet's highlight). Numbers, dates and times are never cut."""
+    values = [list(row) for row in rows]
+    cells = [[" ".join(format_cell(value, zone).split()) for value in row] for row in values]
+    natural = [
         max([display_width(header), *(display_width(row[index]) for row in cells)])
         for index, header in enumerate(headers)
     ]
+    text_columns = {
+        index for index in range(len(headers)) if any(isinstance(row[index], str) for row in values)
+    }
+    floors = {
+        index: min(natural[index], max(MIN_TEXT_WIDTH, display_width(headers[index])))
+        for index in text_columns
+    }
+    widths = _shrunk(natural, floors, terminal_width() if width is None else width)
+    marks = anchors or {}
+    for row in cells:
+        for index in text_columns:
+            if widths[index] < natural[index]:
+                row[index] = (
+                    fit_around(row[index], widths[index], marks[index])
+                    if index in marks
+                    else fit(row[index], widths[index])
+                )
+    gap = " " * COLUMN_GAP
     lines = [
-        "  ".join(pad(cell, width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [list(headers), ["-" * width for width in widths], *cells]
+        gap.join(pad(cell, size) for cell, size in zip(row, widths, strict=True)).rstrip()
+        for row in [list(headers), ["-" * size for size in widths], *cells]
     ]
     return "\n".join(lines)
+
+
+def _shrunk(natural: Sequence[int], floors: Mapping[int, int], width: int) -> list[int]:
+    """Column widths for a table of `width` columns at most: one column at a time off
+    the widest shrinkable column (`floors`: index -> its least width; the leftmost of
+    equals), until the table fits or every one is at its floor."""
+    widths = list(natural)
+    excess = sum(widths) + COLUMN_GAP * (len(widths) - 1) - width
+    while excess > 0:
+        shrinkable = [index for index in sorted(floors) if widths[index] > floors[index]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda index: widths[index])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
 
 
 def format_cell(value: Any, zone: tzinfo | None = None) -> str:

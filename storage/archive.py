@@ -384,6 +384,12 @@ class Reads:
         return _search.article_with_versions(self._engine, url_or_id)
 
     @_guarded
+    def article_by_urls(self, urls: Sequence[str]) -> dict[str, Any] | None:
+        """The article stored under the first of `urls` that names one, as its URL or
+        an alias (one query); see `storage.search.article_by_urls`."""
+        return _search.article_by_urls(self._engine, urls)
+
+    @_guarded
     def daily_counts(self, *, zone: ZoneInfo, **filters: Any) -> list[_search.DailyCount]:
         """Articles per site and calendar day of `zone` (`search.daily_counts`)."""
         return _search.daily_counts(self._engine, zone=zone, **filters)

@@ -17,7 +17,7 @@ lock against a running crawl.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
@@ -39,6 +39,7 @@ from sqlalchemy import (
     select,
     table,
     type_coerce,
+    union_all,
 )
 
 from news_archive.storage import fulltext, tables, tokens
@@ -342,28 +343,57 @@ def article_with_versions(engine: Engine, url_or_id: str | int) -> dict[str, Any
     known in ``url_aliases``: its columns (``sources`` left as JSON text), ``tags``,
     ``images`` (as in `iter_articles`) and ``versions``, the ``article_versions``
     rows oldest first as dicts. None when no article matches."""
+    if not isinstance(url_or_id, int) and not url_or_id.isdigit():
+        return article_by_urls(engine, [url_or_id])
     with _reader(engine).connect() as connection:
-        if isinstance(url_or_id, int) or url_or_id.isdigit():
-            where = tables.articles.c.id == int(url_or_id)
-        else:
-            canonical = connection.execute(
-                select(tables.aliases.c.canonical_url).where(tables.aliases.c.url == url_or_id)
-            ).scalar_one_or_none()
-            where = tables.articles.c.url.in_({url_or_id, canonical or url_or_id})
-        row = connection.execute(select(tables.articles).where(where)).mappings().first()
-        if row is None:
+        row = (
+            connection.execute(
+                select(tables.articles).where(tables.articles.c.id == int(url_or_id))
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _with_history(connection, row)
+
+
+def article_by_urls(engine: Engine, urls: Sequence[str]) -> dict[str, Any] | None:
+    """The article (as `article_with_versions` gives it) stored under one of `urls`,
+    as its canonical URL or as an alias URL (``url_aliases``), all looked up in one
+    query; when they name several articles, the one of the earliest URL in `urls`.
+    None when none does."""
+    if not urls:
+        return None
+    direct = select(
+        tables.articles.c.url.label("asked"), tables.articles.c.url.label("target")
+    ).where(tables.articles.c.url.in_(urls))
+    aliased = select(
+        tables.aliases.c.url.label("asked"), tables.aliases.c.canonical_url.label("target")
+    ).where(tables.aliases.c.url.in_(urls))
+    matches = union_all(direct, aliased).subquery()
+    statement = select(tables.articles, matches.c.asked.label("_asked")).join(
+        matches, tables.articles.c.url == matches.c.target
+    )
+    with _reader(engine).connect() as connection:
+        rows = connection.execute(statement).mappings().all()
+        if not rows:
             return None
-        article = dict(row)
-        article["tags"] = _tags_by_article(connection, [row["id"]]).get(row["id"], [])
-        article["images"] = _images_by_article(connection, [row["id"]]).get(row["id"], [])
-        article["versions"] = [
-            dict(version)
-            for version in connection.execute(
-                select(tables.versions)
-                .where(tables.versions.c.article_id == row["id"])
-                .order_by(tables.versions.c.version)
-            ).mappings()
-        ]
+        best = min(rows, key=lambda row: urls.index(row["_asked"]))
+        return _with_history(connection, {k: v for k, v in best.items() if k != "_asked"})
+
+
+def _with_history(connection: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``articles`` row with its ``tags``, ``images`` and ``versions``."""
+    article = dict(row)
+    article["tags"] = _tags_by_article(connection, [row["id"]]).get(row["id"], [])
+    article["images"] = _images_by_article(connection, [row["id"]]).get(row["id"], [])
+    article["versions"] = [
+        dict(version)
+        for version in connection.execute(
+            select(tables.versions)
+            .where(tables.versions.c.article_id == row["id"])
+            .order_by(tables.versions.c.version)
+        ).mappings()
+    ]
     return article
 
 

@@ -99,6 +99,8 @@ def test_the_installed_wheel_claims_one_import_name(installed: Path) -> None:
     assert not names & GENERIC_NAMES
     assert "news_archive" in names
     assert (site_packages / "news_archive" / "migrations" / "versions").is_dir()
+    # Package data: `news-archive serve`'s Datasette metadata.
+    assert (site_packages / "news_archive" / "storage" / "datasette.yaml").is_file()
 
 
 def test_crawl_search_and_db_current_from_an_empty_directory(

@@ -8,26 +8,35 @@ when they cannot (trafilatura's own boilerplate removal, with its fallbacks).
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterable
+from configparser import ConfigParser
 from urllib.parse import urljoin
 
-import trafilatura
 from lxml import etree
 from lxml import html as lxml_html
-from trafilatura.settings import use_config
 
 from news_archive.crawler.extract.furniture import prepare
 from news_archive.vocabulary import Image
 
-# trafilatura drops extractions under 250 characters by default and then tries its
-# fallback extractors; short news items are real articles, so keep everything and
-# let the site module decide what is too little.
-_CONFIG = use_config()
-_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
-_CONFIG.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
-_CONFIG.set("DEFAULT", "MIN_EXTRACTED_COMM_SIZE", "1")
-_CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")
+
+@functools.cache
+def _trafilatura_config() -> ConfigParser:
+    # Built on first use: importing trafilatura takes some 180 ms, which the command
+    # line's site rules (`news-archive show URL`, `--site`) should not pay.
+    from trafilatura.settings import use_config
+
+    # trafilatura drops extractions under 250 characters by default and then tries its
+    # fallback extractors; short news items are real articles, so keep everything and
+    # let the site module decide what is too little.
+    config = use_config()
+    config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
+    config.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
+    config.set("DEFAULT", "MIN_EXTRACTED_COMM_SIZE", "1")
+    config.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")
+    return config
+
 
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 
@@ -54,6 +63,8 @@ def body_lines(root: lxml_html.HtmlElement, *, whole_page: bool) -> list[str]:
         body = etree.SubElement(document, "body")
         etree.SubElement(body, "article").append(tree)
         tree = document
+    import trafilatura
+
     text = trafilatura.extract(
         tree,
         output_format="txt",
@@ -65,7 +76,7 @@ def body_lines(root: lxml_html.HtmlElement, *, whole_page: bool) -> list[str]:
         with_metadata=False,
         deduplicate=False,
         fast=not whole_page,
-        config=_CONFIG,
+        config=_trafilatura_config(),
     )
     return clean_lines((text or "").splitlines())
 

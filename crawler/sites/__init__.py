@@ -18,6 +18,7 @@ adding its instance to `REGISTERED`, or an entry to the sites file (see
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -72,4 +73,30 @@ def site_for(name: str, sites: dict[str, Site] | None = None) -> Site:
         raise KeyError(f"unknown site {name!r}; known: {', '.join(sorted(known))}") from None
 
 
-__all__ = ["REGISTERED", "SITES", "Site", "SitesFileError", "all_sites", "site_for", "sites_for"]
+def url_candidates(url: str, sites: Iterable[Site]) -> list[str]:
+    """The URLs under which the article `url` may be archived, most literal first:
+    `url` as given (``https://`` put in front when it names no scheme), then its
+    canonical URL under each of `sites` whose rules recognise it (an ``http://``,
+    AMP, print, old-host or tracking-parameter variant names the same article id),
+    without repeats. The archive's alias table answers for the first ones too."""
+    given = url.strip()
+    if "://" not in given:
+        given = f"https://{given}"
+    candidates = [given]
+    for site in sites:
+        canonical = site.canonical_url(given)
+        if canonical is not None and canonical not in candidates:
+            candidates.append(canonical)
+    return candidates
+
+
+__all__ = [
+    "REGISTERED",
+    "SITES",
+    "Site",
+    "SitesFileError",
+    "all_sites",
+    "site_for",
+    "sites_for",
+    "url_candidates",
+]

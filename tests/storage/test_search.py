@@ -20,6 +20,7 @@ from news_archive.storage.search import (
     HIGHLIGHT_START,
     SNIPPET_CHARS,
     SearchHit,
+    article_by_urls,
     article_with_versions,
     daily_counts,
     iter_articles,
@@ -217,6 +218,22 @@ def test_article_with_versions_by_id_url_and_alias(archive: Engine) -> None:
     assert by_alias["url"] == "https://news.sktelecom.com/130003"
     assert article_with_versions(archive, "https://example.com/nothing") is None
     assert article_with_versions(archive, 999_999) is None
+
+
+def test_article_by_urls_takes_the_first_url_that_names_an_article(archive: Engine) -> None:
+    shortlink = "https://www.sktinsight.com/?p=130003"  # an alias the crawl met
+    nothing = "https://example.com/nothing"
+    # By canonical URL or alias, whichever of the URLs names one, in one query.
+    assert article_by_urls(archive, [nothing, EDITED])["url"] == EDITED  # type: ignore[index]
+    found = article_by_urls(archive, [nothing, shortlink])
+    assert found is not None
+    assert found["url"] == "https://news.sktelecom.com/130003"
+    assert [version["version"] for version in found["versions"]] == [1]
+    # Several articles named: the earliest URL's.
+    assert article_by_urls(archive, [shortlink, EDITED])["url"] == found["url"]  # type: ignore[index]
+    assert article_by_urls(archive, [EDITED, shortlink])["url"] == EDITED  # type: ignore[index]
+    assert article_by_urls(archive, [nothing]) is None
+    assert article_by_urls(archive, []) is None
 
 
 def test_daily_counts_and_site_totals(archive: Engine) -> None:
