@@ -25,6 +25,8 @@ only the ranking is limited to that window (news: recent matters).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -49,12 +51,15 @@ from news_archive.storage import tables, tokens
 from news_archive.storage.query import Query, Term
 
 INDEX_TABLE = "articles_search"
-# One occurrence in the title outweighs this many in the body.
+# One occurrence in the title counts as this many in the body.
 TITLE_WEIGHT = 5.0
+# BM25's term-frequency saturation and length normalisation (Lucene's defaults).
+BM25_K1 = 1.2
+BM25_B = 0.75
 # Matches ranked per search, the most recently stored first (see the module's doc).
-RANK_WINDOW = 1000
-# ts_rank's weights for D, C, B, A: the title (A) `TITLE_WEIGHT` times the body (D).
-_PG_WEIGHTS = f"'{{{1 / TITLE_WEIGHT}, {1 / TITLE_WEIGHT}, {1 / TITLE_WEIGHT}, 1.0}}'::float4[]"
+RANK_WINDOW = 100
+# Matches of each word whose span of ids estimates how many articles have it (IDF).
+IDF_SAMPLE = 50
 # PostgreSQL's tsvector limits: positions above 16383 are clamped (a phrase
 # beyond it cannot match there; single tokens still do), 256 positions per
 # token are kept, and a vector must stay under 1 MiB (we stop adding tokens
@@ -182,17 +187,22 @@ def fts5_expression(groups: Sequence[Sequence[Term]], excluded: Sequence[Term] =
     return expression
 
 
-def tsquery_expression(groups: Sequence[Sequence[Term]], excluded: Sequence[Term] = ()) -> str:
-    """The same query as a ``tsquery`` literal."""
+def tsquery_expression(
+    groups: Sequence[Sequence[Term]], excluded: Sequence[Term] = (), *, phrases: bool = True
+) -> str:
+    """The same query as a ``tsquery`` literal; without `phrases`, the tokens of
+    each word or phrase of `groups` need only all be there (``&``, not ``<->``):
+    the GIN index answers that alone, without reading a single vector."""
 
-    def phrase(term: Term) -> str:
+    def phrase(term: Term, joint: str = " <-> ") -> str:
         found, prefix = term_tokens(term)
         quoted = [_quote(token) for token in found]
         if prefix:
             quoted[-1] += ":*"
-        return "(" + " <-> ".join(quoted) + ")"
+        return "(" + joint.join(quoted) + ")"
 
-    parts = ["(" + " | ".join(phrase(term) for term in group) + ")" for group in groups]
+    joint = " <-> " if phrases else " & "
+    parts = ["(" + " | ".join(phrase(term, joint) for term in group) + ")" for group in groups]
     parts += ["!" + phrase(term) for term in excluded]
     return " & ".join(parts)
 
@@ -209,13 +219,14 @@ def matching_ids(
 
 
 def _pg_matches(
-    vector: ColumnElement[Any], groups: Sequence[Sequence[Term]], excluded: Sequence[Term]
+    vector: ColumnElement[Any],
+    groups: Sequence[Sequence[Term]],
+    excluded: Sequence[Term],
+    *,
+    phrases: bool = True,
 ) -> ColumnElement[bool]:
-    return vector.op("@@")(_pg_query(groups, excluded))
-
-
-def _pg_query(groups: Sequence[Sequence[Term]], excluded: Sequence[Term]) -> ColumnElement[Any]:
-    return func.cast(literal(tsquery_expression(groups, excluded)), postgresql.TSQUERY)
+    expression = tsquery_expression(groups, excluded, phrases=phrases)
+    return vector.op("@@")(func.cast(literal(expression), postgresql.TSQUERY))
 
 
 def ranked_ids(
@@ -229,14 +240,14 @@ def ranked_ids(
 ) -> list[tuple[int, float | None]]:
     """Ids of the articles matching `query`'s words and `conditions` (on
     ``articles``), with their rank (higher is better; None when sorted by
-    newest), at most `limit`, best or newest first; ranked among the `window`
-    (default `RANK_WINDOW`) most recently stored matches. `query` must have words."""
-    window = window or RANK_WINDOW
+    newest), at most `limit`, best or newest first; ranked (`bm25_scores`) among
+    the `window` (default `RANK_WINDOW`) most recently stored matches. `query`
+    must have words."""
     articles = tables.articles
     dialect = connection.dialect.name
     if sort == "newest":
         statement = (
-            select(articles.c.id, literal(None).label("rank"))
+            select(articles.c.id)
             .where(
                 articles.c.id.in_(matching_ids(dialect, query.groups, query.excluded)),
                 *conditions,
@@ -244,40 +255,136 @@ def ranked_ids(
             .order_by(articles.c.published_at.desc(), articles.c.id.desc())
             .limit(limit)
         )
-        return [(row.id, None) for row in connection.execute(statement)]
-    if dialect == "sqlite":
-        index = _SQLITE_INDEX
-        source: Any = index
-        if conditions:
-            source = index.join(articles, articles.c.id == index.c.rowid)
-        score = -func.bm25(_SQLITE_NAME, TITLE_WEIGHT, 1.0)
-        inner = (
-            select(index.c.rowid.label("id"), score.label("rank"))
-            .select_from(source)
-            .where(_SQLITE_NAME.match(fts5_expression(query.groups, query.excluded)), *conditions)
-            .order_by(index.c.rowid.desc())
-            .limit(window)
-            .subquery()
+        return [(article_id, None) for article_id in connection.scalars(statement)]
+    candidates = _newest_matches(
+        connection, query.groups, query.excluded, conditions, window or RANK_WINDOW
+    )
+    if not candidates:
+        return []
+    found = connection.execute(
+        select(articles.c.id, articles.c.title, articles.c.body).where(
+            articles.c.id.in_(candidates)
         )
-        outer = select(inner.c.id, inner.c.rank)
+    ).all()
+    # PostgreSQL's candidates have each word's tokens, not yet in their order.
+    rows = [
+        (row.id, row.title, row.body or "")
+        for row in found
+        if has_every_group(query.groups, row.title, row.body or "")
+    ]
+    terms = query.terms
+    total = connection.scalar(select(func.max(articles.c.id))) or len(rows)
+    # One term's weight orders nothing.
+    idf = _idf(connection, terms, total) if len(terms) > 1 else {term: 1.0 for term in terms}
+    scores = bm25_scores(rows, idf)
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
+    return [(article_id, score) for article_id, score in ranked[:limit]]
+
+
+def _newest_matches(
+    connection: Connection,
+    groups: Sequence[Sequence[Term]],
+    excluded: Sequence[Term],
+    conditions: Sequence[ColumnElement[bool]],
+    count: int,
+) -> list[int]:
+    """Ids of the `count` most recently stored articles that match (newest first).
+
+    Cheap on both backends: the index yields matches in id order, and the scan
+    stops at `count`. On PostgreSQL a word needs only all its tokens (checked in
+    order by `has_every_group` on the text): checking their order means reading
+    each candidate's vector, and its planner, which cannot tell how many
+    candidates a phrase has, may choose to read tens of thousands."""
+    articles = tables.articles
+    if connection.dialect.name == "sqlite":
+        key = _SQLITE_INDEX.c.rowid
+        match = _SQLITE_NAME.match(fts5_expression(groups, excluded))
+        source: Any = _SQLITE_INDEX
     else:
-        index = _PG_INDEX
-        source = index
-        if conditions:
-            source = index.join(articles, articles.c.id == index.c.id)
-        inner = (
-            select(index.c.id, index.c.tokens)
-            .select_from(source)
-            .where(_pg_matches(index.c.tokens, query.groups, query.excluded), *conditions)
-            .order_by(index.c.id.desc())
-            .limit(window)
-            .subquery()
+        key = _PG_INDEX.c.id
+        match = _pg_matches(_PG_INDEX.c.tokens, groups, excluded, phrases=False)
+        source = _PG_INDEX
+    if conditions:
+        source = source.join(articles, articles.c.id == key)
+    statement = select(key).select_from(source).where(match, *conditions)
+    return list(connection.scalars(statement.order_by(key.desc()).limit(count)))
+
+
+def _idf(connection: Connection, terms: Sequence[Term], total: int) -> dict[Term, float]:
+    """BM25's inverse document frequency of each term, from an estimate of how many
+    articles have it: counting every match of a common word would cost more than
+    the search.
+
+    SQLite: from the span of ids its `IDF_SAMPLE` newest matches cover (exact
+    when it has fewer). PostgreSQL: from ANALYZE's statistics of the vector
+    column (the most common tokens and their shares; a token outside them is
+    rarer than the least common of them), a term as common as its rarest token.
+    """
+    if connection.dialect.name == "sqlite":
+        shares = {}
+        for term in terms:
+            ids = _newest_matches(connection, [[term]], (), (), IDF_SAMPLE)
+            span = max(ids[0] - ids[-1] + 1, 1) if ids else 1
+            found = len(ids) if len(ids) < IDF_SAMPLE else IDF_SAMPLE * total / span
+            shares[term] = found / max(total, 1)
+    else:
+        row = connection.execute(
+            text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE tablename = 'articles_search' AND attname = 'tokens'"
+            )
+        ).first()
+        if row is None or row[0] is None:
+            return {term: 1.0 for term in terms}  # never analysed: weigh terms alike
+        common = dict(zip(row[0], row[1], strict=False))
+        rare = min(row[1][: len(row[0])]) / 2
+        shares = {term: _pg_share(term, common, rare) for term in terms}
+    return {
+        term: math.log(1 + (1 - share + 0.5 / total) / (share + 0.5 / total))
+        for term, share in shares.items()
+    }
+
+
+def _pg_share(term: Term, common: dict[str, float], rare: float) -> float:
+    """The share of articles with `term`: that of its rarest token; a one-syllable
+    prefix, that of the commonest token it begins."""
+    found, prefix = term_tokens(term)
+    if prefix:
+        begun = (share for token, share in common.items() if token[0] == found[0])
+        return max(begun, default=rare)
+    return min(common.get(token, rare) for token in found)
+
+
+def has_every_group(groups: Sequence[Sequence[Term]], title: str, body: str) -> bool:
+    """Whether the title or the body has a term of every group, its runs in order
+    (`tokens.text_pattern`)."""
+    return all(
+        any(
+            pattern.search(title) or pattern.search(body)
+            for pattern in (_pattern(term) for term in group)
         )
-        # Ranked outside the window's query: there, PostgreSQL would rank every
-        # match before sorting by id.
-        rank = func.ts_rank(
-            literal_column(_PG_WEIGHTS), inner.c.tokens, _pg_query(query.groups, query.excluded)
-        )
-        outer = select(inner.c.id, rank.label("rank"))
-    statement = outer.order_by(literal_column("rank").desc(), inner.c.id.desc()).limit(limit)
-    return [(row.id, float(row.rank)) for row in connection.execute(statement)]
+        for group in groups
+    )
+
+
+def _pattern(term: Term) -> re.Pattern[str]:
+    return re.compile(tokens.text_pattern(term.text), re.IGNORECASE)
+
+
+def bm25_scores(rows: Sequence[tuple[int, str, str]], idf: dict[Term, float]) -> dict[int, float]:
+    """BM25 of each (id, title, body) for the terms of `idf` (with their weights):
+    a term's frequency counts each occurrence in the title `TITLE_WEIGHT` times,
+    lengths are in characters, their average that of `rows`."""
+    patterns = {term: re.compile(tokens.text_pattern(term.text), re.IGNORECASE) for term in idf}
+    lengths = {article_id: len(title) + len(body) for article_id, title, body in rows}
+    average = sum(lengths.values()) / len(lengths) or 1.0
+    scores = {}
+    for article_id, title, body in rows:
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[article_id] / average)
+        score = 0.0
+        for term, weight in idf.items():
+            pattern = patterns[term]
+            frequency = TITLE_WEIGHT * len(pattern.findall(title)) + len(pattern.findall(body))
+            score += weight * frequency * (BM25_K1 + 1) / (frequency + norm)
+        scores[article_id] = score
+    return scores

@@ -88,12 +88,18 @@ def is_prefix(run: str, cjk: bool) -> bool:
 
 
 def text_pattern(text: str) -> str:
-    """A regular expression (use it with `re.IGNORECASE`) for where the tokens of
-    `text` occur in a text, for highlighting: its runs in order, with anything but
-    letters and digits between them; a CJK run anywhere, any other run as a
-    whole word (``AI`` in ``AI는``, not in ``SAID``)."""
-    parts = []
+    """A regular expression (use it with `re.IGNORECASE`) for where `text` occurs as
+    the index finds it: its runs in order; a CJK run anywhere (inside a longer
+    run), any other run as a whole word (``AI`` in ``AI는``, not in ``SAID``);
+    between two CJK runs at least one character that is no letter or digit (they
+    are two runs), between others any such characters or none."""
+    parts: list[str] = []
+    previous_cjk = False
     for run, cjk in runs(text):
         escaped = re.escape(run)
-        parts.append(escaped if cjk else rf"(?<![^\W_{_CJK}]){escaped}(?![^\W_{_CJK}])")
-    return r"[\W_]*".join(parts)
+        if parts:
+            parts.append(r"[\W_]+" if cjk and previous_cjk else r"[\W_]*")
+        # The look-behind after the word, so that the search starts from the literal.
+        parts.append(escaped if cjk else rf"{escaped}(?<![^\W_{_CJK}]{escaped})(?![^\W_{_CJK}])")
+        previous_cjk = cjk
+    return "".join(parts)

@@ -452,6 +452,16 @@ WRITTEN = [
         datetime(2026, 11, 23, 14, 30, tzinfo=UTC),
         (),
     ),
+    # Both bigrams of 카카오, but not 카카오 itself.
+    (
+        8,
+        "maeil_ilbo",
+        "오카카 소식",
+        "카오스 이론을 다룬다.",
+        "최민수",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        (),
+    ),
 ]
 
 
@@ -498,6 +508,11 @@ def test_words_are_anded(written: Engine) -> None:
 def test_a_phrase_is_exact(written: Engine) -> None:
     assert _numbers(search(written, '"협력 방안"')) == [4]
     assert sorted(_numbers(search(written, "협력 방안"))) == [4, 5]
+
+
+def test_a_word_needs_its_bigrams_in_order(written: Engine) -> None:
+    assert _numbers(search(written, "카카오")) == [6]
+    assert _numbers(search(written, "카카오", sort="newest")) == [6]
 
 
 def test_or_and_exclusion(written: Engine) -> None:
