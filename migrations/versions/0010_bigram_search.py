@@ -86,6 +86,8 @@ def upgrade() -> None:
     fulltext.index_all(op.get_bind(), BATCH)
     if dialect == "postgresql":
         op.execute(POSTGRES_INDEX)
+        # The token statistics ranking reads (storage/fulltext.py, `_idf`).
+        op.execute("ANALYZE articles_search")
 
 
 def downgrade() -> None:
