@@ -42,7 +42,6 @@ from sqlalchemy import (
     Select,
     bindparam,
     column,
-    delete,
     func,
     literal,
     literal_column,
@@ -108,16 +107,6 @@ def index_articles(connection: Connection, rows: Sequence[tuple[int, str, str | 
         statement,
         [{"id": i, "tokens": tsvector_literal(title, body or "")} for i, title, body in rows],
     )
-
-
-def unindex_articles(connection: Connection, ids: Sequence[int]) -> None:
-    """Drop the index entries of these articles (deleting an article does it too)."""
-    if connection.dialect.name == "sqlite":
-        connection.execute(
-            text("DELETE FROM articles_search WHERE rowid = :id"), [{"id": i} for i in ids]
-        )
-    else:
-        connection.execute(delete(_PG_INDEX).where(_PG_INDEX.c.id.in_(ids)))
 
 
 def index_all(connection: Connection, batch: int = 500) -> int:
