@@ -250,22 +250,19 @@ def ranked_ids(
             .limit(limit)
         )
         return [(article_id, None) for article_id in connection.scalars(statement)]
-    candidates = _newest_matches(
-        connection, query.groups, query.excluded, conditions, window or RANK_WINDOW
-    )
-    if not candidates:
-        return []
-    found = connection.execute(
-        select(articles.c.id, articles.c.title, articles.c.body).where(
-            articles.c.id.in_(candidates)
+    window = window or RANK_WINDOW
+    candidates = _newest_matches(connection, query.groups, query.excluded, conditions, window)
+    rows = _in_order(connection, query, candidates)
+    if len(rows) < limit and len(candidates) == window and len(rows) < len(candidates):
+        # PostgreSQL: articles with a word's tokens out of order filled the window.
+        # Rare; then the database checks the order itself, at the cost of reading
+        # the candidates' vectors.
+        candidates = _newest_matches(
+            connection, query.groups, query.excluded, conditions, window, in_order=True
         )
-    ).all()
-    # PostgreSQL's candidates have each word's tokens, not yet in their order.
-    rows = [
-        (row.id, row.title, row.body or "")
-        for row in found
-        if has_every_group(query.groups, row.title, row.body or "")
-    ]
+        rows = _in_order(connection, query, candidates)
+    if not rows:
+        return []
     terms = query.terms
     total = connection.scalar(select(func.max(articles.c.id))) or len(rows)
     # One term's weight orders nothing.
@@ -275,20 +272,41 @@ def ranked_ids(
     return [(article_id, score) for article_id, score in ranked[:limit]]
 
 
+def _in_order(
+    connection: Connection, query: Query, candidates: Sequence[int]
+) -> list[tuple[int, str, str]]:
+    """(id, title, body) of the `candidates` that have every group's words, their
+    runs in order (PostgreSQL's candidates need only have the tokens)."""
+    if not candidates:
+        return []
+    articles = tables.articles.c
+    found = connection.execute(
+        select(articles.id, articles.title, articles.body).where(articles.id.in_(candidates))
+    ).all()
+    return [
+        (row.id, row.title, row.body or "")
+        for row in found
+        if has_every_group(query.groups, row.title, row.body or "")
+    ]
+
+
 def _newest_matches(
     connection: Connection,
     groups: Sequence[Sequence[Term]],
     excluded: Sequence[Term],
     conditions: Sequence[ColumnElement[bool]],
     count: int,
+    *,
+    in_order: bool = False,
 ) -> list[int]:
     """Ids of the `count` most recently stored articles that match (newest first).
 
     Cheap on both backends: the index yields matches in id order, and the scan
-    stops at `count`. On PostgreSQL a word needs only all its tokens (checked in
-    order by `has_every_group` on the text): checking their order means reading
-    each candidate's vector, and its planner, which cannot tell how many
-    candidates a phrase has, may choose to read tens of thousands."""
+    stops at `count`. On PostgreSQL, unless `in_order`, a word needs only all its
+    tokens (their order is checked by `has_every_group` on the text): checking
+    the order means reading each candidate's vector, and its planner, which
+    cannot tell how many candidates a phrase has, may choose to read tens of
+    thousands."""
     articles = tables.articles
     if connection.dialect.name == "sqlite":
         key = _SQLITE_INDEX.c.rowid
@@ -296,7 +314,7 @@ def _newest_matches(
         source: Any = _SQLITE_INDEX
     else:
         key = _PG_INDEX.c.id
-        match = _pg_matches(_PG_INDEX.c.tokens, groups, excluded, phrases=False)
+        match = _pg_matches(_PG_INDEX.c.tokens, groups, excluded, phrases=in_order)
         source = _PG_INDEX
     if conditions:
         source = source.join(articles, articles.c.id == key)
@@ -372,9 +390,9 @@ def bm25_scores(rows: Sequence[tuple[int, str, str]], idf: dict[Term, float]) ->
     """BM25 of each (id, title, body) for the terms of `idf` (with their weights):
     a term's frequency counts each occurrence in the title `TITLE_WEIGHT` times,
     lengths are in characters, their average that of `rows`."""
-    patterns = {term: re.compile(tokens.text_pattern(term.text), re.IGNORECASE) for term in idf}
+    patterns = {term: _pattern(term) for term in idf}
     lengths = {article_id: len(title) + len(body) for article_id, title, body in rows}
-    average = sum(lengths.values()) / len(lengths) or 1.0
+    average = sum(lengths.values()) / max(len(lengths), 1) or 1.0
     scores = {}
     for article_id, title, body in rows:
         norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[article_id] / average)

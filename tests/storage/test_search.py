@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, text
 
+from news_archive.storage import fulltext
 from news_archive.storage.engine import create_archive_engine, upgrade_to_head
-from news_archive.storage.query import QuerySyntaxError
+from news_archive.storage.query import KOREA, QuerySyntaxError, parse
 from news_archive.storage.repository import ArchiveRepository
 from news_archive.storage.search import (
     HIGHLIGHT_END,
@@ -513,6 +514,20 @@ def test_a_phrase_is_exact(written: Engine) -> None:
 def test_a_word_needs_its_bigrams_in_order(written: Engine) -> None:
     assert _numbers(search(written, "카카오")) == [6]
     assert _numbers(search(written, "카카오", sort="newest")) == [6]
+    # Article 8 has every bigram of 카카오스 (오카카, 카오스), none in order.
+    assert search(written, "카카오스") == []
+
+
+def test_words_out_of_order_never_crowd_out_a_match(written: Engine) -> None:
+    """A window of one: article 8, the newest with 카카오's bigrams (out of order),
+    takes it; the search then asks the index for the order itself and finds 6."""
+    query = parse("카카오", zone=KOREA)
+    with written.connect() as connection:
+        ranked = fulltext.ranked_ids(connection, query, [], sort="relevance", limit=5, window=1)
+        article_id = connection.execute(
+            text("SELECT id FROM articles WHERE url = :url"), {"url": SKT.format(6)}
+        ).scalar_one()
+    assert [found for found, _ in ranked] == [article_id]
 
 
 def test_or_and_exclusion(written: Engine) -> None:
