@@ -15,11 +15,11 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, pool, text
 
+from news_archive.storage import tables
 from news_archive.storage.engine import create_archive_engine, mask_url
-from news_archive.storage.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = tables.metadata
 
 # Any constant will do; it only has to be the same for every migrating process.
 _MIGRATION_LOCK_ID = 0x61726368  # "arch"
@@ -30,9 +30,10 @@ if config.config_file_name is not None:
 
 
 # Search objects made by hand-written SQL in migrations 0003 and 0010, not by the
-# models: the SQLite FTS5 tables with their shadow tables (``articles_fts_data``,
-# ``articles_search_data``, ...), PostgreSQL's trigram indexes (before 0010) and
-# its ``articles_search`` table. Autogenerate must neither reflect nor drop them.
+# table catalogue (storage/tables.py): the SQLite FTS5 tables with their shadow
+# tables (``articles_fts_data``, ``articles_search_data``, ...), PostgreSQL's trigram
+# indexes (before 0010) and its ``articles_search`` table. Autogenerate must neither
+# reflect nor drop them.
 _UNMODELLED_TABLE_PREFIXES = ("articles_fts", "articles_search")
 _UNMODELLED_INDEXES = {
     "ix_articles_title_trgm",

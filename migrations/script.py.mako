@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
 # Data migrations: declare the tables they touch here (sa.table/sa.column),
-# frozen as of this revision; never import storage.models, which moves on.
+# frozen as of this revision; never import storage.tables, which moves on.
 
 revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from news_archive.crawler.extensions.run import ALREADY_RUNNING, ArchiveRun
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
-from news_archive.storage.models import CrawlLock
+from news_archive.storage import tables
 from tests.conftest import SeedArchive
 from tests.crawl.crawling import SEEDS, crawl, project_crawler, snapshot
 from tests.test_health_checks import HEALTHY as HEALTHY_RUN_STATS
@@ -214,7 +214,7 @@ def test_a_crawl_blocked_by_a_running_one_exits_75_unjudged(
         now = datetime.now(UTC)
         with run.archive.engine.begin() as connection:
             connection.execute(
-                insert(CrawlLock),
+                insert(tables.locks),
                 {
                     "spider": "maeil_ilbo",
                     "hostname": socket.gethostname(),

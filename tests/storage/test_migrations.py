@@ -13,13 +13,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from news_archive.storage import tables
 from news_archive.storage.engine import (
     alembic_config,
     create_archive_engine,
     current_revision,
     upgrade_to_head,
 )
-from news_archive.storage.models import Base
 from news_archive.storage.repository import ArchiveRepository
 from news_archive.storage.search import search
 from tests.conftest import migrate_to
@@ -42,7 +42,7 @@ TABLES = {
 }
 # Migration 0010's search table: on SQLite an FTS5 table and the shadow tables FTS5
 # keeps its index in, on PostgreSQL a table of tsvectors. Reflection lists them as
-# tables, but they are not models (env.py leaves them out of autogenerate).
+# tables, but they are not in the table catalogue (env.py leaves them out of autogenerate).
 SQLITE_SEARCH_TABLES = {
     "articles_search",
     "articles_search_config",
@@ -97,7 +97,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) == _head()
 
 
-def test_no_drift_between_models_and_migrations(database_url: str) -> None:
+def test_no_drift_between_tables_and_migrations(database_url: str) -> None:
     engine = create_archive_engine(database_url)
     try:
         upgrade_to_head(engine)
@@ -148,8 +148,8 @@ def test_alembic_ini_command_line_setup(tmp_path: Path) -> None:
     assert _tables(url) == _archive_tables(url)
 
 
-def test_models_and_migration_list_the_same_tables() -> None:
-    assert set(Base.metadata.tables) == TABLES
+def test_catalogue_and_migration_list_the_same_tables() -> None:
+    assert set(tables.metadata.tables) == TABLES
 
 
 def _upgrade_in_process(url: str, barrier: Barrier) -> None:

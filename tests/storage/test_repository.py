@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, delete, select
 
+from news_archive.storage import tables
 from news_archive.storage.engine import create_archive_engine
-from news_archive.storage.models import ArticleRecord, ArticleTag, ArticleVersion
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 from tests.storage.factories import FETCHED_AT, later, make_article
@@ -249,10 +249,10 @@ def test_deleting_an_article_cascades(
     article = make_article()
     repository.store_articles([article])
     with archive_engine.begin() as connection:
-        connection.execute(delete(ArticleRecord).where(ArticleRecord.url == article.url))
+        connection.execute(delete(tables.articles).where(tables.articles.c.url == article.url))
     with archive_engine.connect() as connection:
-        assert connection.execute(select(ArticleVersion.id)).all() == []
-        assert connection.execute(select(ArticleTag.tag)).all() == []
+        assert connection.execute(select(tables.versions.c.id)).all() == []
+        assert connection.execute(select(tables.tags.c.tag)).all() == []
 
 
 def test_repository_rejects_other_databases() -> None:
