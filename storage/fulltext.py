@@ -32,13 +32,18 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Pool,
+    Row,
     Select,
     bindparam,
     column,
@@ -64,6 +69,11 @@ BM25_B = 0.75
 RANK_WINDOW = 100
 # Matches of each word whose span of ids estimates how many articles have it (IDF).
 IDF_SAMPLE = 50
+# PostgreSQL: a query in at least this share of the articles (by ANALYZE's
+# statistics) is answered by testing the newest vectors one by one, over a span
+# of ids that should hold SCAN_SPAN times the matches wanted (`_newest_matches`).
+SCAN_MIN_SHARE = 0.05
+SCAN_SPAN = 3
 # PostgreSQL's tsvector limits: positions above 16383 are clamped (a phrase
 # beyond it cannot match there; single tokens still do), 256 positions per
 # token are kept, and a vector must stay under 1 MiB (we stop adding tokens
@@ -223,183 +233,298 @@ def _pg_matches(
     return vector.op("@@")(func.cast(literal(expression), postgresql.TSQUERY))
 
 
-def ranked_ids(
+def ranked_rows(
     connection: Connection,
     query: Query,
     conditions: Sequence[ColumnElement[bool]],
     *,
+    columns: Sequence[ColumnElement[Any]] = (),
     sort: Sort,
     limit: int,
     window: int | None = None,
-) -> list[tuple[int, float | None]]:
-    """Ids of the articles matching `query`'s words and `conditions` (on
-    ``articles``), with their rank (higher is better; None when sorted by
-    newest), at most `limit`, best or newest first; ranked (`bm25_scores`) among
-    the `window` (default `RANK_WINDOW`) most recently stored matches. `query`
-    must have words."""
-    articles = tables.articles
+) -> list[tuple[Row[Any], float | None]]:
+    """The articles matching `query`'s words and `conditions` (on ``articles``),
+    at most `limit`, best or newest first, each as a row of its ``id``, ``title``,
+    ``body`` and `columns` (of ``articles``), with its rank (higher is better;
+    None when sorted by newest). Ranked (`bm25_scores`) among the `window`
+    (default `RANK_WINDOW`) most recently stored matches. `query` must have words.
+    """
+    articles = tables.articles.c
+    selected = (articles.id, articles.title, articles.body, *columns)
     dialect = connection.dialect.name
     if sort == "newest":
+        matching = matching_ids(dialect, query.groups, query.excluded)
         statement = (
-            select(articles.c.id)
-            .where(
-                articles.c.id.in_(matching_ids(dialect, query.groups, query.excluded)),
-                *conditions,
-            )
-            .order_by(articles.c.published_at.desc(), articles.c.id.desc())
+            select(*selected)
+            .where(articles.id.in_(matching), *conditions)
+            .order_by(articles.published_at.desc(), articles.id.desc())
             .limit(limit)
         )
-        return [(article_id, None) for article_id in connection.scalars(statement)]
+        return [(row, None) for row in connection.execute(statement)]
     window = window or RANK_WINDOW
-    candidates = _newest_matches(connection, query.groups, query.excluded, conditions, window)
+    shares = token_shares(connection) if dialect == "postgresql" else None
+    candidates = _newest_matches(
+        connection, query, conditions, window, shares=shares, selected=selected
+    )
     rows = _in_order(connection, query, candidates)
     if len(rows) < limit and len(candidates) == window and len(rows) < len(candidates):
         # PostgreSQL: articles with a word's tokens out of order filled the window.
         # Rare; then the database checks the order itself, at the cost of reading
         # the candidates' vectors.
         candidates = _newest_matches(
-            connection, query.groups, query.excluded, conditions, window, in_order=True
+            connection, query, conditions, window, in_order=True, selected=selected
         )
         rows = _in_order(connection, query, candidates)
     if not rows:
         return []
     terms = query.terms
-    total = connection.scalar(select(func.max(articles.c.id))) or len(rows)
     # One term's weight orders nothing.
-    idf = _idf(connection, terms, total) if len(terms) > 1 else {term: 1.0 for term in terms}
-    scores = bm25_scores(rows, idf)
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
-    return [(article_id, score) for article_id, score in ranked[:limit]]
+    idf = _idf(connection, terms, shares) if len(terms) > 1 else {term: 1.0 for term in terms}
+    scores = bm25_scores([(row.id, row.title, row.body or "") for row in rows], idf)
+    best = sorted(rows, key=lambda row: (-scores[row.id], -row.id))[:limit]
+    return [(row, scores[row.id]) for row in best]
 
 
-def _in_order(
-    connection: Connection, query: Query, candidates: Sequence[int]
-) -> list[tuple[int, str, str]]:
-    """(id, title, body) of the `candidates` that have every group's words, their
-    runs in order (PostgreSQL's candidates need only have the tokens)."""
-    if not candidates:
-        return []
-    articles = tables.articles.c
-    found = connection.execute(
-        select(articles.id, articles.title, articles.body).where(articles.id.in_(candidates))
-    ).all()
-    return [
-        (row.id, row.title, row.body or "")
-        for row in found
-        if has_every_group(query.groups, row.title, row.body or "")
-    ]
+def _in_order(connection: Connection, query: Query, candidates: list[Row[Any]]) -> list[Row[Any]]:
+    """The `candidates` that match: on PostgreSQL, whose candidates need only have
+    each word's tokens, those with every group's words, their runs in order
+    (`has_every_group`); on SQLite, whose index matched the phrases exactly, all."""
+    if connection.dialect.name != "postgresql":
+        return candidates
+    # A group of words of one token each matched exactly.
+    groups = [group for group in query.groups if any(_several_tokens(term) for term in group)]
+    if not groups:
+        return candidates
+    return [row for row in candidates if has_every_group(groups, row.title, row.body or "")]
+
+
+def _several_tokens(term: Term) -> bool:
+    """Whether `term` has several tokens, whose order the index, asked only for
+    all of them, did not check."""
+    return len(term_tokens(term)[0]) > 1
 
 
 def _newest_matches(
     connection: Connection,
-    groups: Sequence[Sequence[Term]],
-    excluded: Sequence[Term],
+    query: Query,
     conditions: Sequence[ColumnElement[bool]],
     count: int,
     *,
+    shares: TokenShares | None = None,
     in_order: bool = False,
-) -> list[int]:
-    """Ids of the `count` most recently stored articles that match (newest first).
+    selected: Sequence[ColumnElement[Any]] = (),
+) -> list[Any]:
+    """The `count` most recently stored articles that match: their ids, newest
+    first; or, given columns of ``articles`` to select, their rows in any order,
+    read in the same statement.
 
-    Cheap on both backends: the index yields matches in id order, and the scan
-    stops at `count`. On PostgreSQL, unless `in_order`, a word needs only all its
-    tokens (their order is checked by `has_every_group` on the text): checking
-    the order means reading each candidate's vector, and its planner, which
-    cannot tell how many candidates a phrase has, may choose to read tens of
-    thousands."""
+    SQLite: the FTS5 index yields matches in id order, and the scan stops at `count`.
+
+    PostgreSQL: unless `in_order`, a word needs only all its tokens (their order
+    is checked by `has_every_group` on the text): checking the order means reading
+    each candidate's vector, and its planner, which cannot tell how many
+    candidates a phrase has, may choose to read tens of thousands. A query that
+    ANALYZE's `shares` say is common (`SCAN_MIN_SHARE`) is answered by walking the
+    newest ids down and testing each vector (kept in the row by migration 0011:
+    about 1 µs each), over a span of ids that should hold `SCAN_SPAN` times
+    `count` matches; only if it holds fewer does the GIN index look further back.
+    The planner, which multiplies the shares of a query's tokens as if they were
+    independent, would otherwise read every match through the index (words of
+    one topic come together: 삼성전자 반도체 has 16,000 matches at 100,000
+    articles, 10 ms, against 1 ms for the newest 100).
+    """
     articles = tables.articles
     if connection.dialect.name == "sqlite":
         key = _SQLITE_INDEX.c.rowid
-        match = _SQLITE_NAME.match(fts5_expression(groups, excluded))
+        match = _SQLITE_NAME.match(fts5_expression(query.groups, query.excluded))
         source: Any = _SQLITE_INDEX
     else:
         key = _PG_INDEX.c.id
-        match = _pg_matches(_PG_INDEX.c.tokens, groups, excluded, phrases=in_order)
+        match = _pg_matches(_PG_INDEX.c.tokens, query.groups, query.excluded, phrases=in_order)
         source = _PG_INDEX
     if conditions:
         source = source.join(articles, articles.c.id == key)
-    statement = select(key).select_from(source).where(match, *conditions)
-    return list(connection.scalars(statement.order_by(key.desc()).limit(count)))
+    statement = select(key.label("id")).select_from(source).where(*conditions).order_by(key.desc())
+
+    def read(ids: Select[Any]) -> list[Any]:
+        if not selected:
+            return list(connection.scalars(ids))
+        found = ids.subquery()
+        rows = select(*selected).join_from(articles, found, articles.c.id == found.c.id)
+        return list(connection.execute(rows).all())
+
+    share = shares.of_query(query) if shares is not None else 0.0
+    if conditions or in_order or share < SCAN_MIN_SHARE:
+        return read(statement.where(match).limit(count))
+    # The vector through an expression, which the GIN index cannot serve: the
+    # planner then walks the primary key down from the newest id.
+    scanned = _pg_matches(
+        func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR)),
+        query.groups,
+        query.excluded,
+        phrases=False,
+    )
+    newest = select(func.max(_PG_INDEX.c.id)).scalar_subquery()
+    floor = newest - math.ceil(SCAN_SPAN * count / share)
+    recent = read(statement.where(scanned, key > floor).limit(count))
+    if len(recent) == count:
+        return recent
+    older = read(statement.where(match, key <= floor).limit(count - len(recent)))
+    # Articles stored in between raise the floor: an article may come twice, none
+    # is missed.
+    if not selected:
+        return list(dict.fromkeys([*recent, *older]))
+    return list({row.id: row for row in [*recent, *older]}.values())
 
 
-def _idf(connection: Connection, terms: Sequence[Term], total: int) -> dict[Term, float]:
+@dataclass(frozen=True)
+class TokenShares:
+    """ANALYZE's statistics of PostgreSQL's index: the share of articles holding
+    each of the most common tokens, the share assumed for any other (half the
+    least common's), and how many articles are indexed."""
+
+    common: dict[str, float]
+    rare: float
+    articles: float
+
+    def of_term(self, term: Term) -> float:
+        """The share of articles with `term`, at most: that of its rarest token; a
+        one-syllable prefix, that of the commonest token it begins."""
+        found, prefix = term_tokens(term)
+        if prefix:
+            begun = (share for token, share in self.common.items() if token[0] == found[0])
+            return max(begun, default=self.rare)
+        return min(self.common.get(token, self.rare) for token in found)
+
+    def of_query(self, query: Query) -> float:
+        """The share of articles matching `query`, at most: that of its rarest group
+        (words of one topic come together, so no product of shares)."""
+        return min(
+            (min(sum(self.of_term(term) for term in group), 1.0) for group in query.groups),
+            default=0.0,
+        )
+
+
+# How long a process reuses `token_shares` (they change only when ANALYZE runs).
+SHARES_SECONDS = 300.0
+_shares: weakref.WeakKeyDictionary[Pool, tuple[float, TokenShares | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def token_shares(connection: Connection) -> TokenShares | None:
+    """The `TokenShares` of the PostgreSQL archive `connection` reads (None before
+    its first ANALYZE), read at most once per `SHARES_SECONDS` per engine: the
+    ``pg_stats`` view costs 2 ms to read, more than many searches."""
+    pool = connection.engine.pool
+    cached = _shares.get(pool)
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
+    row = connection.execute(
+        text(
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_stats s ON s.schemaname = n.nspname "
+            "AND s.tablename = c.relname AND s.attname = 'tokens' "
+            "WHERE c.oid = CAST(:table AS regclass)"
+        ),
+        {"table": INDEX_TABLE},
+    ).first()
+    shares = None
+    if row is not None and row[0]:
+        elements, frequencies, articles = row
+        # The frequencies end with three figures of their own (min, max, nulls).
+        rare = min(frequencies[: len(elements)]) / 2
+        shares = TokenShares(dict(zip(elements, frequencies, strict=False)), rare, articles)
+    _shares[pool] = (time.monotonic() + SHARES_SECONDS, shares)
+    return shares
+
+
+def _idf(
+    connection: Connection, terms: Sequence[Term], shares: TokenShares | None
+) -> dict[Term, float]:
     """BM25's inverse document frequency of each term, from an estimate of how many
     articles have it: counting every match of a common word would cost more than
     the search.
 
     SQLite: from the span of ids its `IDF_SAMPLE` newest matches cover (exact
-    when it has fewer). PostgreSQL: from ANALYZE's statistics of the vector
-    column (the most common tokens and their shares; a token outside them is
-    rarer than the least common of them), a term as common as its rarest token.
+    when it has fewer). PostgreSQL: from ANALYZE's statistics (`TokenShares`), a
+    term as common as its rarest token.
     """
     if connection.dialect.name == "sqlite":
-        shares = {}
+        total = connection.scalar(select(func.max(tables.articles.c.id))) or 1
+        found = {}
         for term in terms:
-            ids = _newest_matches(connection, [[term]], (), (), IDF_SAMPLE)
+            ids = _newest_matches(connection, Query(groups=((term,),)), (), IDF_SAMPLE)
             span = max(ids[0] - ids[-1] + 1, 1) if ids else 1
-            found = len(ids) if len(ids) < IDF_SAMPLE else IDF_SAMPLE * total / span
-            shares[term] = found / max(total, 1)
+            found[term] = (len(ids) if len(ids) < IDF_SAMPLE else IDF_SAMPLE * total / span) / total
+    elif shares is None:
+        return {term: 1.0 for term in terms}  # never analysed: weigh terms alike
     else:
-        row = connection.execute(
-            text(
-                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-                "WHERE tablename = 'articles_search' AND attname = 'tokens'"
-            )
-        ).first()
-        if row is None or row[0] is None:
-            return {term: 1.0 for term in terms}  # never analysed: weigh terms alike
-        common = dict(zip(row[0], row[1], strict=False))
-        rare = min(row[1][: len(row[0])]) / 2
-        shares = {term: _pg_share(term, common, rare) for term in terms}
+        total = max(int(shares.articles), 1)
+        found = {term: shares.of_term(term) for term in terms}
     return {
         term: math.log(1 + (1 - share + 0.5 / total) / (share + 0.5 / total))
-        for term, share in shares.items()
+        for term, share in found.items()
     }
-
-
-def _pg_share(term: Term, common: dict[str, float], rare: float) -> float:
-    """The share of articles with `term`: that of its rarest token; a one-syllable
-    prefix, that of the commonest token it begins."""
-    found, prefix = term_tokens(term)
-    if prefix:
-        begun = (share for token, share in common.items() if token[0] == found[0])
-        return max(begun, default=rare)
-    return min(common.get(token, rare) for token in found)
 
 
 def has_every_group(groups: Sequence[Sequence[Term]], title: str, body: str) -> bool:
     """Whether the title or the body has a term of every group, its runs in order
-    (`tokens.text_pattern`)."""
-    return all(
-        any(
-            pattern.search(title) or pattern.search(body)
-            for pattern in (_pattern(term) for term in group)
-        )
-        for group in groups
-    )
+    (`tokens.text_pattern`; Latin words in any case)."""
+    folded: tuple[str, str] | None = None
+    for group in groups:
+        for term in group:
+            word, pattern, fold = _matcher(term)
+            if word is not None:
+                if word in title or word in body:
+                    break
+            elif fold:
+                folded = folded or (title.casefold(), body.casefold())
+                if pattern.search(folded[0]) or pattern.search(folded[1]):
+                    break
+            elif pattern.search(title) or pattern.search(body):
+                break
+        else:
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=256)
-def _pattern(term: Term) -> re.Pattern[str]:
-    """Where `term` occurs in a text (built once per term: a search checks it on
-    every ranked article)."""
-    return re.compile(tokens.text_pattern(term.text), re.IGNORECASE)
+def _matcher(term: Term) -> tuple[str | None, re.Pattern[str], bool]:
+    """How to find `term` in a text, built once per term (a search looks for it in
+    every ranked article): its text when it is one CJK run (most Korean words),
+    which occurs wherever that text does, for ``in`` and ``str.count``; its
+    pattern (`tokens.text_pattern`); and whether the pattern is of case-folded
+    text, to search case-folded text with (a term with Latin letters: without
+    ``re.IGNORECASE``, under which ``re`` cannot look for a literal start quickly).
+    CJK has no case."""
+    runs = term.runs()
+    word = runs[0][0] if len(runs) == 1 and runs[0][1] else None
+    fold = not all(cjk for _, cjk in runs)
+    return word, re.compile(tokens.text_pattern(term.text.casefold() if fold else term.text)), fold
 
 
 def bm25_scores(rows: Sequence[tuple[int, str, str]], idf: dict[Term, float]) -> dict[int, float]:
     """BM25 of each (id, title, body) for the terms of `idf` (with their weights):
     a term's frequency counts each occurrence in the title `TITLE_WEIGHT` times,
     lengths are in characters, their average that of `rows`."""
-    patterns = {term: _pattern(term) for term in idf}
+    matchers = [(weight, *_matcher(term)) for term, weight in idf.items()]
+    fold = any(folds for *_, folds in matchers)
     lengths = {article_id: len(title) + len(body) for article_id, title, body in rows}
     average = sum(lengths.values()) / max(len(lengths), 1) or 1.0
     scores = {}
     for article_id, title, body in rows:
         norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[article_id] / average)
+        folded = (title.casefold(), body.casefold()) if fold else (title, body)
         score = 0.0
-        for term, weight in idf.items():
-            pattern = patterns[term]
-            frequency = TITLE_WEIGHT * len(pattern.findall(title)) + len(pattern.findall(body))
+        for weight, word, pattern, folds in matchers:
+            if word is not None:
+                in_title, in_body = title.count(word), body.count(word)
+            else:
+                texts = folded if folds else (title, body)
+                in_title, in_body = len(pattern.findall(texts[0])), len(pattern.findall(texts[1]))
+            frequency = TITLE_WEIGHT * in_title + in_body
             score += weight * frequency * (BM25_K1 + 1) / (frequency + norm)
         scores[article_id] = score
     return scores

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Row,
     Select,
     case,
     cast,
@@ -55,6 +56,13 @@ ELLIPSIS = "…"
 SNIPPET_CHARS = 48
 SORTS: tuple[Sort, ...] = ("relevance", "newest")
 
+# What a hit shows beside the id, title and body.
+_HIT_COLUMNS = (
+    tables.articles.c.site,
+    tables.articles.c.url,
+    tables.articles.c.author,
+    tables.articles.c.published_at,
+)
 _DAILY_COUNTS = table("daily_counts", column("site"), column("day", Date()), column("articles"))
 
 EXPORT_COLUMNS = (
@@ -154,16 +162,14 @@ def search(
     with _reader(engine).connect() as connection:
         conditions = _conditions(connection.dialect.name, parsed)
         if parsed.groups:
-            ranked = fulltext.ranked_ids(connection, parsed, conditions, sort=sort, limit=limit)
+            found = fulltext.ranked_rows(
+                connection, parsed, conditions, columns=_HIT_COLUMNS, sort=sort, limit=limit
+            )
         else:
-            ranked = _newest(connection, conditions, limit)
-        rows = {row.id: row for row in _hit_rows(connection, [i for i, _ in ranked])}
+            found = _newest(connection, conditions, limit)
     pattern = _highlight_pattern(parsed)
     hits = []
-    for article_id, rank in ranked:
-        row = rows.get(article_id)
-        if row is None:  # deleted since: the index is read before the articles
-            continue
+    for row, rank in found:
         source = row.body if row.body and pattern.search(row.body) else row.title
         hits.append(
             SearchHit(
@@ -213,32 +219,15 @@ def _conditions(dialect: str, query: Query) -> list[ColumnElement[bool]]:
 
 def _newest(
     connection: Connection, conditions: Sequence[ColumnElement[bool]], limit: int
-) -> list[tuple[int, float | None]]:
+) -> list[tuple[Row[Any], float | None]]:
     articles = tables.articles.c
     statement = (
-        select(articles.id)
+        select(articles.id, articles.title, articles.body, *_HIT_COLUMNS)
         .where(*conditions)
         .order_by(articles.published_at.desc(), articles.id.desc())
         .limit(limit)
     )
-    return [(article_id, None) for article_id in connection.scalars(statement)]
-
-
-def _hit_rows(connection: Connection, ids: Sequence[int]) -> Sequence[Any]:
-    if not ids:
-        return []
-    articles = tables.articles.c
-    return connection.execute(
-        select(
-            articles.id,
-            articles.site,
-            articles.url,
-            articles.title,
-            articles.author,
-            articles.published_at,
-            articles.body,
-        ).where(articles.id.in_(ids))
-    ).all()
+    return [(row, None) for row in connection.execute(statement)]
 
 
 def _highlight_pattern(query: Query) -> re.Pattern[str]:

@@ -8,10 +8,11 @@ from datetime import datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from news_archive.storage import tables
 from news_archive.storage.engine import (
@@ -22,7 +23,7 @@ from news_archive.storage.engine import (
 )
 from news_archive.storage.repository import ArchiveRepository
 from news_archive.storage.search import search
-from tests.conftest import migrate_to
+from tests.conftest import empty_postgres_database, migrate_to
 from tests.storage.factories import KOREA_MORNING, make_article
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -262,3 +263,65 @@ def test_0009_counts_korea_days_and_0008_utc_days(database_url: str) -> None:
     assert "published_kst" not in views["current_articles"][0]
     upgrade_to_head(database_url)
     assert [str(row["day"]) for row in _views(database_url)["daily_counts"]] == ["2026-11-24"]
+
+
+def _search_storage(engine: Engine) -> tuple[str, list[str] | None, int]:
+    """PostgreSQL: the storage of ``articles_search.tokens`` (``m`` main, ``x``
+    extended), the table's options, and the bytes of its TOAST table."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT a.attstorage, c.reloptions, pg_relation_size(c.reltoastrelid) "
+                "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+                "WHERE c.oid = 'articles_search'::regclass AND a.attname = 'tokens'"
+            )
+        ).one()
+    return row[0], row[1], row[2]
+
+
+@pytest.mark.postgres
+def test_0011_keeps_search_vectors_in_the_row(postgres_url: str) -> None:
+    """A vector of about 5 kB went to TOAST under 0010; 0011 moves it into the row,
+    keeps the table's keys and index, and the article is still found. Downgrading
+    restores the default storage."""
+    empty_postgres_database(postgres_url)
+    migrate_to(postgres_url, "0010")
+    # 400 distinct tokens: a vector of 5 to 6 kB, as an average article's.
+    words = [chr(0xAC00 + 3 * number) + chr(0xAC01 + 5 * number) for number in range(200)]
+    engine = create_archive_engine(postgres_url)
+    try:
+        ArchiveRepository(engine).store_articles([make_article(1, body=" ".join(words))])
+        assert _search_storage(engine)[0] == "x"
+        assert _search_storage(engine)[2] > 0
+        with engine.connect() as connection:
+            size = connection.execute(
+                text("SELECT pg_column_size(tokens) FROM articles_search")
+            ).scalar_one()
+        assert 4000 < size < 8000
+    finally:
+        engine.dispose()
+    migrate_to(postgres_url, "head")
+    engine = create_archive_engine(postgres_url)
+    try:
+        storage, options, toast_bytes = _search_storage(engine)
+        assert (storage, options, toast_bytes) == ("m", ["toast_tuple_target=8160"], 0)
+        assert [hit.title for hit in search(engine, words[70])] == ["삼성전자, 신제품 1호 공개"]
+        ArchiveRepository(engine).store_articles([make_article(2, body=" ".join(words[1:]))])
+        assert _search_storage(engine)[2] == 0
+        assert len(search(engine, words[90])) == 2
+        inspector = inspect(engine)
+        assert inspector.get_pk_constraint("articles_search")["name"] == "articles_search_pkey"
+        [foreign_key] = inspector.get_foreign_keys("articles_search")
+        assert foreign_key["referred_table"] == "articles"
+        assert foreign_key["options"] == {"ondelete": "CASCADE"}
+        assert [index["name"] for index in inspector.get_indexes("articles_search")] == [
+            "ix_articles_search_tokens"
+        ]
+    finally:
+        engine.dispose()
+    migrate_to(postgres_url, "0010")
+    engine = create_archive_engine(postgres_url)
+    try:
+        assert _search_storage(engine)[:2] == ("x", None)
+    finally:
+        engine.dispose()

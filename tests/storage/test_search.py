@@ -4,13 +4,14 @@ of 매일일보, which edits article 800101)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from news_archive.storage import fulltext
 from news_archive.storage.engine import create_archive_engine, upgrade_to_head
@@ -31,7 +32,7 @@ from news_archive.storage.search import (
     search,
     site_totals,
 )
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, empty_postgres_database, fresh_database
 from tests.crawl.crawling import SEEDS, crawl
 from tests.storage.factories import KOREA_MORNING, later, make_article
 
@@ -523,11 +524,11 @@ def test_words_out_of_order_never_crowd_out_a_match(written: Engine) -> None:
     takes it; the search then asks the index for the order itself and finds 6."""
     query = parse("카카오", zone=KOREA)
     with written.connect() as connection:
-        ranked = fulltext.ranked_ids(connection, query, [], sort="relevance", limit=5, window=1)
+        ranked = fulltext.ranked_rows(connection, query, [], sort="relevance", limit=5, window=1)
         article_id = connection.execute(
             text("SELECT id FROM articles WHERE url = :url"), {"url": SKT.format(6)}
         ).scalar_one()
-    assert [found for found, _ in ranked] == [article_id]
+    assert [row.id for row, _ in ranked] == [article_id]
 
 
 def test_or_and_exclusion(written: Engine) -> None:
@@ -612,3 +613,119 @@ def test_a_huge_article_is_stored_and_searchable(archive_engine: Engine) -> None
     article = make_article(1, body=body)
     assert ArchiveRepository(archive_engine).store_articles([article]) == ["new"]
     assert _numbers(search(archive_engine, "첫머리 w17")) == [1]
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A PostgreSQL archive of 60 articles, analysed: 정부 in all of them, 노인 in
+    1-40 only, 삼성전자 spelled out of order (전자 삼성) in 41-60."""
+    with fresh_database("postgres", tmp_path_factory.mktemp("analysed")) as url:
+        engine = create_archive_engine(url)
+        upgrade_to_head(engine)
+        articles = [
+            make_article(
+                number,
+                title=f"소식 {number}",
+                body=f"정부 발표 {'노인 돌봄' if number <= 40 else '전자 삼성'} 기사 {number}.",
+            )
+            for number in range(1, 61)
+        ]
+        repository = ArchiveRepository(engine)
+        for article in articles:  # one at a time: ids in the order of the numbers
+            repository.store_articles([article])
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "ANALYZE articles_search"
+            )
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _statements(engine: Engine) -> list[str]:
+    """The SQL `engine` runs from now on (appended as it runs)."""
+    statements: list[str] = []
+
+    def record(connection: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    return statements
+
+
+def _article_ids(engine: Engine, numbers: Iterator[int] | range) -> list[int]:
+    with engine.connect() as connection:
+        return [
+            connection.execute(
+                text("SELECT id FROM articles WHERE url = :url"), {"url": MAEIL.format(number)}
+            ).scalar_one()
+            for number in numbers
+        ]
+
+
+@pytest.mark.postgres
+def test_common_words_walk_the_newest_vectors(analysed: Engine) -> None:
+    """노인 is in two thirds of the articles: its newest matches are found by
+    testing the newest vectors one by one (no GIN), the same as the index finds."""
+    query = parse("노인", zone=KOREA)
+    with analysed.connect() as connection:
+        shares = fulltext.token_shares(connection)
+        assert shares is not None
+        assert shares.of_query(query) >= fulltext.SCAN_MIN_SHARE
+        statements = _statements(analysed)
+        walked = fulltext._newest_matches(connection, query, [], 10, shares=shares)
+        assert any("coalesce" in statement for statement in statements)
+        indexed = fulltext._newest_matches(connection, query, [], 10)
+    assert walked == indexed == _article_ids(analysed, range(40, 30, -1))
+
+
+@pytest.mark.postgres
+def test_a_common_word_missing_from_the_newest_is_found_further_back(analysed: Engine) -> None:
+    """Two matches wanted: the span walked (the newest 9 ids, 52-60) holds none, so
+    the index looks below it."""
+    query = parse("노인", zone=KOREA)
+    with analysed.connect() as connection:
+        shares = fulltext.token_shares(connection)
+        assert shares is not None
+        span = math.ceil(fulltext.SCAN_SPAN * 2 / shares.of_query(query))
+        assert span < 20
+        walked = fulltext._newest_matches(connection, query, [], 2, shares=shares)
+    assert walked == _article_ids(analysed, [40, 39])
+
+
+@pytest.mark.postgres
+def test_a_word_out_of_order_in_the_newest_is_not_found(analysed: Engine) -> None:
+    """41-60 have 삼성전자's tokens but not the word: the walk finds them, the text
+    check drops them, and the search answers what is there."""
+    assert search(analysed, "삼성전자") == []
+    hits = search(analysed, "노인 정부")
+    assert len(hits) == 20
+    assert {hit.url for hit in hits} <= {MAEIL.format(number) for number in range(1, 41)}
+
+
+@pytest.mark.postgres
+def test_token_shares_are_read_once_per_engine(analysed: Engine) -> None:
+    with analysed.connect() as connection:
+        first = fulltext.token_shares(connection)
+        statements = _statements(analysed)
+        again = fulltext.token_shares(connection)
+    assert first is again is not None
+    assert statements == []
+    assert first.common["정부"] == pytest.approx(1.0)
+    assert first.of_term(parse("노인", zone=KOREA).terms[0]) == pytest.approx(2 / 3, abs=0.05)
+    assert first.articles == 60
+
+
+@pytest.mark.postgres
+def test_token_shares_are_none_before_analyze(postgres_url: str) -> None:
+    empty_postgres_database(postgres_url)
+    engine = create_archive_engine(postgres_url)
+    try:
+        upgrade_to_head(engine)  # which analyses the empty index: no statistics yet
+        ArchiveRepository(engine).store_articles([make_article(1, body="정부 발표.")])
+        with engine.connect() as connection:
+            assert fulltext.token_shares(connection) is None
+        assert len(search(engine, "정부 발표")) == 1
+    finally:
+        engine.dispose()
