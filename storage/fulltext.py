@@ -11,7 +11,9 @@ Both backends hold the same tokens in the same table, ``articles_search``
   Its rowid is the article's id; a trigger drops the entry of a deleted article.
 - PostgreSQL: a table ``articles_search(id, tokens)``, ``tokens`` a
   ``tsvector`` built here (title positions weight A, then the body), with a GIN
-  index; a foreign key with ``ON DELETE CASCADE`` follows deleted articles.
+  index; a foreign key with ``ON DELETE CASCADE`` follows deleted articles. The
+  vectors are kept in the row, not in TOAST (migration 0011), so that testing
+  the newest of them one by one is cheap (`_newest_matches`).
 
 Tokens are made in Python, not by the database, so that both backends tokenise
 alike and need no extension.
@@ -72,7 +74,12 @@ IDF_SAMPLE = 50
 # PostgreSQL: a query in at least this share of the articles (by ANALYZE's
 # statistics) is answered by testing the newest vectors one by one, over a span
 # of ids that should hold SCAN_SPAN times the matches wanted (`_newest_matches`).
+# The share of several tokens is only bounded (that of the rarest), so the walk
+# may find fewer; that of a word of one token is close, and it walks from a
+# lower share: where walking (about 1 us a vector) and the index (about 2 us a
+# match, every match read) cost alike at 100,000 articles.
 SCAN_MIN_SHARE = 0.05
+SCAN_MIN_SHARE_WORD = 0.025
 SCAN_SPAN = 3
 # PostgreSQL's tsvector limits: positions above 16383 are clamped (a phrase
 # beyond it cannot match there; single tokens still do), 256 positions per
@@ -87,6 +94,10 @@ Sort = Literal["relevance", "newest"]
 _SQLITE_INDEX = table(INDEX_TABLE, column("rowid", Integer))
 _SQLITE_NAME = literal_column(INDEX_TABLE)
 _PG_INDEX = table(INDEX_TABLE, column("id", Integer), column("tokens"))
+# The vector through an expression, which the GIN index cannot serve: the planner
+# then walks the primary key down from the newest id (`_newest_matches`).
+_PG_WALKED = func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR))
+_PG_NEWEST = select(func.max(_PG_INDEX.c.id)).scalar_subquery()
 
 
 # ------------------------------------------------------------------ writing
@@ -324,7 +335,7 @@ def _newest_matches(
     is checked by `has_every_group` on the text): checking the order means reading
     each candidate's vector, and its planner, which cannot tell how many
     candidates a phrase has, may choose to read tens of thousands. A query that
-    ANALYZE's `shares` say is common (`SCAN_MIN_SHARE`) is answered by walking the
+    ANALYZE's `shares` say is common (`_walk_from`) is answered by walking the
     newest ids down and testing each vector (kept in the row by migration 0011:
     about 1 µs each), over a span of ids that should hold `SCAN_SPAN` times
     `count` matches; only if it holds fewer does the GIN index look further back.
@@ -334,17 +345,17 @@ def _newest_matches(
     articles, 10 ms, against 1 ms for the newest 100).
     """
     articles = tables.articles
-    if connection.dialect.name == "sqlite":
-        key = _SQLITE_INDEX.c.rowid
-        match = _SQLITE_NAME.match(fts5_expression(query.groups, query.excluded))
-        source: Any = _SQLITE_INDEX
-    else:
-        key = _PG_INDEX.c.id
-        match = _pg_matches(_PG_INDEX.c.tokens, query.groups, query.excluded, phrases=in_order)
-        source = _PG_INDEX
+    sqlite = connection.dialect.name == "sqlite"
+    key = _SQLITE_INDEX.c.rowid if sqlite else _PG_INDEX.c.id
+    source: Any = _SQLITE_INDEX if sqlite else _PG_INDEX
     if conditions:
         source = source.join(articles, articles.c.id == key)
     statement = select(key.label("id")).select_from(source).where(*conditions).order_by(key.desc())
+
+    def matching() -> ColumnElement[bool]:
+        if sqlite:
+            return _SQLITE_NAME.match(fts5_expression(query.groups, query.excluded))
+        return _pg_matches(_PG_INDEX.c.tokens, query.groups, query.excluded, phrases=in_order)
 
     def read(ids: Select[Any]) -> list[Any]:
         if not selected:
@@ -354,27 +365,31 @@ def _newest_matches(
         return list(connection.execute(rows).all())
 
     share = shares.of_query(query) if shares is not None else 0.0
-    if conditions or in_order or share < SCAN_MIN_SHARE:
-        return read(statement.where(match).limit(count))
-    # The vector through an expression, which the GIN index cannot serve: the
-    # planner then walks the primary key down from the newest id.
-    scanned = _pg_matches(
-        func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR)),
-        query.groups,
-        query.excluded,
-        phrases=False,
-    )
-    newest = select(func.max(_PG_INDEX.c.id)).scalar_subquery()
-    floor = newest - math.ceil(SCAN_SPAN * count / share)
+    if conditions or in_order or share < _walk_from(query):
+        return read(statement.where(matching()).limit(count))
+    scanned = _pg_matches(_PG_WALKED, query.groups, query.excluded, phrases=False)
+    floor = _PG_NEWEST - math.ceil(SCAN_SPAN * count / share)
     recent = read(statement.where(scanned, key > floor).limit(count))
     if len(recent) == count:
         return recent
-    older = read(statement.where(match, key <= floor).limit(count - len(recent)))
+    older = read(statement.where(matching(), key <= floor).limit(count - len(recent)))
     # Articles stored in between raise the floor: an article may come twice, none
     # is missed.
     if not selected:
         return list(dict.fromkeys([*recent, *older]))
     return list({row.id: row for row in [*recent, *older]}.values())
+
+
+def _walk_from(query: Query) -> float:
+    """The least share of the articles (`TokenShares.of_query`) at which
+    `_newest_matches` walks the newest vectors for `query`: lower for one word of
+    one token (or such words ORed), whose share is close, than for words of
+    several tokens (가나다라: common bigrams, rarely together), several words or a
+    phrase, whose share is only bounded by that of the rarest token."""
+    [*groups] = query.groups
+    if len(groups) == 1 and not query.excluded and not any(map(_several_tokens, groups[0])):
+        return SCAN_MIN_SHARE_WORD
+    return SCAN_MIN_SHARE
 
 
 @dataclass(frozen=True)

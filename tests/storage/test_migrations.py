@@ -265,25 +265,27 @@ def test_0009_counts_korea_days_and_0008_utc_days(database_url: str) -> None:
     assert [str(row["day"]) for row in _views(database_url)["daily_counts"]] == ["2026-11-24"]
 
 
-def _search_storage(engine: Engine) -> tuple[str, list[str] | None, int]:
+def _search_storage(engine: Engine) -> tuple[str, list[str] | None, int, int]:
     """PostgreSQL: the storage of ``articles_search.tokens`` (``m`` main, ``x``
-    extended), the table's options, and the bytes of its TOAST table."""
+    extended), the table's options, the bytes of its TOAST table, and the
+    column's statistics target (-1: the default)."""
     with engine.connect() as connection:
         row = connection.execute(
             text(
-                "SELECT a.attstorage, c.reloptions, pg_relation_size(c.reltoastrelid) "
+                "SELECT a.attstorage, c.reloptions, pg_relation_size(c.reltoastrelid), "
+                "a.attstattarget "
                 "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
                 "WHERE c.oid = 'articles_search'::regclass AND a.attname = 'tokens'"
             )
         ).one()
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3]
 
 
 @pytest.mark.postgres
 def test_0011_keeps_search_vectors_in_the_row(postgres_url: str) -> None:
     """A vector of about 5 kB went to TOAST under 0010; 0011 moves it into the row,
-    keeps the table's keys and index, and the article is still found. Downgrading
-    restores the default storage."""
+    keeps the table's keys and index, raises the statistics target, and the
+    article is still found. Downgrading restores the defaults."""
     empty_postgres_database(postgres_url)
     migrate_to(postgres_url, "0010")
     # 400 distinct tokens: a vector of 5 to 6 kB, as an average article's.
@@ -303,8 +305,7 @@ def test_0011_keeps_search_vectors_in_the_row(postgres_url: str) -> None:
     migrate_to(postgres_url, "head")
     engine = create_archive_engine(postgres_url)
     try:
-        storage, options, toast_bytes = _search_storage(engine)
-        assert (storage, options, toast_bytes) == ("m", ["toast_tuple_target=8160"], 0)
+        assert _search_storage(engine) == ("m", ["toast_tuple_target=8160"], 0, 1000)
         assert [hit.title for hit in search(engine, words[70])] == ["삼성전자, 신제품 1호 공개"]
         ArchiveRepository(engine).store_articles([make_article(2, body=" ".join(words[1:]))])
         assert _search_storage(engine)[2] == 0
@@ -322,6 +323,7 @@ def test_0011_keeps_search_vectors_in_the_row(postgres_url: str) -> None:
     migrate_to(postgres_url, "0010")
     engine = create_archive_engine(postgres_url)
     try:
-        assert _search_storage(engine)[:2] == ("x", None)
+        storage, options, _, target = _search_storage(engine)
+        assert (storage, options, target) == ("x", None, -1)
     finally:
         engine.dispose()
