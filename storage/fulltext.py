@@ -76,7 +76,7 @@ IDF_SAMPLE = 50
 # of ids that should hold SCAN_SPAN times the matches wanted (`_newest_matches`).
 # The share of several tokens is only bounded (that of the rarest), so the walk
 # may find fewer; that of a word of one token is close, and it walks from a
-# lower share: where walking (about 1 us a vector) and the index (about 2 us a
+# lower share: where walking (about 1.5 us a vector) and the index (about 2 us a
 # match, every match read) cost alike at 100,000 articles.
 SCAN_MIN_SHARE = 0.05
 SCAN_MIN_SHARE_WORD = 0.025
@@ -337,12 +337,12 @@ def _newest_matches(
     candidates a phrase has, may choose to read tens of thousands. A query that
     ANALYZE's `shares` say is common (`_walk_from`) is answered by walking the
     newest ids down and testing each vector (kept in the row by migration 0011:
-    about 1 µs each), over a span of ids that should hold `SCAN_SPAN` times
+    about 1.5 µs each), over a span of ids that should hold `SCAN_SPAN` times
     `count` matches; only if it holds fewer does the GIN index look further back.
     The planner, which multiplies the shares of a query's tokens as if they were
     independent, would otherwise read every match through the index (words of
     one topic come together: 삼성전자 반도체 has 16,000 matches at 100,000
-    articles, 10 ms, against 1 ms for the newest 100).
+    articles, 10 ms, against 2 ms for the newest 100).
     """
     articles = tables.articles
     sqlite = connection.dialect.name == "sqlite"

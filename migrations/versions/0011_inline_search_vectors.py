@@ -10,7 +10,7 @@ vector averages 5 kB, so PostgreSQL stored each out of line, in TOAST, and
 every test paid an index lookup and three chunk reads: 6 µs a vector, 3 ms for
 a two-word search at 100,000 articles. Kept in the row (``STORAGE MAIN``, and a
 ``toast_tuple_target`` of a whole page so that PostgreSQL does not move it out
-at 2 kB), a test costs about 1.2 µs; a vector over a page still goes to TOAST.
+at 2 kB), a test costs about 1.5 µs; a vector over a page still goes to TOAST.
 
 Changing the storage affects new rows only, so the table is rebuilt: its rows
 copied into a new one, which takes the old one's name, key, foreign key and
