@@ -71,15 +71,15 @@ BM25_B = 0.75
 RANK_WINDOW = 100
 # Matches of each word whose span of ids estimates how many articles have it (IDF).
 IDF_SAMPLE = 50
-# PostgreSQL: a query in at least this share of the articles (by ANALYZE's
-# statistics) is answered by testing the newest vectors one by one, over a span
-# of ids that should hold SCAN_SPAN times the matches wanted (`_newest_matches`).
-# The share of several tokens is only bounded (that of the rarest), so the walk
-# may find fewer; that of a word of one token is close, and it walks from a
-# lower share: where walking (about 1.5 us a vector) and the index (about 2 us a
-# match, every match read) cost alike at 100,000 articles.
+# PostgreSQL (`_newest_matches`): a query in at least SCAN_MIN_SHARE of the
+# articles (by ANALYZE's statistics) is answered by testing the newest vectors
+# one by one (about 1.5 us each), one in at least SPAN_MIN_SHARE by intersecting
+# its GIN lists with the newest ids (about 0.2 us a match, and 3 us a match in
+# the span), each over a span of ids that should hold SCAN_SPAN times the matches
+# wanted; a rarer one by the GIN index alone (about 2 us a match, every match
+# read). Measured at 100,000 articles: the walk wins above about 4.5 %.
 SCAN_MIN_SHARE = 0.05
-SCAN_MIN_SHARE_WORD = 0.025
+SPAN_MIN_SHARE = 0.01
 SCAN_SPAN = 3
 # PostgreSQL's tsvector limits: positions above 16383 are clamped (a phrase
 # beyond it cannot match there; single tokens still do), 256 positions per
@@ -97,7 +97,6 @@ _PG_INDEX = table(INDEX_TABLE, column("id", Integer), column("tokens"))
 # The vector through an expression, which the GIN index cannot serve: the planner
 # then walks the primary key down from the newest id (`_newest_matches`).
 _PG_WALKED = func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR))
-_PG_NEWEST = select(func.max(_PG_INDEX.c.id)).scalar_subquery()
 
 
 # ------------------------------------------------------------------ writing
@@ -335,14 +334,16 @@ def _newest_matches(
     is checked by `has_every_group` on the text): checking the order means reading
     each candidate's vector, and its planner, which cannot tell how many
     candidates a phrase has, may choose to read tens of thousands. A query that
-    ANALYZE's `shares` say is common (`_walk_from`) is answered by walking the
-    newest ids down and testing each vector (kept in the row by migration 0011:
-    about 1.5 µs each), over a span of ids that should hold `SCAN_SPAN` times
-    `count` matches; only if it holds fewer does the GIN index look further back.
-    The planner, which multiplies the shares of a query's tokens as if they were
-    independent, would otherwise read every match through the index (words of
-    one topic come together: 삼성전자 반도체 has 16,000 matches at 100,000
-    articles, 10 ms, against 2 ms for the newest 100).
+    ANALYZE's `shares` say is common (`SCAN_MIN_SHARE`) is answered by walking
+    the newest ids down and testing each vector (kept in the row by migration
+    0011: about 1.5 µs each), over a span of ids that should hold `SCAN_SPAN`
+    times `count` matches; a less common one (`SPAN_MIN_SHARE`) by the GIN index
+    within that span; only if the span holds fewer does the index look further
+    back. The planner, which multiplies the shares of a query's tokens as if they
+    were independent, would otherwise read every match through the index (words
+    of one topic come together: 삼성전자 반도체 has 16,000 matches at 100,000
+    articles, 10 ms, against 2 ms for the newest 100), and walk for a word in 3 %
+    of the articles (5 ms, against 2.5 ms within the span).
     """
     articles = tables.articles
     sqlite = connection.dialect.name == "sqlite"
@@ -365,42 +366,36 @@ def _newest_matches(
         return list(connection.execute(rows).all())
 
     share = shares.of_query(query) if shares is not None else 0.0
-    if conditions or in_order or share < _walk_from(query):
+    if conditions or in_order or share < SPAN_MIN_SHARE:
         return read(statement.where(matching()).limit(count))
-    scanned = _pg_matches(_PG_WALKED, query.groups, query.excluded, phrases=False)
-    floor = _PG_NEWEST - math.ceil(SCAN_SPAN * count / share)
-    recent = read(statement.where(scanned, key > floor).limit(count))
+    assert shares is not None
+    floor = shares.newest - math.ceil(SCAN_SPAN * count / share)
+    if share >= SCAN_MIN_SHARE:
+        walked = _pg_matches(_PG_WALKED, query.groups, query.excluded, phrases=False)
+        recent = read(statement.where(walked, key > floor).limit(count))
+    else:
+        # Without ORDER BY and LIMIT (kept outside by the OFFSET) the planner does
+        # not walk: it intersects the GIN lists with the span (a BitmapAnd) and
+        # reads only the matches in the span.
+        spanned = select(key.label("id")).where(matching(), key > floor).offset(0).subquery()
+        recent = read(select(spanned.c.id).order_by(spanned.c.id.desc()).limit(count))
     if len(recent) == count:
         return recent
-    older = read(statement.where(matching(), key <= floor).limit(count - len(recent)))
-    # Articles stored in between raise the floor: an article may come twice, none
-    # is missed.
-    if not selected:
-        return list(dict.fromkeys([*recent, *older]))
-    return list({row.id: row for row in [*recent, *older]}.values())
-
-
-def _walk_from(query: Query) -> float:
-    """The least share of the articles (`TokenShares.of_query`) at which
-    `_newest_matches` walks the newest vectors for `query`: lower for one word of
-    one token (or such words ORed), whose share is close, than for words of
-    several tokens (가나다라: common bigrams, rarely together), several words or a
-    phrase, whose share is only bounded by that of the rarest token."""
-    [*groups] = query.groups
-    if len(groups) == 1 and not query.excluded and not any(map(_several_tokens, groups[0])):
-        return SCAN_MIN_SHARE_WORD
-    return SCAN_MIN_SHARE
+    return recent + read(statement.where(matching(), key <= floor).limit(count - len(recent)))
 
 
 @dataclass(frozen=True)
 class TokenShares:
     """ANALYZE's statistics of PostgreSQL's index: the share of articles holding
     each of the most common tokens, the share assumed for any other (half the
-    least common's), and how many articles are indexed."""
+    least common's), and how many articles are indexed; with the newest id
+    indexed when they were read (where `_newest_matches` measures its spans
+    from: articles stored since only widen a span)."""
 
     common: dict[str, float]
     rare: float
     articles: float
+    newest: int
 
     def of_term(self, term: Term) -> float:
         """The share of articles with `term`, at most: that of its rarest token; a
@@ -437,7 +432,8 @@ def token_shares(connection: Connection) -> TokenShares | None:
         return cached[1]
     row = connection.execute(
         text(
-            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples, "
+            "(SELECT max(id) FROM articles_search) "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "LEFT JOIN pg_stats s ON s.schemaname = n.nspname "
             "AND s.tablename = c.relname AND s.attname = 'tokens' "
@@ -447,10 +443,11 @@ def token_shares(connection: Connection) -> TokenShares | None:
     ).first()
     shares = None
     if row is not None and row[0]:
-        elements, frequencies, articles = row
+        elements, frequencies, articles, newest = row
         # The frequencies end with three figures of their own (min, max, nulls).
         rare = min(frequencies[: len(elements)]) / 2
-        shares = TokenShares(dict(zip(elements, frequencies, strict=False)), rare, articles)
+        common = dict(zip(elements, frequencies, strict=False))
+        shares = TokenShares(common, rare, articles, newest or 0)
     _shares[pool] = (time.monotonic() + SHARES_SECONDS, shares)
     return shares
 

@@ -4,6 +4,7 @@ of 매일일보, which edits article 800101)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterator
@@ -618,7 +619,7 @@ def test_a_huge_article_is_stored_and_searchable(archive_engine: Engine) -> None
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A PostgreSQL archive of 60 articles, analysed: 정부 in all of them, 노인 in
-    1-40 only, 삼성전자 spelled out of order (전자 삼성) in 41-60."""
+    1-40 only, 삼성전자 spelled out of order (전자 삼성) in 41-60, 특허 in 10 and 50."""
     with fresh_database("postgres", tmp_path_factory.mktemp("analysed")) as url:
         engine = create_archive_engine(url)
         upgrade_to_head(engine)
@@ -626,7 +627,8 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             make_article(
                 number,
                 title=f"소식 {number}",
-                body=f"정부 발표 {'노인 돌봄' if number <= 40 else '전자 삼성'} 기사 {number}.",
+                body=f"정부 발표 {'노인 돌봄' if number <= 40 else '전자 삼성'} 기사 {number}."
+                + (" 특허 출원." if number in (10, 50) else ""),
             )
             for number in range(1, 61)
         ]
@@ -681,6 +683,39 @@ def test_common_words_walk_the_newest_vectors(analysed: Engine) -> None:
 
 
 @pytest.mark.postgres
+def test_the_walk_from_a_stale_newest_id_finds_the_same(analysed: Engine) -> None:
+    """Shares read before 20 articles were stored: the span is measured from an
+    older id, and the walk still starts from the newest."""
+    query = parse("노인", zone=KOREA)
+    with analysed.connect() as connection:
+        shares = fulltext.token_shares(connection)
+        assert shares is not None
+        stale = dataclasses.replace(shares, newest=shares.newest - 20)
+        walked = fulltext._newest_matches(connection, query, [], 10, shares=stale)
+    assert walked == _article_ids(analysed, range(40, 30, -1))
+
+
+@pytest.mark.postgres
+def test_a_less_common_word_is_read_from_the_index_within_the_newest_span(
+    analysed: Engine,
+) -> None:
+    """특허 is in 2 of 60 articles: not common enough to walk, common enough that
+    the index is read within the span of the newest ids (no ORDER BY there, so
+    that the planner does not walk); the same articles as the index alone."""
+    query = parse("특허", zone=KOREA)
+    with analysed.connect() as connection:
+        shares = fulltext.token_shares(connection)
+        assert shares is not None
+        assert fulltext.SPAN_MIN_SHARE <= shares.of_query(query) < fulltext.SCAN_MIN_SHARE
+        statements = _statements(analysed)
+        spanned = fulltext._newest_matches(connection, query, [], 10, shares=shares)
+        assert any("OFFSET" in statement for statement in statements)
+        assert not any("coalesce" in statement for statement in statements)
+        indexed = fulltext._newest_matches(connection, query, [], 10)
+    assert spanned == indexed == _article_ids(analysed, [50, 10])
+
+
+@pytest.mark.postgres
 def test_a_common_word_missing_from_the_newest_is_found_further_back(analysed: Engine) -> None:
     """Two matches wanted: the span walked (the newest 9 ids, 52-60) holds none, so
     the index looks below it."""
@@ -715,6 +750,7 @@ def test_token_shares_are_read_once_per_engine(analysed: Engine) -> None:
     assert first.common["정부"] == pytest.approx(1.0)
     assert first.of_term(parse("노인", zone=KOREA).terms[0]) == pytest.approx(2 / 3, abs=0.05)
     assert first.articles == 60
+    assert first.newest == max(_article_ids(analysed, range(1, 61)))
 
 
 @pytest.mark.postgres
