@@ -100,18 +100,22 @@ def write(engine: Engine, records: Sequence[CaptureRecord], links: Sequence[Capt
             )
 
 
+# Built once: asked for every response a crawl captures.
+_FIRST_WITH_DIGEST = (
+    select(tables.captures.c.url, tables.captures.c.fetched_at)
+    .where(
+        tables.captures.c.payload_digest == bindparam("digest"),
+        tables.captures.c.record_type == "response",
+    )
+    .order_by(tables.captures.c.id)
+    .limit(1)
+)
+
+
 def first_with_digest(engine: Engine, digest: str) -> StoredPayload | None:
     """The first full response record with this payload digest, if any."""
-    query = (
-        select(tables.captures.c.url, tables.captures.c.fetched_at)
-        .where(
-            tables.captures.c.payload_digest == digest, tables.captures.c.record_type == "response"
-        )
-        .order_by(tables.captures.c.id)
-        .limit(1)
-    )
     with engine.connect() as connection:
-        row = connection.execute(query).first()
+        row = connection.execute(_FIRST_WITH_DIGEST, {"digest": digest}).first()
     return StoredPayload(row.url, row.fetched_at) if row else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -102,8 +102,8 @@ class ArchiveRepository:
         outcomes: list[StoreOutcome | None] = [None] * len(articles)
         try:
             with self.engine.begin() as connection:
-                for index in order:
-                    outcomes[index] = self._store_one(connection, articles[index], note)
+                for index, outcome in self._store_batch(connection, articles, order, note):
+                    outcomes[index] = outcome
             return outcomes  # type: ignore[return-value]
         except Exception as exc:
             # An outage (server gone, no answer): retrying article by article would
@@ -142,6 +142,109 @@ class ArchiveRepository:
             raise BatchStoreError(outcomes, failures) from failures[0][1]
         return outcomes  # type: ignore[return-value]
 
+    def _store_batch(
+        self,
+        connection: Connection,
+        articles: Sequence[Article],
+        order: Sequence[int],
+        note: str | None,
+    ) -> Iterator[tuple[int, StoreOutcome]]:
+        """Store a batch in `connection`'s transaction: the articles not yet archived
+        (a crawl's usual case) with one statement per table for the whole batch; the
+        others, and any whose row a concurrent writer inserted first, one by one as
+        `_store_one` does.  Yields (index, outcome).
+
+        Lock order on PostgreSQL: first the new rows by URL (one INSERT), then the
+        existing ones by URL (`order`), the same in every batch."""
+        for article in articles:  # every URL checked before any row is written
+            require_key(article.url, "article URL")
+        articles_table = tables.articles
+        existing = set(
+            connection.execute(
+                select(articles_table.c.url).where(
+                    articles_table.c.url.in_({article.url for article in articles})
+                )
+            ).scalars()
+        )
+        fresh: dict[str, int] = {}  # URL -> index of its first article in `order`
+        for index in order:
+            url = articles[index].url
+            if url not in existing and url not in fresh:
+                fresh[url] = index
+        inserted: dict[str, int] = {}
+        if fresh:
+            rows = []
+            for index in fresh.values():
+                article = articles[index]
+                seen_at = article.fetched_at
+                rows.append(
+                    {
+                        **_content_columns(article),
+                        **_metadata_columns(article),
+                        "first_seen_at": seen_at,
+                        "last_seen_at": seen_at,
+                        "last_changed_at": seen_at,
+                    }
+                )
+            # The unique constraint, not the look-up above, decides who is first: a row
+            # a concurrent writer inserted meanwhile returns nothing and goes one by one.
+            result = connection.execute(
+                self._insert(articles_table)
+                .on_conflict_do_nothing(index_elements=[articles_table.c.url])
+                .returning(articles_table.c.id, articles_table.c.url),
+                rows,
+            )
+            inserted = {row.url: row.id for row in result}
+            self._complete_new(
+                connection, [(inserted[url], articles[fresh[url]]) for url in inserted], note
+            )
+            for url in inserted:
+                yield fresh[url], "new"
+        for index in order:
+            article = articles[index]
+            if fresh.get(article.url) == index and article.url in inserted:
+                continue
+            yield index, self._store_one(connection, article, note)
+
+    def _complete_new(
+        self, connection: Connection, new: Sequence[tuple[int, Article]], note: str | None
+    ) -> None:
+        """The rows that go with newly inserted articles (id, article): their aliases,
+        search entries, first versions, tags and images, one statement each."""
+        if not new:
+            return
+        # (An over-long fetched URL stays in the article's fetched_url column.)
+        aliases = [
+            (AliasSeen(article.site, article.fetched_url, article.url), article.fetched_at)
+            for _, article in new
+            if article.fetched_url != article.url and fits_key(article.fetched_url)
+        ]
+        self._upsert_aliases(connection, aliases)
+        fulltext.index_articles(
+            connection, [(article_id, article.title, article.body) for article_id, article in new]
+        )
+        connection.execute(
+            tables.versions.insert(),
+            [
+                _version_row(article_id, article, version=1, note=note)
+                for article_id, article in new
+            ],
+        )
+        tag_rows = [
+            {"article_id": article_id, "position": position, "tag": tag}
+            for article_id, article in new
+            for position, tag in enumerate(article.tags)
+        ]
+        if tag_rows:
+            connection.execute(tables.tags.insert(), tag_rows)
+        image_rows = [
+            _image_row(article_id, position, image)
+            for article_id, article in new
+            for position, image in enumerate(article.images)
+        ]
+        if image_rows:
+            connection.execute(tables.images.insert(), image_rows)
+
     def _with_retries(self, work: Callable[[Connection], _T]) -> _T:
         # Lock timeouts, deadlocks and serialization failures usually pass on a second
         # try; an outage or a refused value won't.
@@ -178,9 +281,7 @@ class ArchiveRepository:
         if article.fetched_url != article.url and fits_key(article.fetched_url):
             # (An over-long fetched URL stays in the article's fetched_url column.)
             self._upsert_aliases(
-                connection,
-                [AliasSeen(article.site, article.fetched_url, article.url)],
-                seen_at,
+                connection, [(AliasSeen(article.site, article.fetched_url, article.url), seen_at)]
             )
         if inserted is not None:
             fulltext.index_articles(connection, [(inserted, article.title, article.body)])
@@ -298,20 +399,12 @@ class ArchiveRepository:
         captured_at: datetime | None = None,
     ) -> None:
         connection.execute(
-            tables.versions.insert().values(
-                article_id=article_id,
-                version=version,
-                title=article.title,
-                subtitle=article.subtitle,
-                author=article.author,
-                body=article.body,
-                content_hash=article.content_hash,
-                published_at=article.published_at,
-                modified_at=article.modified_at,
-                captured_at=captured_at or article.fetched_at,
-                fetched_url=article.fetched_url,
-                note=note,
-            )
+            tables.versions.insert(),
+            [
+                _version_row(
+                    article_id, article, version=version, note=note, captured_at=captured_at
+                )
+            ],
         )
 
     def _replace_tags(
@@ -364,16 +457,7 @@ class ArchiveRepository:
         if images:
             connection.execute(
                 tables.images.insert(),
-                [
-                    {
-                        "article_id": article_id,
-                        "position": position,
-                        "url": image.url,
-                        "caption": image.caption,
-                        "alt": image.alt,
-                    }
-                    for position, image in enumerate(images)
-                ],
+                [_image_row(article_id, position, image) for position, image in enumerate(images)],
             )
 
     # ------------------------------------------------------------------ aliases
@@ -391,12 +475,15 @@ class ArchiveRepository:
         return write_rows(
             self.engine,
             aliases,
-            lambda connection, rows: self._upsert_aliases(connection, rows, seen_at),
+            lambda connection, rows: self._upsert_aliases(
+                connection, [(alias, seen_at) for alias in rows]
+            ),
         )
 
     def _upsert_aliases(
-        self, connection: Connection, aliases: Sequence[AliasSeen], seen_at: datetime
+        self, connection: Connection, aliases: Sequence[tuple[AliasSeen, datetime]]
     ) -> None:
+        """Upsert (alias, when seen) pairs in one statement."""
         # One row per alias URL: PostgreSQL refuses to update a row twice in one
         # statement, and the last mapping seen is the one to keep.
         rows = {
@@ -407,7 +494,7 @@ class ArchiveRepository:
                 "first_seen_at": seen_at,
                 "last_seen_at": seen_at,
             }
-            for alias in aliases
+            for alias, seen_at in aliases
             if alias.alias_url != alias.canonical_url
         }
         if not rows:
@@ -599,6 +686,40 @@ def _error_row(
         "reason": problem.reason,
         "detail": detail,
         "occurred_at": occurred_at,
+    }
+
+
+def _version_row(
+    article_id: int,
+    article: Article,
+    *,
+    version: int,
+    note: str | None = None,
+    captured_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "article_id": article_id,
+        "version": version,
+        "title": article.title,
+        "subtitle": article.subtitle,
+        "author": article.author,
+        "body": article.body,
+        "content_hash": article.content_hash,
+        "published_at": article.published_at,
+        "modified_at": article.modified_at,
+        "captured_at": captured_at or article.fetched_at,
+        "fetched_url": article.fetched_url,
+        "note": note,
+    }
+
+
+def _image_row(article_id: int, position: int, image: Image) -> dict[str, Any]:
+    return {
+        "article_id": article_id,
+        "position": position,
+        "url": image.url,
+        "caption": image.caption,
+        "alt": image.alt,
     }
 
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
@@ -100,53 +111,77 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, Bas
 
     Return the visits the database refused (index, error), e.g. a URL too long
     for a key; the others are written (see `write_rows`).  An outage raises."""
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    statements = _upserts(engine.dialect.name)
 
     def upsert(connection: Connection, rows: Sequence[VisitRecord]) -> None:
-        for visit in sorted(rows, key=lambda v: v.url):  # fixed lock order
-            statement = insert(tables.url_state).values(
-                url=require_key(visit.url, "visited URL"),
-                site=visit.site,
-                etag=visit.etag,
-                last_modified=visit.last_modified,
-                last_status=visit.status,
-                published_at=visit.published_at,
-                last_visit_at=visit.visited_at,
-                next_visit_at=visit.next_visit_at,
-                visits=1,
-            )
-            excluded = statement.excluded
-            keep = tables.url_state.c
+        # One statement per run of rows of one kind, executed for all of them at once
+        # (executemany), in a fixed lock order (by URL; repeats keep their order).
+        ordered = sorted(rows, key=lambda v: v.url)
+        for keep_validators, run in itertools.groupby(ordered, lambda v: v.keep_validators):
             connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[tables.url_state.c.url],
-                    set_={
-                        "etag": _coalesce(excluded.etag, keep.etag)
-                        if visit.keep_validators
-                        else excluded.etag,
-                        "last_modified": _coalesce(excluded.last_modified, keep.last_modified)
-                        if visit.keep_validators
-                        else excluded.last_modified,
-                        "last_status": excluded.last_status,
-                        "published_at": _coalesce(excluded.published_at, keep.published_at),
-                        "last_visit_at": excluded.last_visit_at,
-                        "next_visit_at": excluded.next_visit_at,
-                        "visits": keep.visits + 1,
-                    },
-                )
+                statements[keep_validators],
+                [
+                    {
+                        "url": require_key(visit.url, "visited URL"),
+                        "site": visit.site,
+                        "etag": visit.etag,
+                        "last_modified": visit.last_modified,
+                        "last_status": visit.status,
+                        "published_at": visit.published_at,
+                        "last_visit_at": visit.visited_at,
+                        "next_visit_at": visit.next_visit_at,
+                        "visits": 1,
+                    }
+                    for visit in run
+                ],
             )
-            if visit.status == 304:
-                # Not modified: the stored article was seen again, unchanged.
-                connection.execute(
-                    update(tables.articles)
-                    .where(
-                        tables.articles.c.url == visit.url,
-                        tables.articles.c.last_seen_at < visit.visited_at,
-                    )
-                    .values(last_seen_at=visit.visited_at)
-                )
+        # Not modified: the stored article was seen again, unchanged.
+        seen_again = [
+            {"seen_url": visit.url, "seen_at": visit.visited_at}
+            for visit in ordered
+            if visit.status == 304
+        ]
+        if seen_again:
+            connection.execute(_SEEN_AGAIN, seen_again)
 
     return write_rows(engine, visits, upsert)
+
+
+@functools.cache
+def _upserts(dialect: str) -> dict[bool, Executable]:
+    """The upsert of a visit by `keep_validators` (a 304 keeps the stored validators),
+    built once per dialect: parameters vary, the statement does not."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statements: dict[bool, Executable] = {}
+    for keep_validators in (True, False):
+        statement = insert(tables.url_state)
+        excluded = statement.excluded
+        keep = tables.url_state.c
+        statements[keep_validators] = statement.on_conflict_do_update(
+            index_elements=[tables.url_state.c.url],
+            set_={
+                "etag": _coalesce(excluded.etag, keep.etag) if keep_validators else excluded.etag,
+                "last_modified": _coalesce(excluded.last_modified, keep.last_modified)
+                if keep_validators
+                else excluded.last_modified,
+                "last_status": excluded.last_status,
+                "published_at": _coalesce(excluded.published_at, keep.published_at),
+                "last_visit_at": excluded.last_visit_at,
+                "next_visit_at": excluded.next_visit_at,
+                "visits": keep.visits + 1,
+            },
+        )
+    return statements
+
+
+_SEEN_AGAIN = (
+    update(tables.articles)
+    .where(
+        tables.articles.c.url == bindparam("seen_url"),
+        tables.articles.c.last_seen_at < bindparam("seen_at"),
+    )
+    .values(last_seen_at=bindparam("seen_at"))
+)
 
 
 def _coalesce(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, select
 from news_archive.storage import tables
 from news_archive.storage.engine import create_archive_engine
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError
+from news_archive.storage.search import search
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
 from tests.storage.factories import FETCHED_AT, later, make_article
 
@@ -127,6 +128,42 @@ def test_batch_outcomes_keep_input_order(repository: ArchiveRepository) -> None:
     assert repository.store_articles(batch) == ["new", "changed", "new", "unchanged"]
     assert repository.count_articles() == 3
     assert repository.store_articles([]) == []
+
+
+def test_a_batch_of_new_articles_keeps_what_goes_with_each(
+    repository: ArchiveRepository,
+) -> None:
+    """New articles are written one statement per table for the whole batch: each
+    keeps its own version, tags, images, alias and search entry, and nothing of one
+    lands on another."""
+    batch = [
+        make_article(
+            number,
+            title=f"고유제목{number}번 기사",
+            tags=tuple(f"태그{number}-{i}" for i in range(number % 3)),
+            images=tuple(Image(f"https://cdn.m-i.kr/{number}-{i}.jpg") for i in range(number % 2)),
+            fetched_url=f"http://m-i.kr/news/articleView.html?idxno={number}&utm_source=rss",
+            fetched_at=later(number),
+        )
+        for number in range(1, 8)
+    ]
+    assert repository.store_articles(batch) == ["new"] * 7
+
+    for article in batch:
+        stored = repository.get_article(article.url)
+        assert stored is not None
+        assert stored["title"] == article.title
+        assert stored["tags"] == list(article.tags)
+        assert [image["url"] for image in stored["images"]] == [i.url for i in article.images]
+        assert stored["first_seen_at"] == article.fetched_at
+        versions = repository.list_versions(article.url)
+        assert [(v["version"], v["title"]) for v in versions] == [(1, article.title)]
+        alias = repository.get_alias(article.fetched_url)
+        assert alias is not None
+        assert alias["canonical_url"] == article.url
+        assert alias["first_seen_at"] == article.fetched_at
+        hits = search(repository.engine, f"고유제목{article.url.rsplit('=', 1)[1]}번")
+        assert [hit.url for hit in hits] == [article.url]
 
 
 def _without_published_raw(number: int) -> Article:
