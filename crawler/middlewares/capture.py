@@ -2,7 +2,9 @@
 
 A downloader middleware on the downloader side of everything else (replay
 included), so it sees responses before decompression and redirects are
-handled. The WARC work (file layout, records, rotation at ``WARC_MAX_BYTES``,
+handled. Records are built, compressed and written in one thread of their own
+(hashing, zlib and file writes release the GIL), so the reactor does not wait
+for them. The WARC work (file layout, records, rotation at ``WARC_MAX_BYTES``,
 revisits for payloads stored before) is `news_archive.crawler.warc.WarcArchive`'s;
 each run writes into its own folder ``WARC_DIR/<spider>-<UTC start>-<pid>/``.
 
@@ -24,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +85,8 @@ class WarcCaptureMiddleware:
         # delay doubles with each failed attempt (as the pipeline backs off).
         self.retry_delay = 0.0
         self.retry_at = 0.0
+        # The thread that writes the WARC records (from spider_opened to spider_closed).
+        self._writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
@@ -109,13 +114,20 @@ class WarcCaptureMiddleware:
         )
         # The index lives in the crawl's one archive (ArchiveRun builds and migrates it).
         self.captures = self.crawler.get_extension(ArchiveRun).archive.captures
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc-writer")
         logger.info("Capturing responses to %s", self.run_directory)
 
     def spider_closed(self, spider: Spider) -> Deferred[None] | None:
         """Close the WARC file and write what the index still lacks; while the
         database is unreachable, retry (without blocking the reactor) for up to
         ``ARCHIVE_RETRY_SECONDS``, then count and log what is lost."""
-        self.archive.close_run()
+        if self._writer is not None:
+            # After the records still being written (a crawl cut short by a signal).
+            self._writer.submit(self.archive.close_run).result()
+            self._writer.shutdown()
+            self._writer = None
+        else:
+            self.archive.close_run()
         if self.captures is None:
             return None
         self._flush()
@@ -133,11 +145,15 @@ class WarcCaptureMiddleware:
             self._flush()
         self._give_up()
 
-    def process_response(self, request: Request, response: Response) -> Response:
-        if self.captures is None or self.run_directory is None:
+    async def process_response(self, request: Request, response: Response) -> Response:
+        if self.captures is None or self.run_directory is None or self._writer is None:
             return response
         fetched_at = datetime.now(UTC)
-        written = self.archive.store_response(request, response, fetched_at)
+        # Digests, compression and file writes (C code that releases the GIL) in the
+        # writer thread, while the reactor goes on; one thread keeps records in order.
+        written = await asyncio.get_running_loop().run_in_executor(
+            self._writer, self.archive.store_response, request, response, fetched_at
+        )
         self.pending.append(
             CaptureRecord(
                 spider=self.spider_name,

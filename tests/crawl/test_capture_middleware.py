@@ -3,6 +3,7 @@ settings, the crawl owner's archive on both backends, inline responses."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,12 @@ def crawler(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -
     crawler.get_extension(ArchiveRun).engine_stopped()
 
 
+def _capture(middleware: WarcCaptureMiddleware, request: Request, response: Response) -> Response:
+    """The middleware's `process_response` (a coroutine: the record is written in
+    its writer thread), run to its end."""
+    return asyncio.run(middleware.process_response(request, response))
+
+
 def _response(url: str, body: bytes = BODY) -> HtmlResponse:
     headers = {"Content-Type": "text/html; charset=euc-kr", "ETag": '"v1"'}
     return HtmlResponse(url, body=body, headers=headers, request=Request(url))
@@ -52,8 +59,8 @@ def test_each_response_is_written_and_indexed_and_a_repeat_is_a_revisit(
 ) -> None:
     middleware = WarcCaptureMiddleware.from_crawler(crawler)
     middleware.spider_opened(crawler.spider)
-    first = middleware.process_response(Request(PAGE.format(1)), _response(PAGE.format(1)))
-    again = middleware.process_response(Request(PAGE.format(2)), _response(PAGE.format(2)))
+    first = _capture(middleware, Request(PAGE.format(1)), _response(PAGE.format(1)))
+    again = _capture(middleware, Request(PAGE.format(2)), _response(PAGE.format(2)))
     middleware.spider_closed(crawler.spider)
 
     captures = WarcArchive(tmp_path / "warc").captures()
@@ -115,13 +122,11 @@ def test_index_rows_are_written_in_batches(crawler: Crawler) -> None:
     """One transaction for a batch of rows, not one per response."""
     middleware = _opened(crawler)
     responses = [
-        middleware.process_response(Request(PAGE.format(n)), _response(PAGE.format(n), b"%d" % n))
+        _capture(middleware, Request(PAGE.format(n)), _response(PAGE.format(n), b"%d" % n))
         for n in range(2)
     ]
     assert _indexed(crawler) == []
-    responses.append(
-        middleware.process_response(Request(PAGE.format(2)), _response(PAGE.format(2), b"2"))
-    )
+    responses.append(_capture(middleware, Request(PAGE.format(2)), _response(PAGE.format(2), b"2")))
     assert [(file, offset) for file, offset, _ in _indexed(crawler)] == [
         r.meta["capture"] for r in responses
     ]
@@ -145,7 +150,7 @@ def test_an_outage_costs_no_row_and_no_link(
     monkeypatch.setattr(archive.captures, "write", unreachable)
     articles = [make_article(n) for n in range(3)]
     responses = [
-        middleware.process_response(Request(a.url), _response(a.url, b"page %d" % n))
+        _capture(middleware, Request(a.url), _response(a.url, b"page %d" % n))
         for n, a in enumerate(articles)
     ]
     # the pipeline writes the articles, then announces the links (the index is still away)
@@ -184,7 +189,7 @@ def test_what_is_never_written_is_counted_lost(
     monkeypatch.setattr(archive.captures, "write", refuse_one)
     articles = [make_article(n) for n in range(3)]
     responses = [
-        middleware.process_response(Request(a.url), _response(a.url, b"page %d" % n))
+        _capture(middleware, Request(a.url), _response(a.url, b"page %d" % n))
         for n, a in enumerate(articles)
     ]
     archive.articles.store(articles)
@@ -200,7 +205,7 @@ def test_what_is_never_written_is_counted_lost(
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(archive.captures, "write", unreachable)
-    middleware.process_response(Request(PAGE.format(7)), _response(PAGE.format(7), b"late"))
+    _capture(middleware, Request(PAGE.format(7)), _response(PAGE.format(7), b"late"))
     caplog.clear()
     assert middleware.spider_closed(crawler.spider) is None
     assert stats.get_value("archive/lost/captures") == 2
