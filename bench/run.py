@@ -154,11 +154,50 @@ def _write_replay(
     )
 
 
-def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float, int]:
+@dataclass(frozen=True, slots=True)
+class Code:
+    """The code a crawl runs: this checkout, or an earlier commit's files (`--baseline`)."""
+
+    root: Path  # the tree with scrapy.cfg: the crawl's working directory
+    python_path: str = ""  # where its `news_archive` package is found first
+
+    @classmethod
+    def at(cls, revision: str, directory: Path) -> Code:
+        """The files of `revision`, laid out as the installed package maps them
+        (``news_archive`` = archive/, with crawler/, storage/, ... inside), ahead of
+        this checkout's editable install on the path."""
+        tree, package = directory / "tree", directory / "site" / "news_archive"
+        shutil.rmtree(directory, ignore_errors=True)
+        tree.mkdir(parents=True)
+        archived = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archived, check=True)
+        shutil.copytree(tree / "archive", package)
+        for name in ("cli", "crawler", "migrations", "storage"):
+            (package / name).symlink_to(tree / name)
+        return cls(tree, str(package.parent))
+
+
+HERE = Code(ROOT)
+
+
+def crawl(
+    corpus: Path,
+    database: Path,
+    warc: Path | None = None,
+    *,
+    code: Code = HERE,
+    together: bool = False,
+    profile: Path | None = None,
+) -> tuple[float, int]:
     """Crawl every site of the corpus (one replay directory per site) into one SQLite
-    file, capturing WARC files into `warc` when given; wall seconds and the
-    children's peak RSS (KiB)."""
+    file, capturing WARC files into `warc` when given, one spider after the other or
+    (`together`) all at once, as separate cron jobs would; wall seconds and the peak
+    RSS (KiB) of the largest crawl process so far. `profile`: the first spider's
+    crawl runs under cProfile, its statistics written there."""
     started = time.perf_counter()
+    processes = []
     for site in sorted(p.parent.name for p in corpus.glob("*/manifest.jsonl")):
         env = {
             **os.environ,
@@ -167,9 +206,14 @@ def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float
             "WARC_ENABLED": "1" if warc else "0",
             "WARC_DIR": str(warc or ""),
         }
-        subprocess.run(
+        if code.python_path:
+            env["PYTHONPATH"] = code.python_path
+        runner = [sys.executable]
+        if profile is not None and not processes:
+            runner += ["-m", "cProfile", "-o", str(profile)]
+        process = subprocess.Popen(
             [
-                sys.executable,
+                *runner,
                 "-m",
                 "scrapy",
                 "crawl",
@@ -183,12 +227,56 @@ def crawl(corpus: Path, database: Path, warc: Path | None = None) -> tuple[float
                 "-s",
                 "ARCHIVE_BATCH_SIZE=100",
             ],
-            cwd=ROOT,
+            cwd=code.root,
             env=env,
-            check=True,
         )
+        processes.append(process)
+        if not together and process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
+    for process in processes:
+        if process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
     elapsed = time.perf_counter() - started
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+# Where a crawl process's time goes, by the file each function is defined in (the
+# first matching pattern names the layer; `select.epoll.poll` is the reactor waiting).
+LAYERS = (
+    ("waiting (reactor idle: extraction, threads, I/O)", ("method 'poll' of 'select.epoll'",)),
+    ("storage: SQL and SQLite", ("sqlalchemy", "sqlite3", "/storage/", "psycopg")),
+    ("WARC capture (records, digests, gzip)", ("warcio", "zlib", "crawler/warc.py", "capture.py")),
+    ("pipeline", ("crawler/pipelines.py",)),
+    ("extraction pool (pipes, pickling)", ("extraction.py", "multiprocessing", "pickle")),
+    ("replay (reading the corpus)", ("replay.py", "BufferedReader")),
+    ("file and pipe I/O", ("posix.read", "posix.write")),
+    ("start-up (imports, compiling)", ("<frozen importlib", "marshal", "builtins.compile")),
+    ("spider, site rules, incremental", ("crawler/spiders/", "crawler/sites/", "incremental.py")),
+    (
+        "Scrapy, Twisted, asyncio",
+        (
+            *("scrapy", "twisted", "asyncio", "w3lib", "parsel", "lxml", "pydispatch"),
+            *("_contextvars", "weakref", "selectors"),
+        ),
+    ),
+)
+
+
+def profile_by_layer(path: Path) -> list[tuple[str, float]]:
+    """Seconds of the profiled crawl by layer (own time of each function), largest
+    first, with the rest as "other" (built-ins such as isinstance, logging, re:
+    called from every layer)."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    seconds: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in stats.items():
+        where = f"{filename} {function}"
+        layer = next(
+            (name for name, patterns in LAYERS if any(p in where for p in patterns)), "other"
+        )
+        seconds[layer] = seconds.get(layer, 0.0) + own
+    return sorted(seconds.items(), key=lambda item: -item[1])
 
 
 def ours_alone(generated: Generated) -> float:
@@ -215,16 +303,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep bench/corpus and bench/out")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also crawl with the code of this commit, side by side (e.g. d09db2e)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="where one crawl's time goes, by layer"
+    )
     args = parser.parse_args()
     corpus, out = ROOT / "bench" / "corpus", ROOT / "bench" / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     generated = generate(corpus, args.pages)
     pages = args.pages
+    baseline = Code.at(args.baseline, out / "baseline") if args.baseline else None
 
     plain_seconds, _ = crawl(corpus, out / "plain.db")
     database, warc = out / "bench.db", out / "warc"
     crawl_seconds, peak_rss_kib = crawl(corpus, database, warc)
+    together_seconds, _ = crawl(corpus, out / "together.db", out / "warc-together", together=True)
+    if baseline is not None:
+        baseline_seconds, _ = crawl(
+            corpus, out / "baseline.db", out / "warc-baseline", code=baseline
+        )
+        baseline_together, _ = crawl(
+            corpus, out / "baseline-together.db", out / "warc-bt", code=baseline, together=True
+        )
     import sqlite3
 
     with sqlite3.connect(database) as connection:
@@ -247,6 +352,7 @@ def main() -> int:
     trafilatura_seconds = trafilatura_alone(generated)
     trafilatura_rate = pages / trafilatura_seconds
     plain_rate, captured_rate = pages / plain_seconds, pages / crawl_seconds
+    together_rate = pages / together_seconds
     reextract_rate = counts["targets"] / reextract_seconds
     print(f"pages: {pages} generated, {stored} stored")
     print(
@@ -257,9 +363,32 @@ def main() -> int:
         f"end to end with WARC capture: {captured_rate:.1f} pages/s ({crawl_seconds:.1f} s; "
         f"capture costs {100 * (1 - captured_rate / plain_rate):.0f} %)"
     )
+    print(
+        f"end to end with capture, the {len(generated)} spiders at once: "
+        f"{together_rate:.1f} pages/s ({together_seconds:.1f} s)"
+    )
     print(f"our extraction alone, one core: {pages / ours_seconds:.1f} pages/s")
     print(f"trafilatura alone, one core (json + metadata): {trafilatura_rate:.1f} pages/s")
     print(f"ratio end to end (no capture) / trafilatura alone: {plain_rate / trafilatura_rate:.2f}")
+    print(
+        f"ratio end to end with capture / trafilatura alone: "
+        f"{captured_rate / trafilatura_rate:.2f} one spider after the other, "
+        f"{together_rate / trafilatura_rate:.2f} at once"
+    )
+    if baseline is not None:
+        base_rate, base_together = pages / baseline_seconds, pages / baseline_together
+        print(
+            f"baseline {args.baseline}, end to end with capture: {base_rate:.1f} pages/s "
+            f"({baseline_seconds:.1f} s), at once {base_together:.1f} pages/s; ratio to "
+            f"trafilatura alone {base_rate / trafilatura_rate:.2f} and "
+            f"{base_together / trafilatura_rate:.2f}"
+        )
+        print(
+            f"ratio end to end with capture / baseline {args.baseline}: "
+            f"{captured_rate / base_rate:.2f} one after the other, "
+            f"{together_rate / base_together:.2f} at once, "
+            f"{together_rate / base_rate:.2f} at once against one after the other"
+        )
     print(f"ratio our extraction / trafilatura alone: {trafilatura_seconds / ours_seconds:.2f}")
     print(
         f"re-extraction from WARC, {os.cpu_count()} processes: {reextract_rate:.1f} pages/s "
@@ -272,6 +401,14 @@ def main() -> int:
         f"({database_bytes / 1e6:.1f} MB for {stored})"
     )
     print(f"WARC: {warc_bytes / stored:.0f} bytes per article ({warc_bytes / 1e6:.1f} MB, gzip)")
+    if args.profile:
+        profile = out / "crawl.prof"
+        crawl(corpus, out / "profiled.db", out / "warc-profiled", profile=profile)
+        layers = profile_by_layer(profile)
+        total = sum(seconds for _, seconds in layers)
+        print(f"profile of one crawl process (cProfile, {total:.1f} s own time):")
+        for layer, seconds in layers:
+            print(f"  {100 * seconds / total:4.1f} %  {layer}")
     if not args.keep:
         shutil.rmtree(corpus, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
