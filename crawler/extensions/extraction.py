@@ -55,6 +55,7 @@ from scrapy.crawler import Crawler
 from twisted.internet.task import LoopingCall
 
 from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.extract.body import load_trafilatura
 from news_archive.crawler.extract.site import Site
 from news_archive.vocabulary import Article, FeedEntry, LearnedBoilerplate, Rejection
 
@@ -193,6 +194,10 @@ class ExtractionPool:
         if self._workers:
             return
         self._loop = loop
+        if _context().get_start_method() == "fork":
+            # Once here, with the first page, rather than in every worker after the
+            # fork (nor at start: a crawl with nothing new to extract never needs it).
+            load_trafilatura()
         for _ in range(self.worker_count):
             self._idle.append(self._spawn())
         logger.info("Extraction in %d worker processes", self.worker_count)
