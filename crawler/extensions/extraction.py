@@ -21,11 +21,12 @@ every core to work, and bounds the work one page may cost:
 On Linux workers are forked from the crawl, so a worker, first or replacement, starts
 in milliseconds with the site registry and trafilatura already loaded, and nothing is
 imported again (a fork server or spawn would re-import the program's main module in
-every worker, and take a second to start); the pool imports trafilatura with the first
-page, before the first fork, so that a crawl with nothing to extract never does.  A worker only runs extraction: if a lock inherited from
-another thread of the crawl ever blocked it, its time budget ends it like any slow
-page.  Elsewhere workers are spawned.  The pool starts with the first page and is shut
-down at ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
+every worker, and take a second to start); the pool imports trafilatura with the
+first page, before the first fork, so that a crawl with nothing to extract never
+does.  A worker only runs extraction: if a lock inherited from another thread of the
+crawl ever blocked it, its time budget ends it like any slow page.  Elsewhere workers
+are spawned.  The pool starts with the first page and is shut down at
+``engine_stopped``; every component reaches it with `ExtractionPool.of`.
 ``EXTRACTION_WORKERS = 0`` extracts in the crawl's own process, without a time
 budget (for debugging, and for tests that drive the components by hand).
 
