@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
-from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.storage.faults import write_rows
 from news_archive.storage.types import require_key
 
@@ -100,7 +99,7 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, Bas
 
     Return the visits the database refused (index, error), e.g. a URL too long
     for a key; the others are written (see `write_rows`).  An outage raises."""
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(engine)
 
     def upsert(connection: Connection, rows: Sequence[VisitRecord]) -> None:
         for visit in sorted(rows, key=lambda v: v.url):  # fixed lock order
