@@ -32,16 +32,17 @@ REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 COOKIES = "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"
 LAZY_HANDLER = "news_archive.crawler.startup.LazyHttpDownloadHandler"
 
-# Never imported by a crawl of a feed whose one article is archived, into a database
-# at head: nothing to migrate (Alembic), to extract (trafilatura), to download (the
-# HTTP handler: replay), and nothing that is switched off (the remote control's
-# aiohttp, the cookies middleware's tldextract).
+# Never imported by a crawl of a feed whose one article is archived, into an SQLite
+# database at head: nothing to migrate (Alembic), to extract (trafilatura), to
+# download (the HTTP handler: replay), nothing that is switched off (the remote
+# control's aiohttp, the cookies middleware's tldextract), no other database's dialect.
 NOT_NEEDED = (
     "alembic",
     "trafilatura",
     "aiohttp",
     "tldextract",
     "scrapy.core.downloader.handlers.http11",
+    "sqlalchemy.dialects.postgresql",
 )
 
 # `scrapy crawl ARGS...` that writes the names in sys.modules, as the process ends, to
