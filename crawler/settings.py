@@ -243,6 +243,10 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 # --- end no remote endpoints ------------------------------------------------------
 
+# What a crawl imports as it starts: components that are off are not imported, Scrapy's
+# HTTP(S) handler only when a request reaches the network (crawler/startup.py).
+ADDONS = {"news_archive.crawler.startup.LeanStartup": 0}
+
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"

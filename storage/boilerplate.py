@@ -25,10 +25,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Engine, bindparam, case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
-from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.vocabulary import LearnedBoilerplate, block_hash, normalise_block
 
 # The longest block text kept, in characters (the hash covers the whole block).
@@ -157,9 +156,9 @@ def learn(
         # A learning of the same site running at once (a crawl's end, the command) may
         # have written a block meanwhile: its row stands, this count is not lost for
         # long (the next learning raises it).
-        insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
-            table
-        ).on_conflict_do_nothing(index_elements=[table.c.site, table.c.block_hash])
+        insert = dialect_insert(engine)(table).on_conflict_do_nothing(
+            index_elements=[table.c.site, table.c.block_hash]
+        )
         for start in range(0, len(inserts), _CHUNK):
             connection.execute(insert, inserts[start : start + _CHUNK])
         # The stored count when it is larger: a block is counted in the window only.

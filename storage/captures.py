@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
+from news_archive.storage.engine import dialect_insert
 from news_archive.storage.types import fit_key
 
 
@@ -61,7 +61,7 @@ def write(engine: Engine, records: Sequence[CaptureRecord], links: Sequence[Capt
     captures = tables.captures
     with engine.begin() as connection:
         if records:
-            insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+            insert = dialect_insert(engine)
             connection.execute(
                 insert(captures).on_conflict_do_nothing(
                     index_elements=[captures.c.warc_file, captures.c.offset]

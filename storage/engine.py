@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -191,6 +192,20 @@ def create_archive_engine(
         event.listen(engine, "do_connect", _answer_within(timeouts.answer))
         _ping_within(engine, timeouts.connect or timeouts.answer)
     return engine
+
+
+def dialect_insert(engine: Engine | Connection) -> Callable[[Table], Insert]:
+    """The INSERT construct of `engine`'s database, with its ``ON CONFLICT`` clauses
+    (``postgresql.insert`` or ``sqlite.insert``).  A dialect's module is imported
+    when its database is first written: PostgreSQL's (all its drivers' modules)
+    costs a crawl into SQLite 0.06 s of CPU."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert  # type: ignore[return-value]
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert  # type: ignore[return-value]
 
 
 def _ping_within(engine: Engine, seconds: float) -> None:

@@ -56,7 +56,6 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlalchemy.dialects import postgresql
 
 from news_archive.storage import tables, tokens
 from news_archive.storage.query import Query, Term
@@ -94,9 +93,16 @@ Sort = Literal["relevance", "newest"]
 _SQLITE_INDEX = table(INDEX_TABLE, column("rowid", Integer))
 _SQLITE_NAME = literal_column(INDEX_TABLE)
 _PG_INDEX = table(INDEX_TABLE, column("id", Integer), column("tokens"))
-# The vector through an expression, which the GIN index cannot serve: the planner
-# then walks the primary key down from the newest id (`_newest_matches`).
-_PG_WALKED = func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR))
+
+
+@functools.cache
+def _pg_walked() -> ColumnElement[Any]:
+    """The vector through an expression, which the GIN index cannot serve: the planner
+    then walks the primary key down from the newest id (`_newest_matches`). Built on
+    first use: PostgreSQL's dialect is not imported by a process on SQLite."""
+    from sqlalchemy.dialects import postgresql
+
+    return func.coalesce(_PG_INDEX.c.tokens, func.cast("", postgresql.TSVECTOR))
 
 
 # ------------------------------------------------------------------ writing
@@ -117,6 +123,8 @@ def index_articles(connection: Connection, rows: Sequence[tuple[int, str, str | 
             ],
         )
         return
+    from sqlalchemy.dialects import postgresql
+
     statement = postgresql.insert(_PG_INDEX).values(
         id=bindparam("id"), tokens=func.cast(bindparam("tokens"), postgresql.TSVECTOR)
     )
@@ -239,6 +247,8 @@ def _pg_matches(
     *,
     phrases: bool = True,
 ) -> ColumnElement[bool]:
+    from sqlalchemy.dialects import postgresql
+
     expression = tsquery_expression(groups, excluded, phrases=phrases)
     return vector.op("@@")(func.cast(literal(expression), postgresql.TSQUERY))
 
@@ -371,7 +381,7 @@ def _newest_matches(
     assert shares is not None
     floor = shares.newest - math.ceil(SCAN_SPAN * count / share)
     if share >= SCAN_MIN_SHARE:
-        walked = _pg_matches(_PG_WALKED, query.groups, query.excluded, phrases=False)
+        walked = _pg_matches(_pg_walked(), query.groups, query.excluded, phrases=False)
         recent = read(statement.where(walked, key > floor).limit(count))
     else:
         # Without ORDER BY and LIMIT (kept outside by the OFFSET) the planner does

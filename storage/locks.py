@@ -16,17 +16,15 @@ read (another system, a row written before it was recorded) the pid alone decide
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, delete, select, update
 
 from news_archive.storage import tables
-from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +86,7 @@ def acquire_run_lock(
         process_start=process_start_time(pid),
     )
     values = {name: getattr(ours, name) for name in _COLUMNS if name != "spider"}
-    insert = _dialect_insert(engine)
+    insert = dialect_insert(engine)
     # Two rounds: the holder may release between our INSERT and our SELECT.
     for _ in range(2):
         with engine.begin() as connection:
@@ -219,9 +217,3 @@ def _holder_clauses(spider: str, pid: int, hostname: str | None) -> list[Any]:
     if hostname is not None:
         clauses.append(tables.locks.c.hostname == hostname)
     return clauses
-
-
-def _dialect_insert(engine: Engine) -> Callable[[Table], Insert]:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert  # type: ignore[return-value]
-    return sqlite.insert  # type: ignore[return-value]

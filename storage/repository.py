@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import fulltext, tables
-from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.storage.faults import CONTENTION, OUTAGE, fault_kind, write_rows
 from news_archive.storage.types import fit_key, fits_key, require_key
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, Image, Rejection
@@ -71,9 +70,7 @@ class ArchiveRepository:
         self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
         self.retries = retries
         self.backoff = backoff
-        self._insert: Callable[[Table], Insert] = (
-            postgresql.insert if dialect == "postgresql" else sqlite.insert  # type: ignore[assignment]
-        )
+        self._insert: Callable[[Table], Insert] = dialect_insert(engine)
         # SQLite needs no row lock: BEGIN IMMEDIATE already serialises writers.
         self._lock_rows = dialect == "postgresql"
 

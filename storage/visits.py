@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,15 +14,16 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
+    Insert,
+    Table,
     bindparam,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from news_archive.storage import tables
-from news_archive.storage.engine import READ_ONLY_OPTION
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.storage.faults import write_rows
 from news_archive.storage.types import require_key
 
@@ -111,7 +112,7 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, Bas
 
     Return the visits the database refused (index, error), e.g. a URL too long
     for a key; the others are written (see `write_rows`).  An outage raises."""
-    statements = _upserts(engine.dialect.name)
+    statements = _upserts(dialect_insert(engine))
 
     def upsert(connection: Connection, rows: Sequence[VisitRecord]) -> None:
         # One statement per run of rows of one kind, executed for all of them at once
@@ -148,10 +149,9 @@ def record(engine: Engine, visits: Sequence[VisitRecord]) -> list[tuple[int, Bas
 
 
 @functools.cache
-def _upserts(dialect: str) -> dict[bool, Executable]:
+def _upserts(insert: Callable[[Table], Insert]) -> dict[bool, Executable]:
     """The upsert of a visit by `keep_validators` (a 304 keeps the stored validators),
-    built once per dialect: parameters vary, the statement does not."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    built once per dialect (its `insert`): parameters vary, the statement does not."""
     statements: dict[bool, Executable] = {}
     for keep_validators in (True, False):
         statement = insert(tables.url_state)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from typing import Any
 
-from scrapy import Spider
+from scrapy import Spider, signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.crawler import Crawler
 from scrapy.exceptions import UsageError
@@ -57,6 +58,7 @@ class Command(ScrapyCrawlCommand):
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         # The built-in `run` creates exactly one crawler through here: keep it.
         self.crawler = super()._create_crawler(spidercls)
+        self.crawler.signals.connect(freeze_start_up, signal=signals.engine_started)
         return self.crawler
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -85,6 +87,18 @@ class Command(ScrapyCrawlCommand):
             log = logger.info if self.exitcode == 0 else logger.error
             log("The crawl exits %d: %s", self.exitcode, why)
         run.record_exit_code(self.exitcode)
+
+
+def freeze_start_up() -> None:
+    """Leave the objects of the crawl's start-up (modules, classes, settings: some
+    100,000, alive until the process ends) out of every later garbage collection
+    (``gc.freeze``): the collector no longer walks them again and again during the
+    crawl nor several times as the interpreter shuts down, which cost a crawl of a
+    near-empty corpus 0.6 s of its 2.5 s of CPU.  The extraction workers forked later
+    then share these objects' memory instead of copying it (Python's documentation of
+    ``gc.freeze``).  Hardly any of them is garbage at this point (about 10 objects),
+    so nothing worth collecting is kept."""
+    gc.freeze()
 
 
 # Failures of a crawl's start that are the user's to fix or wait out, not a bug:

@@ -19,12 +19,14 @@ every core to work, and bounds the work one page may cost:
   the next run fetches them again), and the engine can close at once.
 
 On Linux workers are forked from the crawl, so a worker, first or replacement, starts
-in milliseconds with the site registry already loaded, and nothing is imported again
-(a fork server or spawn would re-import the program's main module in every worker, and
-take a second to start).  A worker only runs extraction: if a lock inherited from
-another thread of the crawl ever blocked it, its time budget ends it like any slow
-page.  Elsewhere workers are spawned.  The pool starts with the first page and is shut
-down at ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
+in milliseconds with the site registry and trafilatura already loaded, and nothing is
+imported again (a fork server or spawn would re-import the program's main module in
+every worker, and take a second to start); the pool imports trafilatura with the
+first page, before the first fork, so that a crawl with nothing to extract never
+does.  A worker only runs extraction: if a lock inherited from another thread of the
+crawl ever blocked it, its time budget ends it like any slow page.  Elsewhere workers
+are spawned.  The pool starts with the first page and is shut down at
+``engine_stopped``; every component reaches it with `ExtractionPool.of`.
 ``EXTRACTION_WORKERS = 0`` extracts in the crawl's own process, without a time
 budget (for debugging, and for tests that drive the components by hand).
 
@@ -55,6 +57,7 @@ from scrapy.crawler import Crawler
 from twisted.internet.task import LoopingCall
 
 from news_archive.crawler.extensions.run import ArchiveRun
+from news_archive.crawler.extract.body import load_trafilatura
 from news_archive.crawler.extract.site import Site
 from news_archive.vocabulary import Article, FeedEntry, LearnedBoilerplate, Rejection
 
@@ -193,6 +196,10 @@ class ExtractionPool:
         if self._workers:
             return
         self._loop = loop
+        if _context().get_start_method() == "fork":
+            # Once here, with the first page, rather than in every worker after the
+            # fork (nor at start: a crawl with nothing new to extract never needs it).
+            load_trafilatura()
         for _ in range(self.worker_count):
             self._idle.append(self._spawn())
         logger.info("Extraction in %d worker processes", self.worker_count)

@@ -38,6 +38,15 @@ def _trafilatura_config() -> ConfigParser:
     return config
 
 
+def load_trafilatura() -> None:
+    """Import trafilatura (about 0.17 s of CPU) and build its configuration now, not
+    at the first page: a process that forks extraction workers calls this once before
+    the first fork, so that no worker imports it again."""
+    import trafilatura  # noqa: F401
+
+    _trafilatura_config()
+
+
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 
 

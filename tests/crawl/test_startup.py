@@ -1,0 +1,158 @@
+"""Start-up: a crawl imports what it uses, when it uses it (crawler/startup.py, the
+migration check of storage/engine.py, the extraction pool).
+
+No timing here: a crawl whose start-up regresses imports a module it had no need of,
+and these tests name the modules (``bench/startup.py`` measures the seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+import news_archive.crawler.settings as project_settings
+from news_archive.crawler.startup import (
+    HTTP_HANDLER,
+    LazyHttpDownloadHandler,
+    LeanStartup,
+    TunnelErrorWhenLoaded,
+)
+from tests.crawl.crawling import ROOT, crawl_environment
+
+SPIDER = "maeil_ilbo"
+REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
+COOKIES = "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"
+LAZY_HANDLER = "news_archive.crawler.startup.LazyHttpDownloadHandler"
+
+# Never imported by a crawl of a feed whose one article is archived, into an SQLite
+# database at head: nothing to migrate (Alembic), to extract (trafilatura), to
+# download (the HTTP handler: replay), nothing that is switched off (the remote
+# control's aiohttp, the cookies middleware's tldextract), no other database's dialect.
+NOT_NEEDED = (
+    "alembic",
+    "trafilatura",
+    "aiohttp",
+    "tldextract",
+    "scrapy.core.downloader.handlers.http11",
+    "sqlalchemy.dialects.postgresql",
+)
+
+# `scrapy crawl ARGS...` that writes the names in sys.modules, as the process ends, to
+# the file named by $MODULES_FILE.
+CRAWL_RECORDING_MODULES = """
+import atexit, json, os, sys
+
+def record():
+    with open(os.environ["MODULES_FILE"], "w") as file:
+        json.dump(sorted(sys.modules), file)
+
+atexit.register(record)
+from scrapy.cmdline import execute
+execute(["scrapy", *sys.argv[1:]])
+"""
+
+
+def _project_settings(**given: object) -> Settings:
+    settings = Settings()
+    settings.setmodule(project_settings, priority="project")
+    settings.setdict(dict(given), priority="cmdline")
+    LeanStartup().update_settings(settings)
+    return settings
+
+
+def test_components_that_are_off_are_left_out() -> None:
+    settings = _project_settings()
+    assert REMOTE_CONTROL not in settings["EXTENSIONS_BASE"]
+    assert COOKIES not in settings["DOWNLOADER_MIDDLEWARES_BASE"]
+    # What is on stays, in Scrapy's order.
+    assert (
+        settings["DOWNLOADER_MIDDLEWARES_BASE"][
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware"
+        ]
+        == 550
+    )
+    assert "scrapy.extensions.closespider.CloseSpider" in settings["EXTENSIONS_BASE"]
+
+
+def test_a_component_switched_on_is_kept() -> None:
+    settings = _project_settings(COOKIES_ENABLED=True)
+    assert settings["DOWNLOADER_MIDDLEWARES_BASE"][COOKIES] == 700
+
+
+def test_the_http_handler_is_lazy_and_builds_scrapys_own() -> None:
+    settings = _project_settings()
+    assert settings["DOWNLOAD_HANDLERS_BASE"]["http"] == LAZY_HANDLER
+    assert settings["DOWNLOAD_HANDLERS_BASE"]["https"] == LAZY_HANDLER
+    assert LazyHttpDownloadHandler.lazy is True
+    crawler = get_crawler(settings_dict={"TELNETCONSOLE_ENABLED": False})
+    handler = LazyHttpDownloadHandler.from_crawler(crawler)
+    assert f"{type(handler).__module__}.{type(handler).__name__}" == HTTP_HANDLER
+
+
+def test_a_tunnel_error_is_still_retried() -> None:
+    retried = RetryMiddleware(_project_settings()).exceptions_to_retry
+    assert TunnelErrorWhenLoaded in retried
+    from scrapy.core.downloader.handlers.http11 import TunnelError
+
+    assert isinstance(TunnelError("proxy said no"), retried)
+    assert not isinstance(ValueError("no"), TunnelErrorWhenLoaded)
+
+
+def _generate_corpus(directory: Path, articles: int) -> Path:
+    """A replay corpus of `articles` generated articles per site (bench/run.py); the
+    replay directory of `SPIDER`."""
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    module.generate(directory, 2 * articles)
+    return directory / SPIDER
+
+
+def _crawl_modules(replay_dir: Path, database_url: str, tmp_path: Path) -> set[str]:
+    """The modules a ``scrapy crawl SPIDER`` process (replay, WARC capture on, the
+    project's settings) held as it ended."""
+    modules_file = tmp_path / "modules.json"
+    env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
+    env |= crawl_environment(tmp_path / "warc")
+    env |= {
+        "DATABASE_URL": database_url,
+        "REPLAY_DIR": str(replay_dir),
+        "MODULES_FILE": str(modules_file),
+    }
+    command = [sys.executable, "-c", CRAWL_RECORDING_MODULES, "crawl", SPIDER]
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(modules_file.read_text()))
+
+
+@pytest.fixture
+def near_empty(tmp_path: Path) -> Path:
+    """The replay directory of a feed that lists one article."""
+    return _generate_corpus(tmp_path / "corpus", 1)
+
+
+def _imported(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if name in modules]
+
+
+def test_a_near_empty_crawl_imports_only_what_it_uses(near_empty: Path, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'archive.db'}"
+    (tmp_path / "archive.db").touch()
+    # The first crawl, on an empty file: the schema is created, the article extracted
+    # (trafilatura loaded in the crawl itself, once, before its workers are forked).
+    first = _crawl_modules(near_empty, database_url, tmp_path)
+    assert _imported(first, ("alembic", "trafilatura")) == ["alembic", "trafilatura"]
+    # The next: at head, its one article archived and not due.
+    assert _imported(_crawl_modules(near_empty, database_url, tmp_path), NOT_NEEDED) == []
