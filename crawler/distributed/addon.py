@@ -31,11 +31,15 @@ class Distributed:
         # crawl's (the sum of its workers' rows), not one worker's (docs/scaling.md).
         settings.set("HEALTH_MIN_ARTICLES", 0, priority="project")
         settings.set("HEALTH_MIN_ARTICLE_RATIO", 0, priority="project")
-        settings["EXTENSIONS"][f"{_PACKAGE}.worker.CrawlWorker"] = 110
+        # Imported only now: a single-process crawl never loads Redis.
+        from news_archive.crawler.distributed.politeness import GlobalPolitenessMiddleware
+        from news_archive.crawler.distributed.worker import CrawlWorker, SeedOnceMiddleware
+
+        settings.set_in_component_priority_dict("EXTENSIONS", CrawlWorker, 110)
         # Outermost: sees the start before any other middleware reads it, and each
         # page's final output.
-        settings["SPIDER_MIDDLEWARES"][f"{_PACKAGE}.worker.SeedOnceMiddleware"] = 5
+        settings.set_in_component_priority_dict("SPIDER_MIDDLEWARES", SeedOnceMiddleware, 5)
         # Before the replay middleware (950) answers: replayed crawls are polite too.
-        settings["DOWNLOADER_MIDDLEWARES"][f"{_PACKAGE}.politeness.GlobalPolitenessMiddleware"] = (
-            940
+        settings.set_in_component_priority_dict(
+            "DOWNLOADER_MIDDLEWARES", GlobalPolitenessMiddleware, 940
         )

@@ -151,7 +151,8 @@ return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
 )
 
 # KEYS: workers, queue, leases, current, then every key of the crawl; ARGV: worker,
-# crawl id.  Returns 1 when this was the last worker and the crawl's keys are gone.
+# crawl id, ttl ms.  Returns 1 when this was the last worker and the crawl's keys are
+# gone; else the keys (work left, or other workers) expire after the TTL unless renewed.
 _LEAVE = (
     _NOW
     + """
@@ -159,6 +160,8 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
    or redis.call('ZCARD', KEYS[3]) > 0 then
+  for index = 5, #KEYS do redis.call('PEXPIRE', KEYS[index], ARGV[3]) end
+  if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('PEXPIRE', KEYS[4], ARGV[3]) end
   return 0
 end
 for index = 5, #KEYS do redis.call('DEL', KEYS[index]) end
@@ -367,7 +370,7 @@ class Frontier:
         return bool(
             self._leave(
                 keys=[keys.workers, keys.queue, keys.leases, keys.current, *keys.all()],
-                args=[self.worker, keys.crawl_id],
+                args=[self.worker, keys.crawl_id, self.ttl_ms],
             )
         )
 

@@ -12,7 +12,8 @@ are never closer than the delay however late a worker wakes up.
 
 It sits at 940, before the replay middleware (950) answers, so replayed crawls
 are as polite as live ones and the tests can measure it.  In-flight claims
-expire after twice ``DOWNLOAD_TIMEOUT`` (a worker killed mid-download).
+expire after ``DOWNLOAD_TIMEOUT`` (a worker killed mid-download holds its slot no
+longer than its download could have lasted).
 Host keys: ``<REDIS_KEY_PREFIX>:host:<host>:last`` and ``...:inflight``; every
 crawl and spider on one Redis share them, as they share the site.
 """
@@ -31,33 +32,36 @@ from scrapy.http import Response
 
 from news_archive.crawler.distributed.worker import CrawlWorker
 
-# KEYS: last, inflight; ARGV: delay ms, concurrency limit (0: none), token, token ms.
-# Returns {1, now} when the request may go (claimed), {0, wait ms} when not.
+# KEYS: last, inflight; ARGV: delay µs, concurrency limit (0: none), token, token ms.
+# Returns {1, now µs} when the request may go (claimed), {0, wait µs} when not.  Times
+# are whole microseconds of Redis's clock, exact in Lua's doubles, passed as text.
 _CLAIM = """
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local delay = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 if limit > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', math.floor(now / 1000))
   if redis.call('ZCARD', KEYS[2]) >= limit then
-    return {0, '10'}
+    return {0, '10000'}
   end
 end
 local last = tonumber(redis.call('GET', KEYS[1]) or '')
 if last and now < last + delay then
-  return {0, tostring(last + delay - now)}
+  return {0, string.format('%.0f', last + delay - now)}
 end
-redis.call('SET', KEYS[1], tostring(now), 'PX', math.ceil(delay) + 60000)
+redis.call('SET', KEYS[1], string.format('%.0f', now), 'PX', math.ceil(delay / 1000) + 60000)
 if limit > 0 then
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
+  redis.call('ZADD', KEYS[2], math.floor(now / 1000) + tonumber(ARGV[4]), ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-return {1, tostring(now)}
+return {1, string.format('%.0f', now)}
 """
 
-# Meta key of a request's in-flight claim (its token and the host's key).
+# Meta keys of a request's in-flight claim (the host and its token), and of when it
+# was claimed (Unix seconds, Redis's clock).
 CLAIM = "politeness_claim"
+CLAIMED_AT = "politeness_claimed_at"
 
 
 class HostSlots:
@@ -68,7 +72,7 @@ class HostSlots:
     ) -> None:
         self.server = server
         self.prefix = prefix
-        self.delay_ms = delay * 1000
+        self.delay_us = round(delay * 1_000_000)
         self.concurrency = concurrency
         self.claim_ms = int(claim_seconds * 1000)
         self._claim = server.register_script(_CLAIM)
@@ -76,23 +80,27 @@ class HostSlots:
     def _keys(self, host: str) -> list[str]:
         return [f"{self.prefix}:host:{host}:last", f"{self.prefix}:host:{host}:inflight"]
 
-    def try_claim(self, host: str, token: str) -> float:
-        """Claim a slot for `host`: 0.0 when claimed, else the seconds to wait."""
+    def try_claim(self, host: str, token: str) -> tuple[bool, float]:
+        """Claim a slot for `host`: (True, when: Unix seconds of Redis's clock) when
+        claimed, else (False, seconds to wait)."""
         claimed, value = self._claim(
             keys=self._keys(host),
-            args=[self.delay_ms, self.concurrency, token, self.claim_ms],
+            args=[self.delay_us, self.concurrency, token, self.claim_ms],
         )
         if int(claimed):
-            return 0.0
-        return max(float(value) / 1000, 0.001)
+            return True, int(value) / 1_000_000
+        return False, max(int(value) / 1_000_000, 0.001)
 
-    async def claim(self, host: str, token: str) -> float:
-        """Wait (asyncio) until a slot for `host` is claimed; returns seconds waited."""
+    async def claim(self, host: str, token: str) -> tuple[float, float]:
+        """Wait (asyncio) until a slot for `host` is claimed; returns (seconds waited,
+        when it was claimed: Unix seconds of Redis's clock)."""
         waited = 0.0
-        while wait := self.try_claim(host, token):
-            await asyncio.sleep(wait)
-            waited += wait
-        return waited
+        while True:
+            claimed, value = self.try_claim(host, token)
+            if claimed:
+                return waited, value
+            await asyncio.sleep(value)
+            waited += value
 
     def release(self, host: str, token: str) -> None:
         """The request to `host` is done: its in-flight claim ends."""
@@ -122,15 +130,16 @@ class GlobalPolitenessMiddleware:
             settings["REDIS_KEY_PREFIX"],
             delay,
             concurrency,
-            2 * settings.getfloat("DOWNLOAD_TIMEOUT"),
+            settings.getfloat("DOWNLOAD_TIMEOUT"),
         )
         return cls(crawler, slots)
 
     async def process_request(self, request: Request) -> None:
         host = request.meta.get("download_slot") or urlsplit(request.url).hostname or ""
         token = secrets.token_hex(8)
-        waited = await self.slots.claim(host, token)
+        waited, claimed_at = await self.slots.claim(host, token)
         request.meta[CLAIM] = (host, token)
+        request.meta[CLAIMED_AT] = claimed_at
         stats = self.crawler.stats
         stats.inc_value("distributed/politeness/requests")
         if waited:
