@@ -113,6 +113,13 @@ class Workers:
                 log = (self.tmp_path / f"worker-{index}.log").read_text(errors="replace")
                 raise AssertionError(f"worker {index} exited {code}, not {wanted}:\n{log[-6000:]}")
 
+    def joined(self) -> int:
+        """How many workers have said they joined a crawl."""
+        return sum(
+            "joined crawl" in path.read_text(errors="replace")
+            for path in self.tmp_path.glob("worker-*.log")
+        )
+
     def kill_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -232,31 +239,31 @@ def test_a_worker_killed_mid_crawl_loses_nothing(
 ) -> None:
     """kill -9 of a worker holding leases (requests in flight, articles waiting in its
     pipeline's batch): the others put its leases back in the queue once they expire
-    and store every article."""
-    lease = ("REDIS_LEASE_SECONDS=2",)
-    victim = workers.start(*lease, delay=0.1)
+    and store every article.  The victim is stopped (SIGSTOP) once it holds leases,
+    so that it cannot finish the crawl before the others have started on this busy
+    machine, and killed once they have joined."""
+    lease = "REDIS_LEASE_SECONDS=2"
+    victim = workers.start(lease)
 
     def leases() -> int:
         return sum(redis.zcard(key) for key in redis.scan_iter(match=f"{prefix}:*:leases"))
 
-    wait_until(lambda: leases() >= 2, "the first worker to lease requests", timeout=60)
-    workers.start(*lease, delay=0.1)
-    workers.start(*lease, delay=0.1)
-
-    def registered() -> int:
-        return sum(redis.zcard(key) for key in redis.scan_iter(match=f"{prefix}:*:workers"))
-
-    wait_until(lambda: registered() == 3, "the other two workers to join", timeout=60)
-    assert leases() >= 1
+    wait_until(lambda: leases() >= 2, "the first worker to lease requests", timeout=120)
+    victim.send_signal(signal.SIGSTOP)
+    held = leases()
+    workers.start(lease)
+    workers.start(lease)
+    wait_until(lambda: workers.joined() == 3, "the other two workers to join", timeout=120)
     victim.send_signal(signal.SIGKILL)
     workers.wait(expect={0: -signal.SIGKILL})
 
     urls, versions, runs = _stored(database_url)
     assert urls == corpus.urls
     assert set(versions.values()) == {1}
+    assert len({run["crawl_id"] for run in runs}) == 1
     survivors = [run for run in runs if run["finished_at"] is not None]
     assert len(survivors) == 2
-    assert _total(survivors, "distributed/leases/reclaimed") >= 1
+    assert _total(survivors, "distributed/leases/reclaimed") >= held >= 2
     assert [run["exit_code"] for run in survivors] == [0, 0]
     assert _crawl_keys(redis, prefix) == []
 
