@@ -29,19 +29,24 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from redis import Redis
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.http import Response
 from twisted.internet.task import LoopingCall
 
 from news_archive.crawler.distributed.frontier import CrawlKeys, Frontier
 from news_archive.crawler.extensions.run import ArchiveRun
-from news_archive.crawler.pipelines import drain_requested, visits_written
+from news_archive.crawler.pipelines import (
+    DATABASE_UNAVAILABLE,
+    drain_requested,
+    visits_written,
+)
 from news_archive.storage.archive import ArchiveError
 from news_archive.vocabulary import PageVisit
 
@@ -65,6 +70,9 @@ class CrawlWorker:
         self.heartbeat_seconds = settings.getfloat("REDIS_HEARTBEAT_SECONDS")
         self.lease_seconds = settings.getfloat("REDIS_LEASE_SECONDS")
         self.ttl_seconds = settings.getfloat("REDIS_CRAWL_TTL")
+        self.retry_seconds = settings.getfloat("ARCHIVE_RETRY_SECONDS")
+        # Since when the pipeline could not write what it holds, at idle (monotonic).
+        self._undrained_since: float | None = None
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._frontier: Frontier | None = None
         # Leases this worker holds; of those, the ones waiting for their visit to be
@@ -202,10 +210,24 @@ class CrawlWorker:
             result is True for _, result in self.crawler.signals.send_catch_log(drain_requested)
         )
         if drained:
+            self._undrained_since = None
             self._ack(sorted(self.leases))
             self.awaiting_visit.clear()
             self.handed = self.handed_earlier = []
-        self.frontier.reclaim()
+        elif self._undrained_since is None:
+            self._undrained_since = time.monotonic()
+        elif time.monotonic() - self._undrained_since > self.retry_seconds:
+            # As a single crawl does after ARCHIVE_RETRY_SECONDS: close; the leases go
+            # back to the queue, the pipeline's final flush counts what it could not write.
+            logger.error(
+                "Archive database unavailable for over %.0f s: worker %s closes",
+                self.retry_seconds,
+                self.name,
+            )
+            raise CloseSpider(DATABASE_UNAVAILABLE)
+        reclaimed = self.frontier.reclaim()
+        if reclaimed:
+            self.crawler.stats.inc_value("distributed/leases/reclaimed", reclaimed)
         status = self.frontier.status()
         if status.seeding == "orphaned":
             self.crawler.stats.set_value("distributed/seeding_orphaned", True)
