@@ -46,6 +46,14 @@ logger = logging.getLogger(__name__)
 # Finish reason of a crawl closed because the database stayed unavailable.
 DATABASE_UNAVAILABLE = "database_unavailable"
 
+# Sent after a flush wrote visits, with ``urls`` (the visits' URLs; each page's
+# article is written before its visit): a worker of a shared crawl then acknowledges
+# those pages' leases (crawler/distributed/worker.py).
+visits_written = object()
+# Sent by a worker of a shared crawl when it is idle: the pipeline writes what it
+# holds and answers True when nothing is left unwritten.
+drain_requested = object()
+
 # Fields whose fill rate a run reports (``archive/filled/<field>``).
 TRACKED_FIELDS = (
     "title",
@@ -118,7 +126,14 @@ class ArchivePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.drain, signal=drain_requested)
+        return pipeline
+
+    def drain(self) -> bool:
+        """Write everything buffered now; True when nothing is left (`drain_requested`)."""
+        self.flush(force=True)
+        return not self.buffered()
 
     @property
     def stats(self) -> Any:
@@ -269,7 +284,9 @@ class ArchivePipeline:
             self.stats.inc_value("archive/aliases", written)
         if self.visits:
             self._recheck_held()
+            urls = [visit.url for visit in self.visits]
             self._write_rows("visits", archive.visits.record)
+            self.crawler.signals.send_catch_log(visits_written, urls=urls)
         if self.problems:
             run_id, spider = self.run.run_id, self._spider_name()
             self._write_rows(

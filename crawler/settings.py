@@ -1,7 +1,7 @@
 """Scrapy settings of the archive: the only module that reads the environment.
 
 ``DATABASE_URL``, ``REPLAY_DIR``, ``WARC_DIR``, ``WARC_ENABLED``, ``INCREMENTAL``,
-``SITES_FILE`` and ``DISPLAY_TIME_ZONE`` may be given as environment variables
+``SITES_FILE``, ``DISPLAY_TIME_ZONE`` and ``REDIS_URL`` may be given as environment variables
 (shared/INTERFACE.md); ``-s NAME=VALUE`` on the command line wins over the environment.
 Every default is written here once: components read their settings without defaults
 of their own.
@@ -243,9 +243,36 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 # --- end no remote endpoints ------------------------------------------------------
 
-# What a crawl imports as it starts: components that are off are not imported, Scrapy's
-# HTTP(S) handler only when a request reaches the network (crawler/startup.py).
-ADDONS = {"news_archive.crawler.startup.LeanStartup": 0}
+# --- many workers, one crawl (docs/scaling.md) ---------------------------------------
+# Set: this process is one worker of a crawl shared with every worker given the same
+# URL (redis://host:6379/0): scrapy-redis's scheduler and duplicate filter, leased
+# requests, seeding once, per-worker crawl_runs rows, politeness across workers.
+# Unset: one process, as before (the add-on below then changes nothing).
+REDIS_URL = os.environ.get("REDIS_URL") or None
+# Prefix of every Redis key the crawls write (several archives may share one Redis).
+REDIS_KEY_PREFIX = "news_archive"
+# Given: the workers join this crawl id (e.g. one per scheduled day); unset: the
+# spider's current crawl, or a new one when none runs.
+REDIS_CRAWL_ID = None
+# Seconds a popped request stays leased without its worker's heartbeat; then it goes
+# back to the queue for another worker (its worker died).
+REDIS_LEASE_SECONDS = 120
+# Seconds between a worker's heartbeats (leases, registration, expired leases back to
+# the queue); a worker is registered for three heartbeats.
+REDIS_HEARTBEAT_SECONDS = 10
+# Seconds a crawl's keys outlive its last heartbeat (every worker killed): a crawl
+# restarted within it resumes its queue; after it, the next crawl starts fresh.
+REDIS_CRAWL_TTL = 24 * 3600
+# --- end many workers, one crawl ------------------------------------------------
+
+# Scrapy add-ons, run in this order before any component is loaded: the switch to a
+# shared crawl when REDIS_URL is set (crawler/distributed/); then what a crawl imports
+# as it starts: components that are off are not imported, Scrapy's HTTP(S) handler
+# only when a request reaches the network (crawler/startup.py).
+ADDONS = {
+    "news_archive.crawler.distributed.Distributed": 0,
+    "news_archive.crawler.startup.LeanStartup": 10,
+}
 
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

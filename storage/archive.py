@@ -296,6 +296,10 @@ class Runs:
         _runs.record_run_figures(self._engine, run_id, figures)
 
     @_guarded
+    def record_worker(self, run_id: int, crawl_id: str, worker: str) -> None:
+        _runs.record_worker(self._engine, run_id, crawl_id, worker)
+
+    @_guarded
     def record_health(
         self, run_id: int, ok: bool, results: list[dict[str, Any]], exit_code: int
     ) -> None:

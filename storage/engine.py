@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 # The newest revision in migrations/versions/, i.e. Alembic's head: the schema this
 # code expects.  Bump it with every new migration (tests/storage/test_engine.py
 # fails while it differs from the head).
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # wait up to 30 s for another writer's lock

@@ -57,6 +57,17 @@ def record_run_figures(engine: Engine, run_id: int, figures: Mapping[str, Any]) 
         connection.execute(update(tables.runs).where(tables.runs.c.id == run_id).values(**values))
 
 
+def record_worker(engine: Engine, run_id: int, crawl_id: str, worker: str) -> None:
+    """Record that run `run_id` is the worker `worker` (``host:pid``) of the crawl
+    `crawl_id` shared through Redis (docs/scaling.md)."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(tables.runs)
+            .where(tables.runs.c.id == run_id)
+            .values(crawl_id=crawl_id, worker=worker)
+        )
+
+
 def record_health(
     engine: Engine,
     run_id: int,

@@ -194,6 +194,11 @@ runs = Table(
     Column("health_ok", Boolean, nullable=True),  # NULL: checks not run
     Column("health", CleanText(), nullable=True),  # JSON list of check results
     Column("exit_code", Integer, nullable=True),
+    # A worker of a crawl shared through Redis (docs/scaling.md): the crawl's id, the
+    # same in the rows of all its workers, and this worker's identity (host:pid).
+    # NULL for a single-process run.
+    Column("crawl_id", CleanText(), nullable=True, index=True),
+    Column("worker", CleanText(), nullable=True),
 )
 
 # A page that yielded no article or a request that failed, with its reason.

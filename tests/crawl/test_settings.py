@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-NAMES = ("DATABASE_URL", "REPLAY_DIR", "WARC_DIR", "WARC_ENABLED", "INCREMENTAL")
+NAMES = ("DATABASE_URL", "REPLAY_DIR", "WARC_DIR", "WARC_ENABLED", "INCREMENTAL", "REDIS_URL")
 READ = (
     "import json, news_archive.crawler.settings as s; "
     f"print(json.dumps({{n: getattr(s, n) for n in {NAMES!r}}}))"
@@ -32,6 +32,7 @@ def test_defaults_without_environment() -> None:
         "WARC_DIR": "warc",
         "WARC_ENABLED": True,
         "INCREMENTAL": True,
+        "REDIS_URL": None,
     }
 
 
@@ -43,10 +44,12 @@ def test_environment_variables_are_read(off: str) -> None:
         WARC_DIR="/warc",
         WARC_ENABLED=off,
         INCREMENTAL=off,
+        REDIS_URL="redis://127.0.0.1:6379/3",
     ) == {
         "DATABASE_URL": "postgresql+psycopg://u@h/db",
         "REPLAY_DIR": "/replay",
         "WARC_DIR": "/warc",
         "WARC_ENABLED": False,
         "INCREMENTAL": False,
+        "REDIS_URL": "redis://127.0.0.1:6379/3",
     }
