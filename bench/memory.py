@@ -332,8 +332,12 @@ def report(args: argparse.Namespace, samples: Samples, seconds: float, stored: i
         f"slope {slope(times, worker_rss) / mib * 60:+.2f} MiB/min"
     )
     print("pages/s per tenth: " + ", ".join(f"{rate:.1f}" for rate in rates))
-    if len(rates) == 10:
+    if len(rates) == 10 and rates[0]:
         print(f"last tenth / first tenth: {rates[-1] / rates[0]:.2f}")
+    else:
+        # Articles are written in batches (ARCHIVE_BATCH_SIZE, 100 here): a tenth of
+        # a small run may arrive within one second.
+        print("last tenth / first tenth: n/a (a tenth stored within one sample)")
 
 
 if __name__ == "__main__":
