@@ -100,7 +100,15 @@ SPIDER_MIDDLEWARES = {
     "news_archive.crawler.middlewares.replay.ReplayDamageMiddleware": 500,
     # Skip what is not due, conditional revisits, due revisits, the next visit.
     "news_archive.crawler.middlewares.incremental.IncrementalMiddleware": 550,
+    # Next to the engine: a listing's requests reach the scheduler as it drains.
+    "news_archive.crawler.middlewares.frontier.FrontierMiddleware": 100,
 }
+# --- bounded memory over big feeds (crawler/middlewares/frontier.py) ----------------
+# A feed or list page's article requests are handed to the scheduler this many at a
+# time, each time it runs dry, instead of all at once: memory does not grow with the
+# URLs a feed names. 0: all at once (Scrapy's default behaviour).
+FRONTIER_BATCH_SIZE = 100
+# --- end bounded memory over big feeds ------------------------------------------------
 # `scrapy check`: the callbacks' contracts take each site's URLs from its declaration.
 SPIDER_CONTRACTS = {
     "news_archive.crawler.contracts.SiteFeedContract": 10,

@@ -31,6 +31,11 @@ class Distributed:
         # crawl's (the sum of its workers' rows), not one worker's (docs/scaling.md).
         settings.set("HEALTH_MIN_ARTICLES", 0, priority="project")
         settings.set("HEALTH_MIN_ARTICLE_RATIO", 0, priority="project")
+        # Redis is the frontier: a listing's requests go to the shared queue at once
+        # (in Redis's memory, not a worker's), where any worker can take them and none
+        # is lost with the worker that read the listing; held in one worker's memory
+        # (crawler/middlewares/frontier.py), they would die with it.
+        settings.set("FRONTIER_BATCH_SIZE", 0, priority="project")
         # Imported only now: a single-process crawl never loads Redis.
         from news_archive.crawler.distributed.politeness import GlobalPolitenessMiddleware
         from news_archive.crawler.distributed.worker import CrawlWorker, SeedOnceMiddleware

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from io import BytesIO
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -61,27 +62,55 @@ def read_rss(body: bytes) -> list[RawItem]:
 
     A document without a ``<channel>`` raises `FeedError` with the parser's reason;
     one the parser met errors in raises `PartialFeed` with the items it trusts.
+
+    Read item by item, each item's elements dropped once it is read: a feed naming
+    100,000 articles (14 MB) never stands as one tree, which took about 150 MB.
     """
-    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, huge_tree=False)
+    context = etree.iterparse(
+        BytesIO(body),
+        events=("end",),
+        tag="item",
+        recover=True,
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+    )
+    # (the line an item starts on, the item) for each channel/item, in feed order
+    read: list[tuple[int | None, RawItem]] = []
     try:
-        root = etree.fromstring(body, parser)
+        for _, element in context:
+            channel = element.getparent()
+            if not _is_channel(channel):
+                continue  # an <item> nested elsewhere: not one of the feed's
+            read.append((element.sourceline, _item(element)))
+            element.clear()
+            while element.getprevious() is not None:
+                del channel[0]
     except etree.XMLSyntaxError as error:
         raise FeedError(f"not XML: {error}") from error
-    errors = list(parser.error_log)
+    errors = list(context.error_log)
+    root = getattr(context, "root", None)
     if root is None or root.find("channel") is None:
         reason = _describe(errors[0]) if errors else "no <channel>"
         raise FeedError(f"not an RSS feed: {reason}")
-    elements = list(root.iterfind("channel/item"))
     if not errors:
-        return [_item(element) for element in elements]
+        return [item for _, item in read]
     first = errors[0]
-    broken = [e for e in elements if e.sourceline is not None and e.sourceline <= first.line]
-    trusted = [_item(e) for e in elements if not (broken and e is broken[-1])]
+    broken = [i for i, (line, _) in enumerate(read) if line is not None and line <= first.line]
+    trusted = [item for i, (_, item) in enumerate(read) if not (broken and i == broken[-1])]
     raise PartialFeed(
-        f"feed parsed only partly ({len(errors)} parser errors, {len(elements)} items read, "
+        f"feed parsed only partly ({len(errors)} parser errors, {len(read)} items read, "
         f"{len(trusted)} trusted): {_describe(first)}",
         trusted,
     )
+
+
+def _is_channel(element: etree._Element | None) -> bool:
+    """`element` is the document's ``<channel>`` (a child of the root)."""
+    if element is None or element.tag != "channel":
+        return False
+    parent = element.getparent()
+    return parent is not None and parent.getparent() is None
 
 
 def _describe(error: Any) -> str:

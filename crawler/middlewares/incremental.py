@@ -29,7 +29,9 @@ knows what this one fetched.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from scrapy import Request, Spider, signals
@@ -44,6 +46,8 @@ from news_archive.vocabulary import Article, FetchFailure, PageVisit, Rejection
 
 ARTICLE_PAGE = "article_page"
 STOP_AT_ARCHIVED = "stop_at_archived"
+# A listing's output is read this many items at a time (one query for their states).
+FILTER_CHUNK = 500
 
 
 class IncrementalMiddleware:
@@ -95,25 +99,53 @@ class IncrementalMiddleware:
         if request is not None and request.meta.get(ARTICLE_PAGE):
             yield from self._after_article(response, request, result, spider)
         elif self.incremental:
-            yield from self._filter(list(result))
+            yield from self._filter(result)
         else:
             yield from result
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
-        # One page's output is small: collect it, then decide as the sync path does.
+        request = response.request
+        if request is None or not request.meta.get(ARTICLE_PAGE):
+            if not self.incremental:
+                async for item in result:
+                    yield item
+                return
+            # A listing: read lazily, a chunk at a time (see `_filter`).
+            listing = _Listing()
+            while chunk := [item async for item in _take(result, FILTER_CHUNK)]:
+                for item in self._decide(chunk, listing):
+                    yield item
+            for item in self._next_pages(listing):
+                yield item
+            return
+        # One article page's output is small: collect it, then decide as the sync path does.
         output = [item async for item in result]
         for item in self.process_spider_output(response, output):
             yield item
 
-    def _filter(self, output: list[Any]) -> Iterator[Any]:
+    def _filter(self, output: Iterable[Any]) -> Iterator[Any]:
         """Drop article requests that are not due, make known ones conditional, and
-        drop a next page that backfill should not reach."""
-        articles = [item for item in output if _is_article_request(item)]
+        drop a next page that backfill should not reach.
+
+        Read lazily, `FILTER_CHUNK` outputs at a time (one query for their states):
+        a feed naming 100,000 articles is never held as 100,000 requests here. A
+        next page waits for the end of its listing's output, where the spider puts
+        it anyway: whether the listing named an archived article is known only then."""
+        listing = _Listing()
+        iterator = iter(output)
+        while chunk := list(islice(iterator, FILTER_CHUNK)):
+            yield from self._decide(chunk, listing)
+        yield from self._next_pages(listing)
+
+    def _decide(self, chunk: list[Any], listing: _Listing) -> Iterator[Any]:
+        articles = [item for item in chunk if _is_article_request(item)]
         states = self._states([request.url for request in articles])
-        archived = any(state.archived_before(self.started_at) for state in states.values())
-        for item in output:
+        listing.archived = listing.archived or any(
+            state.archived_before(self.started_at) for state in states.values()
+        )
+        for item in chunk:
             if _is_article_request(item):
                 state = states.get(item.url)
                 if state is None:
@@ -122,10 +154,17 @@ class IncrementalMiddleware:
                     self.stats.inc_value("archive/skipped/not_due")
                 else:
                     yield self._conditional(item, state)
-            elif isinstance(item, Request) and item.meta.get(STOP_AT_ARCHIVED) and archived:
-                self.stats.inc_value("archive/backfill/stopped_at_archived")
+            elif isinstance(item, Request) and item.meta.get(STOP_AT_ARCHIVED):
+                listing.next_pages.append(item)
             else:
                 yield item
+
+    def _next_pages(self, listing: _Listing) -> Iterator[Request]:
+        for request in listing.next_pages:
+            if listing.archived:
+                self.stats.inc_value("archive/backfill/stopped_at_archived")
+            else:
+                yield request
 
     def _states(self, urls: list[str]) -> dict[str, VisitState]:
         """Visit states keyed by request URL; shortlinks through the alias table."""
@@ -192,6 +231,24 @@ class IncrementalMiddleware:
             next_visit_at=next_visit(published_at, fetched_at, self.schedule, response.status),
             capture=response.meta.get("capture"),
         )
+
+
+@dataclass
+class _Listing:
+    """What the filter learns over one listing's output: whether it named an article
+    an earlier run archived, and the next pages that wait for the answer."""
+
+    archived: bool = False
+    next_pages: list[Request] = field(default_factory=list)
+
+
+async def _take(iterator: AsyncIterator[Any], count: int) -> AsyncIterator[Any]:
+    """The next `count` items of `iterator` (fewer at its end)."""
+    for _ in range(count):
+        try:
+            yield await anext(iterator)
+        except StopAsyncIteration:
+            return
 
 
 def _is_article_request(item: Any) -> bool:

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from hashlib import blake2b
 from pathlib import Path
 
 from scrapy import Request, signals
@@ -114,7 +117,9 @@ class Entry:
         return self.file.read_bytes() if self.file else b""
 
 
-def load_replay_directory(directory: Path, damaged: list[Damage] | None = None) -> dict[str, Entry]:
+def load_replay_directory(
+    directory: Path, damaged: list[Damage] | None = None
+) -> ManifestIndex | dict[str, Entry]:
     """A manifest directory, or else a directory holding ``*.warc.gz`` captures
     (whose damaged records are added to `damaged`)."""
     if not (directory / "manifest.jsonl").is_file() and any(directory.rglob("*.warc.gz")):
@@ -154,45 +159,106 @@ def load_warc_directory(directory: Path, damaged: list[Damage]) -> dict[str, Ent
     return entries
 
 
-def load_manifest(directory: Path) -> dict[str, Entry]:
-    """Entries of ``directory/manifest.jsonl`` keyed by canonicalised URL.
+def load_manifest(directory: Path) -> ManifestIndex:
+    """The entries of ``directory/manifest.jsonl``, by canonicalised URL.
 
     A line that is not valid raises `ManifestError` naming the line: a broken
     fixture directory must not quietly turn into a crawl of 404s.
     """
-    manifest = directory / "manifest.jsonl"
-    if not manifest.is_file():
-        raise ManifestError(f"{manifest} does not exist")
-    entries: dict[str, Entry] = {}
-    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    return ManifestIndex(directory)
+
+
+class ManifestIndex:
+    """The entries of a replay directory's ``manifest.jsonl`` by canonicalised URL
+    (a later line for the same URL wins), in 16 bytes per line: a sorted array of
+    an 8-byte hash of each line's canonicalised URL, and one of the line's offset in
+    the file. A lookup reads its line again. A manifest of 100,000 pages held as
+    `Entry` objects, their header dicts and paths cost about 130 MiB; this costs
+    1.6 MB, so a replayed crawl's memory does not grow with its corpus.
+
+    Every line is read and checked once, when the index is built."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.manifest = directory / "manifest.jsonl"
+        if not self.manifest.is_file():
+            raise ManifestError(f"{self.manifest} does not exist")
+        self.root = directory.resolve()
+        # offset -> why the line's file is refused (rare: kept as found)
+        self.refused: dict[int, str] = {}
+        hashes, offsets = array("q"), array("q")
+        with self.manifest.open("rb") as lines:
+            offset = 0
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    entry = self._entry(line, number)
+                    if refused := entry.refused:
+                        logger.error(
+                            "Replay manifest %s:%d refused: %s", self.manifest, number, refused
+                        )
+                        self.refused[offset] = refused
+                    elif entry.file is not None and not entry.file.is_file():
+                        raise ManifestError(f"{self.manifest}:{number}: missing file {entry.file}")
+                    hashes.append(_url_hash(canonicalize_url(entry.url)))
+                    offsets.append(offset)
+                offset += len(line)
+        # A stable sort: lines of one hash stay in file order, the last one wins.
+        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        self.hashes = array("q", (hashes[i] for i in order))
+        self.offsets = array("q", (offsets[i] for i in order))
+        self.urls = sum(1 for i, h in enumerate(self.hashes) if i == 0 or h != self.hashes[i - 1])
+
+    def __len__(self) -> int:
+        return self.urls
+
+    def get(self, key: str) -> Entry | None:
+        """The entry of the canonicalised URL `key`, or None."""
+        wanted = _url_hash(key)
+        first = bisect_left(self.hashes, wanted)
+        last = bisect_right(self.hashes, wanted, lo=first)
+        if first == last:
+            return None
+        with self.manifest.open("rb") as lines:
+            for index in reversed(range(first, last)):
+                offset = self.offsets[index]
+                lines.seek(offset)
+                entry = self._entry(lines.readline(), 0, self.refused.get(offset, ""))
+                if canonicalize_url(entry.url) == key:
+                    return entry
+        return None
+
+    def _entry(self, line: bytes, number: int, refused: str | None = None) -> Entry:
+        """The entry of one manifest line (`number`, counted from 1, names it in errors);
+        its file checked to lie inside the directory unless `refused` says (``""``: it
+        does)."""
         try:
             data = json.loads(line)
-            refused = _outside(directory, str(data["file"])) if data.get("file") else None
-            entry = Entry(
+            if refused is None and data.get("file"):
+                refused = _outside(self.directory, str(data["file"]), self.root)
+            refused = refused or None
+            return Entry(
                 url=str(data["url"]),
                 status=int(data.get("status", 200)),
                 headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
-                file=directory / data["file"] if data.get("file") and not refused else None,
+                file=self.directory / data["file"] if data.get("file") and not refused else None,
                 refused=refused,
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise ManifestError(f"{manifest}:{number}: {error!r}") from error
-        if refused:
-            logger.error("Replay manifest %s:%d refused: %s", manifest, number, refused)
-        elif entry.file is not None and not entry.file.is_file():
-            raise ManifestError(f"{manifest}:{number}: missing file {entry.file}")
-        entries[canonicalize_url(entry.url)] = entry
-    return entries
+            raise ManifestError(f"{self.manifest}:{number}: {error!r}") from error
 
 
-def _outside(directory: Path, name: str) -> str | None:
+def _url_hash(key: str) -> int:
+    """A signed 64-bit hash of a canonicalised URL, the same in every process."""
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _outside(directory: Path, name: str, root: Path | None = None) -> str | None:
     """Why the manifest `file` `name` is not a file inside `directory` (an absolute
-    path, or one that leads out through ``..`` or a symbolic link), or None."""
+    path, or one that leads out through ``..`` or a symbolic link), or None. `root`:
+    `directory` resolved, if known."""
     if Path(name).is_absolute():
         return f"file {name!r} is an absolute path, not one inside the replay directory"
-    if not (directory / name).resolve().is_relative_to(directory.resolve()):
+    if not (directory / name).resolve().is_relative_to(root or directory.resolve()):
         return f"file {name!r} leads outside the replay directory"
     return None
 

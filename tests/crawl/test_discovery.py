@@ -192,3 +192,27 @@ def test_a_broken_manifest_is_an_error_naming_the_line(
     (tmp_path / "manifest.jsonl").write_text(line + "\n", "utf-8")
     with pytest.raises(ManifestError, match=message):
         load_manifest(tmp_path)
+
+
+def test_the_replay_index_reads_lines_again_and_keeps_the_last(tmp_path: Path) -> None:
+    """The manifest is indexed by hashes and offsets, not held: a lookup reads its
+    line again; a later line for a URL wins; a refused line stays refused."""
+    (tmp_path / "a.html").write_bytes(b"<p>a</p>")
+    (tmp_path / "b.html").write_bytes(b"<p>b</p>")
+    lines = [
+        {"url": MAEIL.format(1), "file": "a.html", "headers": {"ETag": '"1"'}},
+        {"url": MAEIL.format(2), "file": "a.html"},
+        {"url": MAEIL.format(1), "file": "b.html", "status": 203},
+        {"url": MAEIL.format(3), "file": "../outside.html"},
+    ]
+    manifest = "\n".join(json.dumps(line) for line in lines) + "\n\n"
+    (tmp_path / "manifest.jsonl").write_text(manifest, "utf-8")
+    index = load_manifest(tmp_path)
+    assert len(index) == 3
+    entry = index.get(MAEIL.format(1))
+    assert entry is not None and (entry.status, entry.body()) == (203, b"<p>b</p>")
+    second = index.get(MAEIL.format(2))
+    assert second is not None and second.body() == b"<p>a</p>"
+    refused = index.get(MAEIL.format(3))
+    assert refused is not None and refused.refused and "outside" in refused.refused
+    assert index.get(MAEIL.format(4)) is None

@@ -3,7 +3,7 @@ project's settings, a real archive on both backends, inline responses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,11 @@ from scrapy.crawler import Crawler
 from scrapy.http import HtmlResponse
 
 from news_archive.crawler.extensions.run import ArchiveRun
-from news_archive.crawler.middlewares.incremental import STOP_AT_ARCHIVED, IncrementalMiddleware
+from news_archive.crawler.middlewares.incremental import (
+    FILTER_CHUNK,
+    STOP_AT_ARCHIVED,
+    IncrementalMiddleware,
+)
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.storage.visits import VisitRecord
 from news_archive.vocabulary import AliasSeen, PageVisit, Rejection
@@ -132,3 +136,43 @@ def test_with_incremental_off_everything_is_fetched_and_visits_still_recorded(
         assert isinstance(visit, PageVisit)
     finally:
         crawler.get_extension(ArchiveRun).engine_stopped()
+
+
+def test_a_listing_is_read_a_chunk_at_a_time(crawler: Crawler) -> None:
+    """Scrapy hands the middleware an asynchronous output: a feed naming many articles
+    is read `FILTER_CHUNK` at a time, never held whole, and judged as the sync path
+    judges it (a not-due article skipped, a next page stopped at the archive)."""
+    _remember(crawler, 5, due_in=timedelta(days=3))
+    middleware = _middleware(crawler)
+    spider = crawler.spider
+    read = 0
+
+    async def output() -> AsyncIterator[Any]:
+        nonlocal read
+        for number in range(3 * FILTER_CHUNK):
+            read += 1
+            yield spider.article_request(ARTICLE.format(number))
+        next_page = Request(FEED + "?page=2", meta={STOP_AT_ARCHIVED: True})
+        read += 1
+        yield next_page
+
+    response = HtmlResponse(FEED, body=b"<rss/>", request=Request(FEED))
+    filtered = middleware.process_spider_output_async(response, output())
+    first = _step(anext(filtered))
+    assert first.url == ARTICLE.format(0)
+    assert read == FILTER_CHUNK
+    rest = [_step(anext(filtered)) for _ in range(3 * FILTER_CHUNK - 2)]
+    assert ARTICLE.format(5) not in {request.url for request in rest}
+    with pytest.raises(StopAsyncIteration):
+        _step(anext(filtered))
+    assert crawler.stats.get_value("archive/skipped/not_due") == 1
+    assert crawler.stats.get_value("archive/backfill/stopped_at_archived") == 1
+
+
+def _step(awaitable: Any) -> Any:
+    """The value of an awaitable that awaits nothing real (no event loop needed)."""
+    try:
+        awaitable.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("awaited something real")

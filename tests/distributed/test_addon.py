@@ -35,6 +35,7 @@ def test_without_redis_url_nothing_changes(tmp_path: Path) -> None:
     assert CrawlWorker not in _components(crawler, "EXTENSIONS")
     assert SeedOnceMiddleware not in _components(crawler, "SPIDER_MIDDLEWARES")
     assert GlobalPolitenessMiddleware not in _components(crawler, "DOWNLOADER_MIDDLEWARES")
+    assert settings.getint("FRONTIER_BATCH_SIZE") > 0
 
 
 def test_with_redis_url_any_spider_is_a_worker(tmp_path: Path, redis: Redis, prefix: str) -> None:
@@ -51,6 +52,8 @@ def test_with_redis_url_any_spider_is_a_worker(tmp_path: Path, redis: Redis, pre
         assert settings.getbool("SCHEDULER_PERSIST")
         assert not settings.getbool("RUN_LOCK_ENABLED")
         assert settings.getint("HEALTH_MIN_ARTICLES") == 0
+        # Redis holds the frontier: no listing's requests wait in one worker's memory.
+        assert settings.getint("FRONTIER_BATCH_SIZE") == 0
         assert isinstance(crawler.get_extension(CrawlWorker), CrawlWorker)
         spider_middlewares = _components(crawler, "SPIDER_MIDDLEWARES")
         assert spider_middlewares[SeedOnceMiddleware] == min(spider_middlewares.values())

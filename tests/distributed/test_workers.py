@@ -305,6 +305,8 @@ def test_incremental_state_is_claimed_by_one_worker_per_url(
     fetches = workers.fetches()
     assert set(fetches) - {FEED} == set(due)
     assert max(fetches.values()) == 1
-    assert _total(second, "archive/skipped/not_due") == ARTICLES - len(due)
+    # The feed's other 30 are not due; a due page this run already revisited before the
+    # feed was read (articles go before listings) is not due by then either.
+    assert ARTICLES - len(due) <= _total(second, "archive/skipped/not_due") <= ARTICLES
     assert set(versions.values()) == {1}  # the pages did not change
     assert _crawl_keys(redis, prefix) == []
