@@ -28,7 +28,7 @@ import news_archive.crawler.settings as project_settings
 from bench.run import generate
 from news_archive.crawler.sites import SITES
 from tests.conftest import new_postgres_database
-from tests.crawl.crawling import ROOT, wait_until
+from tests.crawl.crawling import ROOT, snapshot, wait_until
 from tests.distributed.conftest import REDIS_URL
 from tests.distributed.timing import Answered, read_request_times
 
@@ -166,29 +166,8 @@ def workers(tmp_path: Path, corpus: Corpus, database_url: str, prefix: str) -> I
 
 def _stored(database_url: str) -> tuple[set[str], dict[str, int], list[dict[str, Any]]]:
     """The article URLs, the versions per article, and the crawl_runs rows (stats decoded)."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            urls = set(connection.execute(text("SELECT url FROM articles")).scalars())
-            versions = dict(
-                connection.execute(
-                    text(
-                        "SELECT a.url, count(v.id) FROM articles a "
-                        "JOIN article_versions v ON v.article_id = a.id GROUP BY a.url"
-                    )
-                ).all()
-            )
-            runs = [
-                dict(row)
-                for row in connection.execute(
-                    text("SELECT * FROM crawl_runs ORDER BY id")
-                ).mappings()
-            ]
-    finally:
-        engine.dispose()
-    for run in runs:
-        run["stats"] = json.loads(run["stats"]) if run["stats"] else {}
-    return urls, versions, runs
+    stored = snapshot(database_url)
+    return set(stored.articles), stored.versions, stored.runs
 
 
 def _us(seconds: float) -> int:
