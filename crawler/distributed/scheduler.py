@@ -11,7 +11,10 @@ requests and its Redis duplicate filter) with three changes:
   travels in ``request.meta["lease"]`` and `CrawlWorker` acknowledges it once the
   request's work is stored;
 - a leased request that comes back to the scheduler (a redirect, a retry) is
-  pushed as a new request and its old lease acknowledged: the new one is in Redis.
+  pushed as a new request and its old lease acknowledged: the new one is in Redis;
+- a request is marked seen and queued in one step (`ENQUEUE`, a Lua script), where
+  scrapy-redis sends two commands: a worker killed between them left the request
+  in the duplicate filter and nowhere else, so that no worker ever fetched it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 from news_archive.crawler.distributed.worker import LEASE, CrawlWorker
+
+# KEYS: the duplicate filter's set, the queue; ARGV: the request's fingerprint ("" for
+# a request not to filter), its score, its data. 1 when queued, 0 when seen before.
+ENQUEUE = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
+    return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
 
 
 class LeasedQueue(PriorityQueue):
@@ -70,6 +83,7 @@ class LeasedScheduler(Scheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
+        self._enqueue = self.server.register_script(ENQUEUE)
         keys = self.worker.join(spider)
         self.queue = LeasedQueue(self.worker, spider)
         self.df = RFPDupeFilter(
@@ -82,14 +96,18 @@ class LeasedScheduler(Scheduler):
         """Nothing to delete here: the last worker of the crawl does (`CrawlWorker`)."""
 
     def enqueue_request(self, request: Request) -> bool:
-        old_lease = request.meta.get(LEASE)
-        if not request.dont_filter and self.df.request_seen(request):
-            self.df.log(request, self.spider)
-            queued = False
-        else:
-            self.queue.push(request)
+        old_lease = request.meta.pop(LEASE, None)  # a lease belongs to the popped copy
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
+        queued = bool(
+            self._enqueue(
+                keys=[self.df.key, self.queue.key],
+                args=[fingerprint, -request.priority, self.queue._encode_request(request)],
+            )
+        )
+        if queued:
             self.crawler.stats.inc_value("scheduler/enqueued/redis")
-            queued = True
+        else:
+            self.df.log(request, self.spider)
         if old_lease is not None:
             # A redirect or retry of a leased request: what follows is in Redis now.
             self.worker.handed_on(old_lease)
