@@ -47,10 +47,6 @@ class LeasedQueue(PriorityQueue):
         super().__init__(worker.server, spider, worker.frontier.crawl.queue)
         self.worker = worker
 
-    def push(self, request: Request) -> None:
-        request.meta.pop(LEASE, None)  # a lease belongs to the popped copy only
-        super().push(request)
-
     def pop(self, timeout: int = 0) -> Request | None:
         lease = self.worker.frontier.pop()
         if lease is None:
