@@ -116,12 +116,14 @@ SPIDER_CONTRACTS = {
 }
 ITEM_PIPELINES = {"news_archive.crawler.pipelines.ArchivePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
-    # Exact hosts and guarded redirects in place of Scrapy's own (see the block
-    # "identity and discovery" below).
+    # Exact hosts, guarded redirects and meta refreshes read only where a page may
+    # hold one, in place of Scrapy's own (see the block "identity and discovery" below).
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "news_archive.crawler.middlewares.offsite.ExactHostOffsiteMiddleware": 50,
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "news_archive.crawler.middlewares.offsite.GuardedRedirectMiddleware": 600,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "news_archive.crawler.middlewares.offsite.MetaRefreshMiddleware": 580,
     # Downloader side of HttpCacheMiddleware (900): answered before any network I/O,
     # after redirect/retry/robots have seen the request.
     "news_archive.crawler.middlewares.replay.ReplayMiddleware": 950,

@@ -63,8 +63,17 @@ def run_tokens(run: str, cjk: bool) -> list[str]:
 
 
 def index_tokens(text: str) -> list[str]:
-    """Every token of `text`, in order (positions matter for phrases)."""
-    return [token for run, cjk in runs(text) for token in run_tokens(run, cjk)]
+    """Every token of `text`, in order (positions matter for phrases): `run_tokens`
+    of each of its `runs`, written out (the crawl indexes every article it stores)."""
+    tokens: list[str] = []
+    extend, append = tokens.extend, tokens.append
+    for cjk, other in _RUN.findall(normalize(text)):
+        if cjk:
+            extend(map(str.__add__, cjk, cjk[1:]))  # its bigrams
+            append(cjk[-1])
+        else:
+            append(other.casefold())
+    return tokens
 
 
 def index_text(text: str) -> str:

@@ -59,6 +59,8 @@ class Command(ScrapyCrawlCommand):
         # The built-in `run` creates exactly one crawler through here: keep it.
         self.crawler = super()._create_crawler(spidercls)
         self.crawler.signals.connect(freeze_start_up, signal=signals.engine_started)
+        self.crawler.signals.connect(skip_unhandled_records, signal=signals.engine_started)
+        self.crawler.signals.connect(hand_over_quickly, signal=signals.engine_started)
         return self.crawler
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -99,6 +101,41 @@ def freeze_start_up() -> None:
     ``gc.freeze``).  Hardly any of them is garbage at this point (about 10 objects),
     so nothing worth collecting is kept."""
     gc.freeze()
+
+
+# Seconds a thread waiting for the interpreter lock waits before it asks the holder
+# to let go (Python's default: 0.005).
+SWITCH_INTERVAL = 0.001
+
+
+def hand_over_quickly() -> None:
+    """Let the reactor thread have the interpreter lock back within 1 ms instead of
+    5: every read, write or commit it makes releases the lock, and the WARC writer
+    thread, busy building records, then kept it for up to the switch interval
+    (``sys.setswitchinterval``) while the reactor waited: about 5 % of a crawl's
+    time with capture on."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def skip_unhandled_records() -> None:
+    """Raise the root logger's level to the lowest level any handler takes: Scrapy
+    leaves it at NOTSET and filters in its handler (``LOG_LEVEL``), so every DEBUG
+    call of the crawl built a record nobody would handle ("Crawled (200)" per
+    response, "Scraped from" per item: 2 % of a crawl's time).  A handler at DEBUG
+    anywhere (``-L DEBUG``, one of the user's) keeps every record."""
+    root = logging.getLogger()
+    if root.level != logging.NOTSET:
+        return
+    loggers = [root, *(logger for logger in logging.Logger.manager.loggerDict.values())]
+    levels = [
+        handler.level
+        for each in loggers
+        if isinstance(each, logging.Logger)
+        for handler in each.handlers
+        if not isinstance(handler, logging.NullHandler)  # libraries' "no output"
+    ]
+    if levels and min(levels) > logging.NOTSET:
+        root.setLevel(min(levels))
 
 
 # Failures of a crawl's start that are the user's to fix or wait out, not a bug:

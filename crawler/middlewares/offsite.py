@@ -15,12 +15,20 @@ behaviour otherwise:
   ``REDIRECT_MAX_TIMES``) and `OffsiteRedirect` for one to another host. Both are
   `IgnoreRequest`s, so they reach the request's errback, which records them
   (``redirect_loop``, ``offsite_redirect``).
+- `MetaRefreshMiddleware` (in place of Scrapy's, at 580) is Scrapy's own, asked
+  only of a page whose start can hold a refresh: Scrapy's decodes every HTML body
+  whole (``response.text``) to read its first 4,096 characters, 2.5 % of a crawl's
+  time spent on the reactor for article pages that extraction decodes anyway, in
+  its own process.
 """
 
 from __future__ import annotations
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
+from scrapy.downloadermiddlewares.redirect import (
+    MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware,
+)
 from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -68,3 +76,25 @@ class GuardedRedirectMiddleware(RedirectMiddleware):
             host = urlparse_cached(result).hostname
             raise OffsiteRedirect(f"redirect to off-site host {host!r}: {result.url}")
         return result
+
+
+# Scrapy reads a meta refresh in a page's first 4,096 characters: at most 4 bytes
+# each in UTF-8 and every other ASCII-compatible encoding.
+_REFRESH_WINDOW = 4 * 4096
+
+
+def may_refresh(body: bytes) -> bool:
+    """False only when the start of `body` certainly holds no meta refresh: neither
+    the word ``refresh`` (any case) in an ASCII-compatible encoding, nor any NUL byte
+    (UTF-16 or UTF-32, whose ASCII letters are not single bytes)."""
+    start = body[:_REFRESH_WINDOW]
+    return b"\0" in start or b"refresh" in start.lower()
+
+
+class MetaRefreshMiddleware(ScrapyMetaRefreshMiddleware):
+    """Scrapy's meta refresh redirects, asked only of a page that `may_refresh`."""
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
+        if not may_refresh(response.body):
+            return response
+        return super().process_response(request, response)

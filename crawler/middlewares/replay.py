@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import weakref
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from hashlib import blake2b
 from pathlib import Path
+from typing import BinaryIO
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
@@ -106,15 +109,21 @@ class Entry:
     refused: str | None = None
     reported: bool = False
 
-    def size(self) -> int | None:
-        """The body's size in bytes when known without reading it (a manifest file)."""
-        return self.file.stat().st_size if self.file else None
-
-    def body(self) -> bytes:
+    def body(self, check: Callable[[int], object] = int) -> bytes:
+        """The stored body; `check` is called with its size first: before a manifest
+        file is read (a huge file never reaches memory), after a capture's payload is
+        (its size is known once it is read)."""
         if self.capture is not None and self.archive is not None:
             # as captured: Scrapy's own middlewares undo Content-Encoding again
-            return self.archive.retrieve_response(self.capture, decode=False).body
-        return self.file.read_bytes() if self.file else b""
+            body = self.archive.retrieve_response(self.capture, decode=False).body
+            check(len(body))
+            return body
+        if self.file is None:
+            check(0)
+            return b""
+        with self.file.open("rb") as stream:  # opened once: its size, then its bytes
+            check(os.fstat(stream.fileno()).st_size)
+            return stream.read()
 
 
 def load_replay_directory(
@@ -172,7 +181,8 @@ class ManifestIndex:
     """The entries of a replay directory's ``manifest.jsonl`` by canonicalised URL
     (a later line for the same URL wins), in 16 bytes per line: a sorted array of
     an 8-byte hash of each line's canonicalised URL, and one of the line's offset in
-    the file. A lookup reads its line again. A manifest of 100,000 pages held as
+    the file. A lookup reads its line again, through the file kept open until
+    `close` (or the index is collected). A manifest of 100,000 pages held as
     `Entry` objects, their header dicts and paths cost about 130 MiB; this costs
     1.6 MB, so a replayed crawl's memory does not grow with its corpus.
 
@@ -207,25 +217,35 @@ class ManifestIndex:
         self.hashes = array("q", (hashes[i] for i in order))
         self.offsets = array("q", (offsets[i] for i in order))
         self.urls = sum(1 for i, h in enumerate(self.hashes) if i == 0 or h != self.hashes[i - 1])
+        self._lines: BinaryIO | None = None
 
     def __len__(self) -> int:
         return self.urls
 
-    def get(self, key: str) -> Entry | None:
-        """The entry of the canonicalised URL `key`, or None."""
+    def get(self, key: str, url: str | None = None) -> Entry | None:
+        """The entry of the canonicalised URL `key` (of `url`, if given), or None."""
         wanted = _url_hash(key)
         first = bisect_left(self.hashes, wanted)
         last = bisect_right(self.hashes, wanted, lo=first)
         if first == last:
             return None
-        with self.manifest.open("rb") as lines:
-            for index in reversed(range(first, last)):
-                offset = self.offsets[index]
-                lines.seek(offset)
-                entry = self._entry(lines.readline(), 0, self.refused.get(offset, ""))
-                if canonicalize_url(entry.url) == key:
-                    return entry
+        if self._lines is None:
+            self._lines = self.manifest.open("rb")
+            # closed with the index at the latest, if nobody called `close`
+            weakref.finalize(self, self._lines.close)
+        for index in reversed(range(first, last)):
+            offset = self.offsets[index]
+            self._lines.seek(offset)
+            entry = self._entry(self._lines.readline(), 0, self.refused.get(offset, ""))
+            if entry.url == url or canonicalize_url(entry.url) == key:
+                return entry
         return None
+
+    def close(self) -> None:
+        """Close the manifest (a later `get` opens it again)."""
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
 
     def _entry(self, line: bytes, number: int, refused: str | None = None) -> Entry:
         """The entry of one manifest line (`number`, counted from 1, names it in errors);
@@ -310,9 +330,16 @@ class ReplayMiddleware:
         return damaged
 
     def spider_closed(self) -> None:
-        """Damage nobody asked for (no `ReplayDamageMiddleware`) is still said, once each."""
+        """Damage nobody asked for (no `ReplayDamageMiddleware`) is still said, once each;
+        the manifest is closed."""
+        self.close()
         for damage in self.damage():
             logger.error("Replay record damaged, not served: %s: %s", damage.url, damage.detail)
+
+    def close(self) -> None:
+        """Close the manifest, if any (a later request opens it again)."""
+        if isinstance(self.entries, ManifestIndex):
+            self.entries.close()
 
     def _limit(self, request: Request, name: str, default: int) -> int:
         """A size limit as Scrapy's HTTP handler reads it: the request's meta, else the
@@ -339,7 +366,13 @@ class ReplayMiddleware:
             )
 
     def process_request(self, request: Request) -> Response:
-        entry = self.entries.get(canonicalize_url(request.url))
+        key = canonicalize_url(request.url)
+        entries = self.entries
+        entry = (
+            entries.get(key, request.url)
+            if isinstance(entries, ManifestIndex)
+            else entries.get(key)
+        )
         if entry is None:
             self.stats.inc_value("replay/miss")
             return Response(request.url, status=404, body=b"", request=request, flags=["replay"])
@@ -347,13 +380,7 @@ class ReplayMiddleware:
             self.stats.inc_value("replay/error")
             raise BadReplay(entry.refused, reported=entry.reported)
         try:
-            size = entry.size()
-            if size is not None:
-                # before reading: a huge file never reaches memory
-                self._check_size(request, size)
-            body = entry.body()
-            if size is None:
-                self._check_size(request, len(body))
+            body = entry.body(lambda size: self._check_size(request, size))
         except (OSError, WarcError) as error:
             # not a 500 the site never sent: the archive failed, and says so once
             self.stats.inc_value("replay/error")

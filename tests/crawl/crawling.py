@@ -136,6 +136,7 @@ class HandCrawl:
                 assert self.pipeline.close_spider() is None, "the archive was unreachable"
                 self.run.spider_closed(self.spider, "finished")
         finally:
+            self.replay.close()
             self.run.engine_stopped()
 
     def start(self) -> list[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from news_archive.crawler.extensions import extraction
 from news_archive.crawler.extensions.extraction import ExtractionError, ExtractionPool
 from news_archive.crawler.sites import SITES
 from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
@@ -91,12 +92,12 @@ def test_workers_run_pages_side_by_side() -> None:
         ]
         await asyncio.sleep(0.05)
         busy = len({worker.process.pid for worker in pool._workers if worker.task is not None})
-        queued = len(pool._queue)
-        return busy, queued, list(await asyncio.gather(*pages))
+        waiting = len(pool._queue) + sum(len(w.tasks) - 1 for w in pool._workers if w.tasks)
+        return busy, waiting, list(await asyncio.gather(*pages))
 
-    busy, queued, results = _run(pool, three_pages())
+    busy, waiting, results = _run(pool, three_pages())
 
-    assert (busy, queued) == (2, 1)
+    assert (busy, waiting) == (2, 1)
     # each page answered (its body is over the maximum length: a too_large rejection)
     assert [getattr(result, "reason", None) for result in results] == ["too_large"] * 3
 
@@ -176,6 +177,58 @@ def test_a_stop_abandons_pages_queued_and_in_extraction_at_once() -> None:
     assert waited < 1
     assert workers and not any(process.is_alive() for process in workers)
     assert pool.crawler.stats.get_value("extraction/abandoned") == 3  # type: ignore[union-attr]
+
+
+def test_a_page_waiting_in_a_pipe_is_extracted_when_the_page_before_it_fails() -> None:
+    """A worker holds its next page in its pipe (`PAGES_PER_WORKER`): when the page
+    it extracts times out or its worker dies, the next never ran, and the
+    replacement extracts it."""
+    pool = _pool(workers=1, EXTRACTION_TIMEOUT=0.5)
+    slow = page_with(short_paragraphs(1_000_000))  # about 2 s
+
+    async def after(failure: str) -> list[Article | Rejection | None]:
+        pages = [
+            asyncio.ensure_future(pool.extract(MAEIL, SAMPLE, body, HTML, FETCHED_AT))
+            for body in (slow, _page("714398"))
+        ]
+        await asyncio.sleep(0.1)
+        (worker,) = pool._workers
+        assert (len(worker.tasks), len(pool._queue)) == (2, 0)  # the next one waits in its pipe
+        if failure == "crash":
+            _kill_busy_worker(pool)
+        return list(await asyncio.gather(*pages))
+
+    timed_out, extracted = _run(pool, after("timeout"))
+    assert isinstance(timed_out, Rejection) and timed_out.reason == "timeout"
+    assert isinstance(extracted, Article)
+    pool = _pool(workers=1, EXTRACTION_TIMEOUT=60)
+    crashed, extracted = _run(pool, after("crash"))
+    assert isinstance(crashed, Rejection) and crashed.reason == "extraction_crashed"
+    assert isinstance(extracted, Article)
+
+
+def test_a_page_larger_than_the_pipe_waits_for_an_idle_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sending a page the pipe cannot hold whole would block the reactor until the
+    worker finished the page before it, past its time budget if it hangs: such a
+    page waits in the pool's queue instead, and the budget still ends the hang."""
+    monkeypatch.setattr(extraction, "PIPE_BYTES", 4096)  # the smallest pipe: a page
+    pool = _pool(workers=1, EXTRACTION_TIMEOUT=0.5)
+    slow = page_with(short_paragraphs(1_000_000))  # about 2 s
+
+    async def behind_a_slow_page() -> tuple[int, list[Article | Rejection | None]]:
+        pages = [
+            asyncio.ensure_future(pool.extract(MAEIL, SAMPLE, body, HTML, FETCHED_AT))
+            for body in (slow, _page("714398"))
+        ]
+        await asyncio.sleep(0.1)
+        return len(pool._queue), list(await asyncio.gather(*pages))
+
+    queued, (timed_out, extracted) = _run(pool, behind_a_slow_page())
+    assert queued == 1
+    assert isinstance(timed_out, Rejection) and timed_out.reason == "timeout"
+    assert isinstance(extracted, Article)
 
 
 def test_no_workers_extracts_in_process() -> None:

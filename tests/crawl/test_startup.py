@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -19,6 +23,7 @@ from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
 import news_archive.crawler.settings as project_settings
+from news_archive.crawler.commands.crawl import SWITCH_INTERVAL, skip_unhandled_records
 from news_archive.crawler.startup import (
     HTTP_HANDLER,
     LazyHttpDownloadHandler,
@@ -48,11 +53,18 @@ NOT_NEEDED = (
 # `scrapy crawl ARGS...` that writes the names in sys.modules, as the process ends, to
 # the file named by $MODULES_FILE.
 CRAWL_RECORDING_MODULES = """
-import atexit, json, os, sys
+import atexit, json, logging, os, sys
 
 def record():
     with open(os.environ["MODULES_FILE"], "w") as file:
-        json.dump(sorted(sys.modules), file)
+        json.dump(
+            {
+                "modules": sorted(sys.modules),
+                "switch_interval": sys.getswitchinterval(),
+                "root_level": logging.getLogger().level,
+            },
+            file,
+        )
 
 atexit.register(record)
 from scrapy.cmdline import execute
@@ -118,9 +130,10 @@ def _generate_corpus(directory: Path, articles: int) -> Path:
     return directory / SPIDER
 
 
-def _crawl_modules(replay_dir: Path, database_url: str, tmp_path: Path) -> set[str]:
-    """The modules a ``scrapy crawl SPIDER`` process (replay, WARC capture on, the
-    project's settings) held as it ended."""
+def _crawl_process(replay_dir: Path, database_url: str, tmp_path: Path) -> dict[str, Any]:
+    """What a ``scrapy crawl SPIDER`` process (replay, WARC capture on, the project's
+    settings) held as it ended: its ``modules``, its ``switch_interval`` and the
+    ``root_level`` of its logging."""
     modules_file = tmp_path / "modules.json"
     env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
     env |= crawl_environment(tmp_path / "warc")
@@ -134,7 +147,12 @@ def _crawl_modules(replay_dir: Path, database_url: str, tmp_path: Path) -> set[s
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr
-    return set(json.loads(modules_file.read_text()))
+    recorded: dict[str, Any] = json.loads(modules_file.read_text())
+    return recorded
+
+
+def _crawl_modules(replay_dir: Path, database_url: str, tmp_path: Path) -> set[str]:
+    return set(_crawl_process(replay_dir, database_url, tmp_path)["modules"])
 
 
 @pytest.fixture
@@ -156,3 +174,50 @@ def test_a_near_empty_crawl_imports_only_what_it_uses(near_empty: Path, tmp_path
     assert _imported(first, ("alembic", "trafilatura")) == ["alembic", "trafilatura"]
     # The next: at head, its one article archived and not due.
     assert _imported(_crawl_modules(near_empty, database_url, tmp_path), NOT_NEEDED) == []
+
+
+def test_the_crawl_process_hands_the_lock_over_quickly_and_skips_unlogged_records(
+    near_empty: Path, tmp_path: Path
+) -> None:
+    process = _crawl_process(near_empty, f"sqlite:///{tmp_path / 'archive.db'}", tmp_path)
+    assert process["switch_interval"] == pytest.approx(SWITCH_INTERVAL)
+    assert process["root_level"] == logging.INFO  # LOG_LEVEL: no DEBUG record is built
+
+
+@contextmanager
+def root_handlers(*handlers: logging.Handler) -> Iterator[logging.Logger]:
+    """The root logger with only `handlers` (none of pytest's) and no level, restored
+    afterwards."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers[:] = handlers
+    root.setLevel(logging.NOTSET)
+    try:
+        yield root
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def test_records_no_handler_takes_are_not_built() -> None:
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO)  # as Scrapy installs it, at LOG_LEVEL
+    with root_handlers(handler) as root:
+        skip_unhandled_records()
+        assert root.level == logging.INFO
+        assert not logging.getLogger("scrapy.core.engine").isEnabledFor(logging.DEBUG)
+
+
+def test_a_debug_handler_anywhere_keeps_debug_records() -> None:
+    scrapys, users = logging.StreamHandler(), logging.StreamHandler()
+    scrapys.setLevel(logging.WARNING)
+    users.setLevel(logging.DEBUG)
+    debugging = logging.getLogger("news_archive.tests.debugging")
+    debugging.addHandler(users)
+    try:
+        with root_handlers(scrapys) as root:
+            skip_unhandled_records()
+            assert root.level <= logging.DEBUG
+            assert logging.getLogger("scrapy.core.engine").isEnabledFor(logging.DEBUG)
+    finally:
+        debugging.removeHandler(users)

@@ -21,14 +21,19 @@ from xml.sax.saxutils import escape
 
 import pytest
 from scrapy import Request
-from scrapy.http import Response
+from scrapy.downloadermiddlewares.redirect import (
+    MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware,
+)
+from scrapy.http import HtmlResponse, Response
 from sqlalchemy import create_engine, text
 
 from news_archive.crawler.middlewares.offsite import (
     ExactHostOffsiteMiddleware,
     GuardedRedirectMiddleware,
+    MetaRefreshMiddleware,
     OffsiteRedirect,
     RedirectLoop,
+    may_refresh,
 )
 from news_archive.crawler.sites import site_for
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
@@ -196,6 +201,29 @@ def test_redirect_guard_refuses_loops_and_other_hosts() -> None:
         answer(_request(LOOP, redirect_times=20, redirect_ttl=1), MAEIL.format(1))
     with pytest.raises(OffsiteRedirect, match=r"evil\.m-i\.kr"):
         answer(_request(REDIRECT_OFF_SITE), EVIL)
+
+
+def test_meta_refresh_is_scrapys_and_pages_without_one_pass_undecoded() -> None:
+    crawler = project_crawler(MaeilIlboSpider)
+    refresh = MetaRefreshMiddleware.from_crawler(crawler)
+    scrapys = ScrapyMetaRefreshMiddleware.from_crawler(crawler)
+    tag = f'<META HTTP-EQUIV="Refresh" CONTENT="0; URL={MAEIL.format(900005)}">'
+
+    def answer(middleware: Any, body: str, encoding: str = "utf-8") -> Request | Response:
+        headers = {"Content-Type": f"text/html; charset={encoding}"}
+        response = HtmlResponse(LOOP, body=body.encode(encoding), headers=headers)
+        return middleware.process_response(_request(LOOP), response)
+
+    for encoding in ("utf-8", "euc-kr", "utf-16"):
+        page = f"<html><head><title>이동</title>{tag}</head></html>"
+        moved, expected = answer(refresh, page, encoding), answer(scrapys, page, encoding)
+        assert isinstance(moved, Request) and isinstance(expected, Request), encoding
+        assert moved.url == expected.url, encoding
+    page = answer(refresh, PAGE)
+    assert isinstance(page, HtmlResponse) and page._cached_ubody is None  # never decoded
+    assert not may_refresh(PAGE.encode())
+    assert may_refresh(PAGE.replace("<head>", f"<head>{tag}").encode())
+    assert may_refresh(tag.encode("utf-16"))
 
 
 def test_an_off_site_url_given_to_the_spider_is_a_bad_link(
