@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -194,10 +193,11 @@ def crawl(
     """Crawl every site of the corpus (one replay directory per site) into one SQLite
     file, capturing WARC files into `warc` when given, one spider after the other or
     (`together`) all at once, as separate cron jobs would; wall seconds and the peak
-    RSS (KiB) of the largest crawl process so far. `profile`: the first spider's
+    RSS (KiB) of the largest of these crawl processes. `profile`: the first spider's
     crawl runs under cProfile, its statistics written there."""
     started = time.perf_counter()
     processes = []
+    peaks: list[Path] = []
     for site in sorted(p.parent.name for p in corpus.glob("*/manifest.jsonl")):
         env = {
             **os.environ,
@@ -208,7 +208,8 @@ def crawl(
         }
         if code.python_path:
             env["PYTHONPATH"] = code.python_path
-        runner = [sys.executable]
+        peaks.append(database.with_name(f"{database.stem}-{site}.peak"))
+        runner = [sys.executable, "-c", PEAK_RSS, str(peaks[-1]), sys.executable]
         if profile is not None and not processes:
             runner += ["-m", "cProfile", "-o", str(profile)]
         process = subprocess.Popen(
@@ -237,7 +238,21 @@ def crawl(
         if process.wait() != 0:
             raise subprocess.CalledProcessError(process.returncode, process.args)
     elapsed = time.perf_counter() - started
-    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(int(peak.read_text()) for peak in peaks)
+
+
+# Runs a command and writes the peak RSS (KiB) of its process tree to a file.  A crawl
+# is started through it, not straight from the benchmark: a process forked from
+# the benchmark, which holds every generated page, counts the benchmark's memory as
+# its own until it runs the crawl (Linux keeps the high-water mark across exec), so
+# the benchmark's own size showed as the crawl's peak.
+PEAK_RSS = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as file:
+    file.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
 
 
 # Where a crawl process's time goes, by the file each function is defined in (the
