@@ -20,6 +20,8 @@ digest raises `WarcError`: never a silently short page.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 import zlib
@@ -187,10 +189,16 @@ class WarcArchive:
             run.file = run.writer = None
 
     def store_response(
-        self, request: Request, response: Response, fetched_at: datetime
+        self,
+        request: Request,
+        response: Response,
+        fetched_at: datetime,
+        earlier: PayloadRef | None = None,
     ) -> WrittenRecord:
         """Write `response` (status, headers, body bytes as received) and then
-        `request`; a payload written before becomes a revisit record."""
+        `request`; a payload written before becomes a revisit record: one this run
+        wrote, else `earlier` when the caller found it, else what `earlier_payload`
+        says."""
         run = self._run
         if run is None:
             raise RuntimeError("store_response before open_run")
@@ -198,8 +206,10 @@ class WarcArchive:
         date = fetched_at.strftime(WARC_DATE_FORMAT)
         full = _response_record(writer, response, date)
         digest = full.rec_headers.get_header("WARC-Payload-Digest")
-        original = run.written.get(digest) or (
-            self.earlier_payload(digest) if self.earlier_payload else None
+        original = (
+            run.written.get(digest)
+            or earlier
+            or (self.earlier_payload(digest) if self.earlier_payload else None)
         )
         record = full if original is None else _revisit_record(writer, full, original, date)
         offset = file.tell()
@@ -220,10 +230,13 @@ class WarcArchive:
     def _current_writer(self, run: _Run) -> tuple[WARCWriter, IO[bytes]]:
         if run.file is not None and run.file.tell() >= self.max_bytes:
             self.close_run()
-        if run.file is None or run.writer is None:
+        while run.file is None or run.writer is None:
             run.serial += 1
             run.name = f"{run.prefix}-{run.serial:05d}.warc.gz"
-            run.file = (run.directory / run.name).open("wb")
+            try:  # never over a file of another run (one started in the same second)
+                run.file = (run.directory / run.name).open("xb")
+            except FileExistsError:
+                continue
             run.writer = WARCWriter(run.file, gzip=True)
         return run.writer, run.file
 
@@ -338,6 +351,12 @@ class WarcArchive:
 
 
 # --- records -------------------------------------------------------------------
+
+
+def payload_digest(body: bytes) -> str:
+    """The ``WARC-Payload-Digest`` the writer gives a response record of `body`
+    (warcio's: SHA-1, base32), known before the record is built."""
+    return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode("ascii")
 
 
 def _response_record(writer: WARCWriter, response: Response, date: str) -> ArcWarcRecord:

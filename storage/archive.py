@@ -350,8 +350,8 @@ class Captures:
         self._engine = engine
 
     @_guarded
-    def first_with_digest(self, digest: str) -> StoredPayload | None:
-        return _captures.first_with_digest(self._engine, digest)
+    def first_with_digests(self, digests: Sequence[str]) -> dict[str, StoredPayload]:
+        return _captures.first_with_digests(self._engine, digests)
 
     @_guarded
     def write(self, records: Sequence[CaptureRecord], links: Sequence[CaptureLink]) -> None:

@@ -101,22 +101,26 @@ def write(engine: Engine, records: Sequence[CaptureRecord], links: Sequence[Capt
 
 
 # Built once: asked for every response a crawl captures.
-_FIRST_WITH_DIGEST = (
-    select(tables.captures.c.url, tables.captures.c.fetched_at)
+_FIRST_WITH_DIGESTS = (
+    select(tables.captures.c.payload_digest, tables.captures.c.url, tables.captures.c.fetched_at)
     .where(
-        tables.captures.c.payload_digest == bindparam("digest"),
+        tables.captures.c.payload_digest.in_(bindparam("digests", expanding=True)),
         tables.captures.c.record_type == "response",
     )
     .order_by(tables.captures.c.id)
-    .limit(1)
 )
 
 
-def first_with_digest(engine: Engine, digest: str) -> StoredPayload | None:
-    """The first full response record with this payload digest, if any."""
+def first_with_digests(engine: Engine, digests: Sequence[str]) -> dict[str, StoredPayload]:
+    """For each of `digests` that a full response record has, the first such record
+    (one query for all: the WARC writer asks for a batch of responses at once)."""
+    if not digests:
+        return {}
+    found: dict[str, StoredPayload] = {}
     with engine.connect() as connection:
-        row = connection.execute(_FIRST_WITH_DIGEST, {"digest": digest}).first()
-    return StoredPayload(row.url, row.fetched_at) if row else None
+        for row in connection.execute(_FIRST_WITH_DIGESTS, {"digests": sorted(set(digests))}):
+            found.setdefault(row.payload_digest, StoredPayload(row.url, row.fetched_at))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

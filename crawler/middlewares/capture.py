@@ -3,8 +3,11 @@
 A downloader middleware on the downloader side of everything else (replay
 included), so it sees responses before decompression and redirects are
 handled. Records are built, compressed and written in one thread of their own
-(hashing, zlib and file writes release the GIL), so the reactor does not wait
-for them. The WARC work (file layout, records, rotation at ``WARC_MAX_BYTES``,
+(`RecordWriter`: hashing, zlib and file writes release the GIL), so the reactor
+does not wait for them; it takes the responses waiting for it as a batch, and
+asks the index once per batch whether an earlier run wrote their payloads (one
+query a response, made from that thread, cost the crawl 10 % of its time in
+handovers of the GIL). The WARC work (file layout, records, rotation at ``WARC_MAX_BYTES``,
 revisits for payloads stored before) is `news_archive.crawler.warc.WarcArchive`'s;
 each run writes into its own folder ``WARC_DIR/<spider>-<UTC start>-<pid>/``.
 
@@ -22,11 +25,14 @@ capture its link to the version it produced. What is never written is counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +44,13 @@ from scrapy.utils.defer import deferred_from_coro
 from twisted.internet.defer import Deferred
 
 from news_archive.crawler.extensions.run import ArchiveRun
-from news_archive.crawler.warc import WARC_DATE_FORMAT, PayloadRef, WarcArchive
+from news_archive.crawler.warc import (
+    WARC_DATE_FORMAT,
+    PayloadRef,
+    WarcArchive,
+    WrittenRecord,
+    payload_digest,
+)
 from news_archive.storage.archive import ArchiveError, Captures, DatabaseUnavailable
 from news_archive.storage.captures import CaptureLink, CaptureRecord
 
@@ -67,7 +79,7 @@ class WarcCaptureMiddleware:
         retry_seconds: float = 120.0,
     ) -> None:
         self.crawler = crawler
-        self.archive = WarcArchive(directory, max_bytes=max_bytes, earlier_payload=self._earlier)
+        self.archive = WarcArchive(directory, max_bytes=max_bytes)
         self.batch_size = max(1, batch_size)
         self.max_pending = max(1, max_pending)
         self.retry_seconds = retry_seconds
@@ -86,7 +98,7 @@ class WarcCaptureMiddleware:
         self.retry_delay = 0.0
         self.retry_at = 0.0
         # The thread that writes the WARC records (from spider_opened to spider_closed).
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: RecordWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
@@ -114,7 +126,7 @@ class WarcCaptureMiddleware:
         )
         # The index lives in the crawl's one archive (ArchiveRun builds and migrates it).
         self.captures = self.crawler.get_extension(ArchiveRun).archive.captures
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warc-writer")
+        self._writer = RecordWriter(self.archive, self._earlier)
         logger.info("Capturing responses to %s", self.run_directory)
 
     def spider_closed(self, spider: Spider) -> Deferred[None] | None:
@@ -123,11 +135,9 @@ class WarcCaptureMiddleware:
         ``ARCHIVE_RETRY_SECONDS``, then count and log what is lost."""
         if self._writer is not None:
             # After the records still being written (a crawl cut short by a signal).
-            self._writer.submit(self.archive.close_run).result()
-            self._writer.shutdown()
+            self._writer.stop()
             self._writer = None
-        else:
-            self.archive.close_run()
+        self.archive.close_run()
         if self.captures is None:
             return None
         self._flush()
@@ -151,9 +161,7 @@ class WarcCaptureMiddleware:
         fetched_at = datetime.now(UTC)
         # Digests, compression and file writes (C code that releases the GIL) in the
         # writer thread, while the reactor goes on; one thread keeps records in order.
-        written = await asyncio.get_running_loop().run_in_executor(
-            self._writer, self.archive.store_response, request, response, fetched_at
-        )
+        written = await self._writer.write(request, response, fetched_at)
         self.pending.append(
             CaptureRecord(
                 spider=self.spider_name,
@@ -299,15 +307,105 @@ class WarcCaptureMiddleware:
         self._lose(rows=self.pending, links=self.links)
         self.pending, self.links = [], []
 
-    def _earlier(self, digest: str) -> PayloadRef | None:
-        """The payload with this digest as an earlier run wrote it, per the index."""
+    def _earlier(self, digests: Sequence[str]) -> dict[str, PayloadRef]:
+        """The payloads with these digests as earlier runs wrote them, per the index
+        (asked from the writer thread)."""
         if self.captures is None or time.monotonic() < self.retry_at:
             # Unknown while the database is away: a full record costs bytes, never a page.
-            return None
+            return {}
         try:
-            stored = self.captures.first_with_digest(digest)
+            stored = self.captures.first_with_digests(digests)
         except ArchiveError:
-            return None
-        if stored is None:
-            return None
-        return PayloadRef(stored.url, stored.fetched_at.strftime(WARC_DATE_FORMAT))
+            return {}
+        return {
+            digest: PayloadRef(payload.url, payload.fetched_at.strftime(WARC_DATE_FORMAT))
+            for digest, payload in stored.items()
+        }
+
+
+@dataclass(eq=False)
+class _Job:
+    request: Request
+    response: Response
+    fetched_at: datetime
+    future: asyncio.Future[WrittenRecord]  # of the loop that waits for it
+
+
+class RecordWriter:
+    """The thread that writes a crawl's WARC records, in the order they are asked
+    for. It takes every response waiting (up to `BATCH` at a time), asks `earlier`
+    once for the payloads of the batch an earlier run wrote (a mapping digest ->
+    `PayloadRef`), then writes each record; each `write` resolves on the loop it
+    was called from."""
+
+    BATCH = 100
+
+    def __init__(
+        self,
+        archive: WarcArchive,
+        earlier: Callable[[Sequence[str]], Mapping[str, PayloadRef]],
+    ) -> None:
+        self.archive = archive
+        self.earlier = earlier
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="warc-writer", daemon=True)
+        self._thread.start()
+
+    def write(
+        self, request: Request, response: Response, fetched_at: datetime
+    ) -> Awaitable[WrittenRecord]:
+        """Write `response` and `request` (`WarcArchive.store_response`)."""
+        future: asyncio.Future[WrittenRecord] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Job(request, response, fetched_at, future))
+        return future
+
+    def stop(self) -> None:
+        """Return once every record asked for is written."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._jobs.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < self.BATCH and batch[-1] is not None:
+                    batch.append(self._jobs.get_nowait())
+            jobs = [job for job in batch if job is not None]
+            if jobs:
+                self._write(jobs)
+            if batch[-1] is None:
+                return
+
+    def _write(self, jobs: list[_Job]) -> None:
+        digests = [payload_digest(job.response.body) for job in jobs]
+        try:
+            earlier = self.earlier(digests)
+        except Exception:  # a full record costs bytes, never a page
+            logger.exception("Capture index look-up failed: full records written")
+            earlier = {}
+        for job, digest in zip(jobs, digests, strict=True):
+            try:
+                written = self.archive.store_response(
+                    job.request, job.response, job.fetched_at, earlier.get(digest)
+                )
+            except Exception as error:
+                self._settle(job.future, error=error)
+            else:
+                self._settle(job.future, written=written)
+
+    def _settle(
+        self,
+        future: asyncio.Future[WrittenRecord],
+        written: WrittenRecord | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        def settle() -> None:
+            if future.done():  # the request was cancelled meanwhile
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(written)  # type: ignore[arg-type]
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            future.get_loop().call_soon_threadsafe(settle)

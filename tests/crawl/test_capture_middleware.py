@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scrapy import Request
@@ -18,7 +20,7 @@ from sqlalchemy import text
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.middlewares.capture import WarcCaptureMiddleware, captures_produced
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
-from news_archive.crawler.warc import WarcArchive
+from news_archive.crawler.warc import WarcArchive, payload_digest
 from news_archive.storage.archive import ArchiveError, DatabaseUnavailable
 from news_archive.storage.captures import CaptureLink, CaptureRecord
 from news_archive.vocabulary import Article
@@ -88,6 +90,60 @@ def test_each_response_is_written_and_indexed_and_a_repeat_is_a_revisit(
     ]
     for (_, _, warc_file, offset), capture in zip(rows, captures, strict=True):
         assert archive.locate(warc_file, offset).url == capture.url
+
+
+def test_payloads_an_earlier_run_wrote_are_asked_for_once_per_batch(
+    crawler: Crawler, tmp_path: Path
+) -> None:
+    """The writer thread takes the responses waiting as a batch and asks the index
+    once for all their payloads: one an earlier run wrote becomes a revisit of that
+    run's record."""
+    day1 = WarcCaptureMiddleware.from_crawler(crawler)
+    day1.spider_opened(crawler.spider)
+    _capture(day1, Request(PAGE.format(1)), _response(PAGE.format(1)))
+    day1.spider_closed(crawler.spider)
+
+    day2 = WarcCaptureMiddleware.from_crawler(crawler)
+    day2.spider_opened(crawler.spider)
+    assert day2.captures is not None
+    index, asked, go_on = day2.captures.first_with_digests, [], threading.Event()
+
+    def first_with_digests(digests: Sequence[str]) -> Any:
+        asked.append(list(digests))
+        go_on.wait(10)  # the first batch waits until every response is handed over
+        return index(digests)
+
+    day2.captures.first_with_digests = first_with_digests  # type: ignore[method-assign]
+    new = "<html><body><p>새 기사</p></body></html>".encode("cp949")
+    pages = [(3, BODY), (4, new), (5, new)]  # seen on day 1; new; the same new one
+
+    def capture(i: int, body: bytes) -> asyncio.Future[Response]:
+        request, response = Request(PAGE.format(i)), _response(PAGE.format(i), body)
+        return asyncio.ensure_future(day2.process_response(request, response))
+
+    async def one_then_two() -> list[Response]:
+        answers = [capture(*pages[0])]
+        while not asked:  # the writer asks about the first, alone
+            await asyncio.sleep(0.01)
+        answers += [capture(*page) for page in pages[1:]]  # these two wait meanwhile
+        await asyncio.sleep(0.1)
+        go_on.set()
+        return list(await asyncio.gather(*answers))
+
+    asyncio.run(one_then_two())
+    day2.spider_closed(crawler.spider)
+
+    assert asked == [[payload_digest(BODY)], [payload_digest(new)] * 2]
+    assert day2.run_directory is not None
+    archive = WarcArchive(tmp_path / "warc")
+    day2_urls = {PAGE.format(i) for i, _ in pages}
+    captures = [c for c in archive.captures(day2.run_directory) if c.url in day2_urls]
+    assert [(c.url, c.record_type) for c in captures] == [
+        (PAGE.format(3), "revisit"),
+        (PAGE.format(4), "response"),
+        (PAGE.format(5), "revisit"),
+    ]
+    assert [archive.retrieve_response(c, decode=True).body for c in captures] == [BODY, new, new]
 
 
 def test_capture_off_means_no_middleware(database_url: str) -> None:

@@ -16,7 +16,13 @@ from twisted.python.failure import Failure
 
 from news_archive.crawler.middlewares.replay import BadReplay, ReplayMiddleware
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
-from news_archive.crawler.warc import PayloadRef, WarcArchive, WarcError, WrittenRecord
+from news_archive.crawler.warc import (
+    PayloadRef,
+    WarcArchive,
+    WarcError,
+    WrittenRecord,
+    payload_digest,
+)
 
 FETCHED_AT = datetime(2026, 11, 22, 2, 5, tzinfo=UTC)
 PAGE = "https://www.m-i.kr/news/articleView.html?idxno={}"
@@ -52,7 +58,7 @@ def test_a_response_round_trips(archive: WarcArchive) -> None:
     archive.close_run()
     assert written.record_type == "response"
     assert written.file == "maeil_ilbo-20261122T020500-1/maeil_ilbo-00001.warc.gz"
-    assert written.payload_digest.startswith("sha1:")
+    assert written.payload_digest == payload_digest(BODY)  # known before the record is
     (capture,) = archive.captures()
     assert capture == archive.locate(written.file, written.offset)
     assert (capture.url, capture.status, capture.record_type) == (PAGE.format(1), 200, "response")
@@ -62,6 +68,21 @@ def test_a_response_round_trips(archive: WarcArchive) -> None:
         ("etag", '"abc"'),
         ("content-type", "text/html; charset=euc-kr"),
     }
+
+
+def test_a_run_in_the_same_folder_never_writes_over_another(tmp_path: Path) -> None:
+    """Two runs of one process started in the same second share a folder name: the
+    second writes the next file, never over the first."""
+    first, second = WarcArchive(tmp_path), WarcArchive(tmp_path)
+    for number, archive in enumerate((first, second), 1):
+        archive.open_run("maeil_ilbo-20261122T020500-1", prefix="maeil_ilbo")
+        written = _store(archive, _response(PAGE.format(number)))
+        archive.close_run()
+        assert written.file.endswith(f"maeil_ilbo-{number:05d}.warc.gz")
+    assert [capture.url for capture in WarcArchive(tmp_path).captures()] == [
+        PAGE.format(1),
+        PAGE.format(2),
+    ]
 
 
 def test_an_identical_payload_is_a_revisit_that_resolves_to_it(archive: WarcArchive) -> None:
