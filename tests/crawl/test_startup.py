@@ -62,6 +62,7 @@ def record():
                 "modules": sorted(sys.modules),
                 "switch_interval": sys.getswitchinterval(),
                 "root_level": logging.getLogger().level,
+                "scrapy_level": logging.getLogger("scrapy").getEffectiveLevel(),
             },
             file,
         )
@@ -181,7 +182,8 @@ def test_the_crawl_process_hands_the_lock_over_quickly_and_skips_unlogged_record
 ) -> None:
     process = _crawl_process(near_empty, f"sqlite:///{tmp_path / 'archive.db'}", tmp_path)
     assert process["switch_interval"] == pytest.approx(SWITCH_INTERVAL)
-    assert process["root_level"] == logging.INFO  # LOG_LEVEL: no DEBUG record is built
+    # LOG_LEVEL: no DEBUG record is built, Scrapy's own included
+    assert (process["root_level"], process["scrapy_level"]) == (logging.INFO, logging.INFO)
 
 
 @contextmanager
@@ -202,10 +204,17 @@ def root_handlers(*handlers: logging.Handler) -> Iterator[logging.Logger]:
 def test_records_no_handler_takes_are_not_built() -> None:
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO)  # as Scrapy installs it, at LOG_LEVEL
-    with root_handlers(handler) as root:
-        skip_unhandled_records()
-        assert root.level == logging.INFO
-        assert not logging.getLogger("scrapy.core.engine").isEnabledFor(logging.DEBUG)
+    scrapys = logging.getLogger("scrapy")
+    level = scrapys.level
+    scrapys.setLevel(logging.DEBUG)  # as Scrapy sets it
+    try:
+        with root_handlers(handler) as root:
+            skip_unhandled_records()
+            assert root.level == logging.INFO
+            assert not logging.getLogger("scrapy.core.engine").isEnabledFor(logging.DEBUG)
+            assert logging.getLogger("scrapy.core.engine").isEnabledFor(logging.INFO)
+    finally:
+        scrapys.setLevel(level)
 
 
 def test_a_debug_handler_anywhere_keeps_debug_records() -> None:
