@@ -131,6 +131,14 @@ class StoredResponse:
     body: bytes
 
 
+# Full records of the current run whose payloads a run remembers itself, the latest
+# first: a repeat among them is a revisit without asking anyone. Bounded, so that a
+# run's memory does not grow with its responses (about 450 bytes each: 45 MB at
+# 100,000); an older payload is found through `earlier_payload` or the caller's
+# `earlier` (the capture index, written every 100 records).
+RECENT_PAYLOADS = 10_000
+
+
 @dataclass
 class _Run:
     """The run being written: its folder and current file."""
@@ -141,8 +149,14 @@ class _Run:
     name: str = ""
     file: IO[bytes] | None = None
     writer: WARCWriter | None = None
-    # payload digest → the response record that holds it, in this run
+    # payload digest → the response record that holds it, for the run's latest
+    # `RECENT_PAYLOADS` full records (older ones: the capture index knows them)
     written: dict[str, PayloadRef] = field(default_factory=dict)
+
+    def wrote(self, digest: str, payload: PayloadRef) -> None:
+        self.written[digest] = payload
+        if len(self.written) > RECENT_PAYLOADS:
+            del self.written[next(iter(self.written))]  # the oldest
 
 
 class WarcArchive:
@@ -218,7 +232,7 @@ class WarcArchive:
         writer.write_record(_request_record(writer, request, full, date))
         if original is None:
             record_id = full.rec_headers.get_header("WARC-Record-ID")
-            run.written[digest] = PayloadRef(response.url, date, record_id)
+            run.wrote(digest, PayloadRef(response.url, date, record_id))
         return WrittenRecord(
             file=f"{run.directory.name}/{run.name}",
             offset=offset,

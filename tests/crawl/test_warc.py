@@ -14,6 +14,7 @@ from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
+from news_archive.crawler import warc
 from news_archive.crawler.middlewares.replay import BadReplay, ReplayMiddleware
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
 from news_archive.crawler.warc import (
@@ -68,6 +69,32 @@ def test_a_response_round_trips(archive: WarcArchive) -> None:
         ("etag", '"abc"'),
         ("content-type", "text/html; charset=euc-kr"),
     }
+
+
+def test_a_run_remembers_its_latest_payloads_and_asks_for_older_ones(
+    archive: WarcArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory does not grow with a run's responses: a repeat of one of its latest
+    `RECENT_PAYLOADS` payloads is a revisit at once; an older one, only when the
+    caller (the capture index) names it."""
+    monkeypatch.setattr(warc, "RECENT_PAYLOADS", 2)
+    bodies = [BODY + bytes([i]) for i in range(3)]
+    for i, body in enumerate(bodies):
+        _store(archive, _response(PAGE.format(i), body))
+    repeat_latest = _store(archive, _response(PAGE.format(10), bodies[2]))
+    repeat_oldest = _store(archive, _response(PAGE.format(11), bodies[0]))
+    named = archive.store_response(
+        Request(PAGE.format(12)),
+        _response(PAGE.format(12), bodies[1]),
+        FETCHED_AT,
+        PayloadRef(PAGE.format(1), "2026-11-22T02:05:00Z"),
+    )
+    archive.close_run()
+    assert [repeat_latest.record_type, repeat_oldest.record_type, named.record_type] == [
+        "revisit",
+        "response",  # forgotten by the run, unknown to the caller: stored again
+        "revisit",
+    ]
 
 
 def test_a_run_in_the_same_folder_never_writes_over_another(tmp_path: Path) -> None:
