@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from scrapy import Request
@@ -27,6 +27,7 @@ from news_archive.vocabulary import Article
 from tests.crawl.crawling import project_crawler
 from tests.storage.factories import make_article
 
+T = TypeVar("T")
 PAGE = "https://www.m-i.kr/news/articleView.html?idxno={}"
 BODY = "<html><body><p>합종연횡, 똠방각하</p></body></html>".encode("cp949")
 
@@ -45,10 +46,20 @@ def crawler(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -
     crawler.get_extension(ArchiveRun).engine_stopped()
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`coroutine` run to its end on a loop of its own (``asyncio.run`` would leave
+    the thread without a current event loop, which later tests rely on)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def _capture(middleware: WarcCaptureMiddleware, request: Request, response: Response) -> Response:
     """The middleware's `process_response` (a coroutine: the record is written in
     its writer thread), run to its end."""
-    return asyncio.run(middleware.process_response(request, response))
+    return _run(middleware.process_response(request, response))
 
 
 def _response(url: str, body: bytes = BODY) -> HtmlResponse:
@@ -130,7 +141,7 @@ def test_payloads_an_earlier_run_wrote_are_asked_for_once_per_batch(
         go_on.set()
         return list(await asyncio.gather(*answers))
 
-    asyncio.run(one_then_two())
+    _run(one_then_two())
     day2.spider_closed(crawler.spider)
 
     assert asked == [[payload_digest(BODY)], [payload_digest(new)] * 2]

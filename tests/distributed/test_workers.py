@@ -4,10 +4,12 @@ replay corpus of distinct articles.
 
 Each worker records when each of its requests was answered (`timing`), so that the
 per-host spacing across workers and the number of fetches per URL are measured,
-not taken from the workers' own accounts."""
+not taken from the workers' own accounts. `SeedOnceMiddleware`'s handing on of a
+leased page's requests is tested in-process at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -15,18 +17,23 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from redis import Redis
+from scrapy import Request
+from scrapy.http import Response
 from sqlalchemy import create_engine, text
 
 import news_archive.crawler.settings as project_settings
 from bench.run import generate
+from news_archive.crawler.distributed.worker import LEASE, SeedOnceMiddleware
 from news_archive.crawler.sites import SITES
+from news_archive.vocabulary import FetchFailure
 from tests.conftest import new_postgres_database
 from tests.crawl.crawling import ROOT, snapshot, wait_until
 from tests.distributed.conftest import REDIS_URL
@@ -289,3 +296,59 @@ def test_incremental_state_is_claimed_by_one_worker_per_url(
     assert ARTICLES - len(due) <= _total(second, "archive/skipped/not_due") <= ARTICLES
     assert set(versions.values()) == {1}  # the pages did not change
     assert _crawl_keys(redis, prefix) == []
+
+
+# --- SeedOnceMiddleware in-process -------------------------------------------------
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.crawled: list[Request] = []
+
+    def crawl(self, request: Request) -> None:
+        self.crawled.append(request)
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.handed: list[str] = []
+        self.awaiting: list[tuple[str, str]] = []
+
+    def handed_on(self, lease: str) -> None:
+        self.handed.append(lease)
+
+    def awaits_visit(self, url: str, lease: str) -> None:
+        self.awaiting.append((url, lease))
+
+
+def test_a_leased_listing_hands_its_requests_to_the_queue_at_once() -> None:
+    """The requests of a leased feed reach the shared queue as the feed's output is
+    read, not as Scrapy takes each output while this worker crawls (the other workers
+    found the queue nearly empty and idled); other output goes on to Scrapy."""
+    engine, worker = _Engine(), _Worker()
+    crawler = SimpleNamespace(engine=engine)
+    middleware = SeedOnceMiddleware(worker, crawler)  # type: ignore[arg-type]
+    feed = FEED.replace("rss", "rss?leased")
+    response = Response(feed, request=Request(feed, meta={LEASE: "lease-1"}))
+    articles = [Request(f"https://www.m-i.kr/news/articleView.html?idxno={i}") for i in range(250)]
+    failure = FetchFailure("maeil_ilbo", feed, "bad_link", None, "too long")
+
+    async def output() -> AsyncIterator[Any]:
+        for request in articles:
+            yield request
+        yield failure
+
+    async def first_and_rest() -> tuple[int, list[Any]]:
+        passed_on = middleware.process_spider_output_async(response, output())
+        first = await anext(passed_on)
+        queued_by_then = len(engine.crawled)
+        return queued_by_then, [first, *[item async for item in passed_on]]
+
+    loop = asyncio.new_event_loop()  # not asyncio.run: it unsets the thread's loop
+    try:
+        queued_by_then, passed = loop.run_until_complete(first_and_rest())
+    finally:
+        loop.close()
+    assert queued_by_then == 250 and engine.crawled == articles
+    assert passed == [failure]
+    assert worker.handed == ["lease-1"]  # a page without a visit: done once handed on
