@@ -282,7 +282,7 @@ class SeedOnceMiddleware:
     worker crawls too: the other workers found the queue nearly empty (0 to 8
     requests while 100 to 200 were leased) and idled."""
 
-    def __init__(self, worker: CrawlWorker, crawler: Crawler | None = None) -> None:
+    def __init__(self, worker: CrawlWorker, crawler: Crawler) -> None:
         self.worker = worker
         self.crawler = crawler
 
@@ -314,7 +314,7 @@ class SeedOnceMiddleware:
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         lease = self._lease(response)
-        engine = self.crawler.engine if self.crawler is not None else None
+        engine = self.crawler.engine
         visited = False
         handed = 0
         async for item in result:

@@ -109,10 +109,11 @@ class Entry:
     refused: str | None = None
     reported: bool = False
 
-    def body(self, check: Callable[[int], object] = int) -> bytes:
-        """The stored body; `check` is called with its size first: before a manifest
-        file is read (a huge file never reaches memory), after a capture's payload is
-        (its size is known once it is read)."""
+    def body(self, check: Callable[[int], object] | None = None) -> bytes:
+        """The stored body; `check`, if given, is called with its size first: before a
+        manifest file is read (a huge file never reaches memory), after a capture's
+        payload is (its size is known once it is read)."""
+        check = check or _any_size
         if self.capture is not None and self.archive is not None:
             # as captured: Scrapy's own middlewares undo Content-Encoding again
             body = self.archive.retrieve_response(self.capture, decode=False).body
@@ -218,6 +219,7 @@ class ManifestIndex:
         self.offsets = array("q", (offsets[i] for i in order))
         self.urls = sum(1 for i, h in enumerate(self.hashes) if i == 0 or h != self.hashes[i - 1])
         self._lines: BinaryIO | None = None
+        self._closer: weakref.finalize | None = None
 
     def __len__(self) -> int:
         return self.urls
@@ -232,7 +234,7 @@ class ManifestIndex:
         if self._lines is None:
             self._lines = self.manifest.open("rb")
             # closed with the index at the latest, if nobody called `close`
-            weakref.finalize(self, self._lines.close)
+            self._closer = weakref.finalize(self, self._lines.close)
         for index in reversed(range(first, last)):
             offset = self.offsets[index]
             self._lines.seek(offset)
@@ -243,9 +245,9 @@ class ManifestIndex:
 
     def close(self) -> None:
         """Close the manifest (a later `get` opens it again)."""
-        if self._lines is not None:
-            self._lines.close()
-            self._lines = None
+        if self._closer is not None:
+            self._closer()  # closes the file, once
+            self._closer = self._lines = None
 
     def _entry(self, line: bytes, number: int, refused: str | None = None) -> Entry:
         """The entry of one manifest line (`number`, counted from 1, names it in errors);
@@ -265,6 +267,10 @@ class ManifestIndex:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ManifestError(f"{self.manifest}:{number}: {error!r}") from error
+
+
+def _any_size(size: int) -> None:
+    """The size check of a caller that has none."""
 
 
 def _url_hash(key: str) -> int:
