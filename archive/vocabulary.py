@@ -77,6 +77,13 @@ class Article:
     # still counts the articles it was dropped from (docs/archive.md, "Learned
     # boilerplate").
     dropped_blocks: tuple[str, ...] = ()
+    # SHA-256 of the normalised title and body (`content_hash`): computed once, when
+    # the article is made (in an extraction worker, off the crawl's busy thread), and
+    # carried with it, instead of at each of storage's several reads.
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content_hash", content_hash(self.title, self.body))
 
     @property
     def author(self) -> str | None:
@@ -94,10 +101,6 @@ class Article:
         recorded = self.sources.get("body")
         return BodySource.parse(recorded) if recorded else None
 
-    @property
-    def content_hash(self) -> str:
-        return content_hash(self.title, self.body)
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (ISO 8601 datetimes), the shape of the golden files."""
         data = asdict(self)
@@ -107,7 +110,6 @@ class Article:
             elif isinstance(value, tuple):
                 data[key] = list(value)
         data["images"] = [asdict(image) for image in self.images]
-        data["content_hash"] = self.content_hash
         if data["suspect"] is None:  # the usual case: the shape of older files
             del data["suspect"]
         if not data["dropped_blocks"]:  # likewise: no learned boilerplate dropped

@@ -193,7 +193,7 @@ def test_a_python_level_failure_does_not_lose_the_batch(
     repository: ArchiveRepository,
 ) -> None:
     broken = make_article(2)
-    object.__setattr__(broken, "title", None)  # content_hash() itself fails
+    object.__setattr__(broken, "dropped_blocks", None)  # joining them fails, in Python
     with pytest.raises(BatchStoreError) as raised:
         repository.store_articles([make_article(1), broken])
     assert raised.value.outcomes == ["new", None]
