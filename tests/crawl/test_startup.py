@@ -23,7 +23,11 @@ from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
 import news_archive.crawler.settings as project_settings
-from news_archive.crawler.commands.crawl import SWITCH_INTERVAL, skip_unhandled_records
+from news_archive.crawler.commands.crawl import (
+    SWITCH_INTERVAL,
+    YOUNG_OBJECTS,
+    skip_unhandled_records,
+)
 from news_archive.crawler.startup import (
     HTTP_HANDLER,
     LazyHttpDownloadHandler,
@@ -53,7 +57,7 @@ NOT_NEEDED = (
 # `scrapy crawl ARGS...` that writes the names in sys.modules, as the process ends, to
 # the file named by $MODULES_FILE.
 CRAWL_RECORDING_MODULES = """
-import atexit, json, logging, os, sys
+import atexit, gc, json, logging, os, sys
 
 def record():
     with open(os.environ["MODULES_FILE"], "w") as file:
@@ -61,6 +65,7 @@ def record():
             {
                 "modules": sorted(sys.modules),
                 "switch_interval": sys.getswitchinterval(),
+                "young_objects": gc.get_threshold()[0],
                 "root_level": logging.getLogger().level,
                 "scrapy_level": logging.getLogger("scrapy").getEffectiveLevel(),
             },
@@ -133,8 +138,8 @@ def _generate_corpus(directory: Path, articles: int) -> Path:
 
 def _crawl_process(replay_dir: Path, database_url: str, tmp_path: Path) -> dict[str, Any]:
     """What a ``scrapy crawl SPIDER`` process (replay, WARC capture on, the project's
-    settings) held as it ended: its ``modules``, its ``switch_interval`` and the
-    ``root_level`` of its logging."""
+    settings) held as it ended: its ``modules``, its ``switch_interval``, its garbage
+    collector's ``young_objects`` threshold and the ``root_level`` of its logging."""
     modules_file = tmp_path / "modules.json"
     env = {key: value for key, value in os.environ.items() if key != "REPLAY_DIR"}
     env |= crawl_environment(tmp_path / "warc")
@@ -177,11 +182,12 @@ def test_a_near_empty_crawl_imports_only_what_it_uses(near_empty: Path, tmp_path
     assert _imported(_crawl_modules(near_empty, database_url, tmp_path), NOT_NEEDED) == []
 
 
-def test_the_crawl_process_hands_the_lock_over_quickly_and_skips_unlogged_records(
+def test_the_crawl_process_hands_the_lock_over_quickly_collects_rarely_and_skips_unlogged_records(
     near_empty: Path, tmp_path: Path
 ) -> None:
     process = _crawl_process(near_empty, f"sqlite:///{tmp_path / 'archive.db'}", tmp_path)
     assert process["switch_interval"] == pytest.approx(SWITCH_INTERVAL)
+    assert process["young_objects"] == YOUNG_OBJECTS
     # LOG_LEVEL: no DEBUG record is built, Scrapy's own included
     assert (process["root_level"], process["scrapy_level"]) == (logging.INFO, logging.INFO)
 
