@@ -386,7 +386,7 @@ class RecordWriter:
         for job, digest in zip(jobs, digests, strict=True):
             try:
                 written = self.archive.store_response(
-                    job.request, job.response, job.fetched_at, earlier.get(digest)
+                    job.request, job.response, job.fetched_at, earlier.get(digest), digest
                 )
             except Exception as error:
                 self._settle(job.future, error=error)
