@@ -1,13 +1,15 @@
 """Benchmark: a generated replay corpus crawled end to end into SQLite, against
 trafilatura alone on the same pages on one core.
 
-    python bench/run.py [--pages 2000] [--keep]
+    python bench/run.py [--pages 2000] [--rounds 3] [--baseline REV] [--profile] [--keep]
 
 Prints pages/s end to end (Scrapy + extraction + storage, in replay mode),
 pages/s of our extraction alone, pages/s of trafilatura alone (JSON with
 metadata, comments off: what a trafilatura user would run), the ratio of the
 end-to-end rate to trafilatura alone, the crawl's peak RSS and the database
-bytes per article. Timings vary by about ±30 % on a shared 2-core machine.
+bytes per article. Timings vary by about ±30 % on a shared 2-core machine, even
+within minutes: with ``--rounds N`` every figure is measured N times, round after
+round, and the ratios are taken within each round, their median printed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -324,6 +327,14 @@ def main() -> int:
         help="also crawl with the code of this commit, side by side (e.g. d09db2e)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure everything this many times, one round after the other, and "
+        "print the median of each figure and of each round's ratios (the machine's "
+        "speed drifts: a ratio is taken within a round)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="where one crawl's time goes, by layer"
     )
     args = parser.parse_args()
@@ -334,17 +345,50 @@ def main() -> int:
     pages = args.pages
     baseline = Code.at(args.baseline, out / "baseline") if args.baseline else None
 
-    plain_seconds, _ = crawl(corpus, out / "plain.db")
     database, warc = out / "bench.db", out / "warc"
-    crawl_seconds, peak_rss_kib = crawl(corpus, database, warc)
-    together_seconds, _ = crawl(corpus, out / "together.db", out / "warc-together", together=True)
-    if baseline is not None:
-        baseline_seconds, _ = crawl(
-            corpus, out / "baseline.db", out / "warc-baseline", code=baseline
+    rounds: list[dict[str, float]] = []
+    peak_rss_kib = 0
+    for number in range(max(1, args.rounds)):
+        # Round 0's capture crawl is kept: its database and WARC files are measured.
+        kept = number == 0
+        own = out / f"round-{number}"
+        own.mkdir()
+        seconds: dict[str, float] = {}
+        seconds["plain"], _ = crawl(corpus, own / "plain.db")
+        seconds["captured"], peak = crawl(
+            corpus, database if kept else own / "bench.db", warc if kept else own / "warc"
         )
-        baseline_together, _ = crawl(
-            corpus, out / "baseline-together.db", out / "warc-bt", code=baseline, together=True
+        peak_rss_kib = max(peak_rss_kib, peak)
+        seconds["together"], _ = crawl(
+            corpus, own / "together.db", own / "warc-together", together=True
         )
+        if baseline is not None:
+            seconds["baseline"], _ = crawl(
+                corpus, own / "baseline.db", own / "warc-baseline", code=baseline
+            )
+            seconds["baseline_together"], _ = crawl(
+                corpus, own / "baseline-together.db", own / "warc-bt", code=baseline, together=True
+            )
+        seconds["ours"] = ours_alone(generated)
+        seconds["trafilatura"] = trafilatura_alone(generated)
+        shutil.rmtree(own)
+        rounds.append(seconds)
+        if args.rounds > 1:
+            print(
+                f"round {number + 1}: with capture / trafilatura alone "
+                f"{seconds['trafilatura'] / seconds['captured']:.2f} one after the other, "
+                f"{seconds['trafilatura'] / seconds['together']:.2f} at once",
+                flush=True,
+            )
+
+    def rate(key: str) -> float:
+        """Pages/s of `key`, the median over the rounds."""
+        return pages / statistics.median(r[key] for r in rounds)
+
+    def ratio(key: str, to: str) -> float:
+        """The rate of `key` over the rate of `to`, within each round; the median."""
+        return statistics.median(r[to] / r[key] for r in rounds)
+
     import sqlite3
 
     with sqlite3.connect(database) as connection:
@@ -363,48 +407,43 @@ def main() -> int:
     finally:
         archive.close()
     reextract_seconds = time.perf_counter() - started
-    ours_seconds = ours_alone(generated)
-    trafilatura_seconds = trafilatura_alone(generated)
-    trafilatura_rate = pages / trafilatura_seconds
-    plain_rate, captured_rate = pages / plain_seconds, pages / crawl_seconds
-    together_rate = pages / together_seconds
+    trafilatura_rate = rate("trafilatura")
+    plain_rate, captured_rate, together_rate = rate("plain"), rate("captured"), rate("together")
     reextract_rate = counts["targets"] / reextract_seconds
-    print(f"pages: {pages} generated, {stored} stored")
+    median = f", the median of {len(rounds)} rounds" if len(rounds) > 1 else ""
+    print(f"pages: {pages} generated, {stored} stored{median}")
     print(
         f"end to end without capture ({len(generated)} scrapy crawls, replay → SQLite): "
-        f"{plain_rate:.1f} pages/s ({plain_seconds:.1f} s, process start-up included)"
+        f"{plain_rate:.1f} pages/s (process start-up included)"
     )
     print(
-        f"end to end with WARC capture: {captured_rate:.1f} pages/s ({crawl_seconds:.1f} s; "
-        f"capture costs {100 * (1 - captured_rate / plain_rate):.0f} %)"
+        f"end to end with WARC capture: {captured_rate:.1f} pages/s "
+        f"(capture costs {100 * (1 - ratio('captured', 'plain')):.0f} %)"
     )
-    print(
-        f"end to end with capture, the {len(generated)} spiders at once: "
-        f"{together_rate:.1f} pages/s ({together_seconds:.1f} s)"
-    )
-    print(f"our extraction alone, one core: {pages / ours_seconds:.1f} pages/s")
+    spiders = len(generated)
+    print(f"end to end with capture, the {spiders} spiders at once: {together_rate:.1f} pages/s")
+    print(f"our extraction alone, one core: {rate('ours'):.1f} pages/s")
     print(f"trafilatura alone, one core (json + metadata): {trafilatura_rate:.1f} pages/s")
-    print(f"ratio end to end (no capture) / trafilatura alone: {plain_rate / trafilatura_rate:.2f}")
+    print(f"ratio end to end (no capture) / trafilatura alone: {ratio('plain', 'trafilatura'):.2f}")
     print(
         f"ratio end to end with capture / trafilatura alone: "
-        f"{captured_rate / trafilatura_rate:.2f} one spider after the other, "
-        f"{together_rate / trafilatura_rate:.2f} at once"
+        f"{ratio('captured', 'trafilatura'):.2f} one spider after the other, "
+        f"{ratio('together', 'trafilatura'):.2f} at once"
     )
     if baseline is not None:
-        base_rate, base_together = pages / baseline_seconds, pages / baseline_together
         print(
-            f"baseline {args.baseline}, end to end with capture: {base_rate:.1f} pages/s "
-            f"({baseline_seconds:.1f} s), at once {base_together:.1f} pages/s; ratio to "
-            f"trafilatura alone {base_rate / trafilatura_rate:.2f} and "
-            f"{base_together / trafilatura_rate:.2f}"
+            f"baseline {args.baseline}, end to end with capture: {rate('baseline'):.1f} pages/s, "
+            f"at once {rate('baseline_together'):.1f} pages/s; ratio to trafilatura alone "
+            f"{ratio('baseline', 'trafilatura'):.2f} and "
+            f"{ratio('baseline_together', 'trafilatura'):.2f}"
         )
         print(
             f"ratio end to end with capture / baseline {args.baseline}: "
-            f"{captured_rate / base_rate:.2f} one after the other, "
-            f"{together_rate / base_together:.2f} at once, "
-            f"{together_rate / base_rate:.2f} at once against one after the other"
+            f"{ratio('captured', 'baseline'):.2f} one after the other, "
+            f"{ratio('together', 'baseline_together'):.2f} at once, "
+            f"{ratio('together', 'baseline'):.2f} at once against one after the other"
         )
-    print(f"ratio our extraction / trafilatura alone: {trafilatura_seconds / ours_seconds:.2f}")
+    print(f"ratio our extraction / trafilatura alone: {ratio('ours', 'trafilatura'):.2f}")
     print(
         f"re-extraction from WARC, {os.cpu_count()} processes: {reextract_rate:.1f} pages/s "
         f"({counts['targets']} articles, {dict(counts)}); "
