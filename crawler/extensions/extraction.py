@@ -78,7 +78,7 @@ STOP_CHECK_SECONDS = 0.2
 # instead of idling until the crawl's reactor reads its answer and sends another.
 # The reactor is busy at times for over 100 ms (a batch of articles written, a
 # listing's requests scheduled): two pages a worker (12 ms of work) left the workers
-# idle for 7-17 % of a crawl; sixteen made the crawl 6 % faster (docs/scaling.md).
+# idle for 7-17 % of a crawl; sixteen made it 6 % faster (docs/benchmarks.md).
 PAGES_PER_WORKER = 16
 # Bytes a worker's page pipe holds (Linux; at most /proc/sys/fs/pipe-max-size, 1 MiB
 # by default): the reactor writes a page of a few hundred KB and goes on, instead of
@@ -440,7 +440,6 @@ def _serve(pages: Connection, answers: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A forked worker must not wake the crawl's event loop with signals of its own.
     signal.set_wakeup_fd(-1)
-    __import__("os").nice(int(__import__("os").environ.get("XNICE", "0")))
     while True:
         try:
             site, arguments, boilerplate = pages.recv()
