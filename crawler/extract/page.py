@@ -46,7 +46,7 @@ def load_page(
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     if content_type and not content_type.lower().startswith(HTML_TYPES):
         return Rejection(site, url, "not_html", f"Content-Type {content_type}")
-    if not body.strip():
+    if not body or body.isspace():  # (not body.strip(): a copy of the page)
         return Rejection(site, url, "empty_page", "empty response body")
     try:
         text, encoding = decode_html(body, headers)

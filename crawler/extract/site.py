@@ -17,6 +17,7 @@ Hooks for genuine quirks: `article_id` (required), `is_article`, `is_list_url`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
@@ -345,10 +346,15 @@ def visibly_cut(text: str, body: bytes, headers: Mapping[str, str]) -> str | Non
     declared = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
     if declared is not None and declared.strip().isdigit() and len(body) < int(declared):
         return f"{len(body)} of {int(declared)} bytes (Content-Length)"
-    lowered = text.lower()
-    if "</body" not in lowered and "</html" not in lowered:
+    if not any(tag in text for tag in _CLOSING_TAGS) and not _CLOSING_TAG.search(text):
         return "no closing </body> or </html>"
     return None
+
+
+# The usual spellings first (a plain search: a page's text lowered, or searched
+# ignoring case, cost half a millisecond a page), then any mix of cases.
+_CLOSING_TAGS = ("</body", "</html", "</BODY", "</HTML")
+_CLOSING_TAG = re.compile(r"</(?:body|html)", re.IGNORECASE)
 
 
 def within_bounds(result: Article | Rejection) -> Article | Rejection:

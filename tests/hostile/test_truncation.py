@@ -167,6 +167,8 @@ def test_a_page_shorter_than_its_content_length_is_suspect() -> None:
         ("<html><body><p>text</p></body>", False),  # no </html>: still closed
         ("<html><body><p>text</p>", True),
         ("<HTML><BODY><P>text</P></BODY></HTML>", False),
+        ("<Html><Body><p>text</p></Body></Html>", False),  # any mix of cases
+        ("<html><body><p>text</p><!-- </bod -->", True),
     ],
 )
 def test_visibly_cut_reads_the_closing_tags(html: str, cut: bool) -> None:
