@@ -71,6 +71,25 @@ def test_a_response_round_trips(archive: WarcArchive) -> None:
     }
 
 
+def test_each_record_is_a_gzip_member_of_its_own_at_the_set_level(
+    archive: WarcArchive, tmp_path: Path
+) -> None:
+    written = _store(archive, _response(PAGE.format(1)))
+    archive.close_run()
+    data = (tmp_path / "warc" / written.file).read_bytes()
+    member = data[written.offset : written.offset + written.length]
+    # gzip's XFL byte says how hard zlib worked: 2 at level 9 (warcio's), 0 at 2-8
+    assert (member[:2], member[8]) == (b"\x1f\x8b", 0)
+    assert warc.COMPRESSION_LEVEL != 9
+    record = gzip.decompress(member)
+    assert record.startswith(b"WARC/1.0\r\n") and b"WARC-Type: response\r\n" in record
+    assert f"WARC-Payload-Digest: {payload_digest(BODY)}".encode() in record
+    assert record.endswith(BODY + b"\r\n\r\n")
+    # the request record follows, a member of its own
+    request = gzip.decompress(data[written.offset + written.length :])
+    assert request.startswith(b"WARC/1.0\r\n") and b"WARC-Type: request\r\n" in request
+
+
 def test_a_run_remembers_its_latest_payloads_and_asks_for_older_ones(
     archive: WarcArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
