@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, bindparam, func, select, update
 
 from news_archive.storage import tables
-from news_archive.storage.engine import dialect_insert
+from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.storage.types import fit_key
 
 
@@ -117,7 +117,7 @@ def first_with_digests(engine: Engine, digests: Sequence[str]) -> dict[str, Stor
     if not digests:
         return {}
     found: dict[str, StoredPayload] = {}
-    with engine.connect() as connection:
+    with _reader(engine).connect() as connection:
         for row in connection.execute(_FIRST_WITH_DIGESTS, {"digests": sorted(set(digests))}):
             found.setdefault(row.payload_digest, StoredPayload(row.url, row.fetched_at))
     return found
@@ -175,7 +175,7 @@ def reextraction_targets(
         .join(tables.articles, tables.articles.c.id == chosen.c.article_id)
         .order_by(tables.captures.c.id)
     )
-    with engine.connect() as connection:
+    with _reader(engine).connect() as connection:
         return [ReextractionTarget(*row) for row in connection.execute(query)]
 
 
@@ -201,7 +201,7 @@ def articles_without_capture(
     query = _filtered(query, site, published_since, published_until)
     if url is not None:
         query = query.where(tables.articles.c.url == url)
-    with engine.connect() as connection:
+    with _reader(engine).connect() as connection:
         return [
             (row.site, row.url) for row in connection.execute(query.order_by(tables.articles.c.id))
         ]
@@ -220,3 +220,10 @@ def _filtered(
     if published_until is not None:
         query = query.where(tables.articles.c.published_at < published_until)
     return query
+
+
+def _reader(engine: Engine) -> Engine:
+    """`engine` for reads: on SQLite a deferred ``BEGIN``, so that a look-up (the WARC
+    writer's, from its own thread) never takes the write lock the crawl's writes wait
+    for."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
