@@ -3,7 +3,7 @@
 A downloader middleware on the downloader side of everything else (replay
 included), so it sees responses before decompression and redirects are
 handled. Records are built, compressed and written in one thread of their own
-(`RecordWriter`: hashing, zlib and file writes release the GIL), so the reactor
+(`RecordWriter`: hashing, compression and file writes release the GIL), so the reactor
 does not wait for them; it takes the responses waiting for it as a batch, and
 asks the index once per batch whether an earlier run wrote their payloads (one
 query a response, made from that thread, cost the crawl 10 % of its time in
