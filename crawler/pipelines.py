@@ -1,6 +1,10 @@
 """Validate → store. Thin: every SQL statement lives in `storage`.
 
-Articles are written in batches (one transaction each); rejections and fetch
+Articles are written in batches (one transaction each), in a thread of their own
+(``archive-writer``), so that the reactor goes on while a batch is written; what a
+write made of its rows (stats, problems, signals) is taken in on the reactor
+thread afterwards. Without a running event loop (components driven by hand) a
+batch is written at once, where it is asked for.  Rejections and fetch
 failures go to ``crawl_errors`` and to stats (``archive/rejected/<reason>``,
 ``archive/failed/<reason>``); each run is a ``crawl_runs`` row.  What could not be
 written is counted in ``archive/lost/<kind>`` (articles, aliases, visits, links,
@@ -10,10 +14,13 @@ problems) and logged once when the spider closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +88,141 @@ KINDS = {
 }
 
 
+# The kinds a batch writes, in this order (capture links go to the capture index).
+_WRITTEN = ("articles", "aliases", "visits", "problems")
+# A forced flush writes at most this many batches: what waits, then the problems
+# the first batch recorded (rows refused, changes held back).
+_FORCED_ROUNDS = 3
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Rows taken from the buffers for one write, and what the write made of them
+    (filled in by `_write`, in the writer thread, and taken in on the reactor's)."""
+
+    rows: dict[str, list[Any]]  # of each kind of `_WRITTEN`
+    held: frozenset[str]  # URLs whose change storage held back, their visit still to come
+    ping: bool  # check that the database answers before writing (after a failure)
+    run_id: int | None
+    spider: str
+    now: datetime
+    future: Future[None] | None = None
+    # Each article's outcome (None: not stored), and (index, why) of those not stored.
+    outcomes: list[str | None] = field(default_factory=list)
+    failures: list[tuple[int, ArchiveError]] = field(default_factory=list)
+    refused: dict[str, Sequence[Refused[Any]]] = field(default_factory=dict)
+    aliases_written: int = 0
+    visits_written: list[str] | None = None  # their URLs, once the visits are written
+    held_new: frozenset[str] = frozenset()  # changes this batch held back
+    held_done: frozenset[str] = frozenset()  # held URLs whose visit this batch rewrote
+    left: dict[str, list[Any]] = field(default_factory=dict)  # not written: an outage
+    outage: ArchiveError | None = None
+    unreachable: bool = False  # the database did not answer: nothing was tried
+
+    def size(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def _write(archive: Archive, batch: _Batch) -> None:
+    """Write `batch`, each kind in `_WRITTEN` order in a transaction of its own; a row
+    is written or refused (`batch.refused`).  An outage stops it: the rows not yet
+    written go to `batch.left`.  Runs in the writer thread: no stats, log or signal."""
+    if batch.ping:
+        try:
+            archive.ping()
+        except ArchiveError as error:
+            batch.unreachable, batch.outage = True, error
+            batch.left = {kind: rows for kind, rows in batch.rows.items() if rows}
+            return
+    now, run_id, spider = batch.now, batch.run_id, batch.spider
+    writers: dict[str, Callable[[list[Any]], list[Refused[Any]]]] = {
+        "aliases": lambda rows: archive.articles.record_aliases(rows, now),
+        "visits": archive.visits.record,
+        "problems": lambda rows: archive.runs.record_errors(run_id, spider, rows, now),
+    }
+    for position, kind in enumerate(_WRITTEN):
+        rows = batch.rows[kind]
+        try:
+            if kind == "articles":
+                _store_articles(archive, batch)
+                continue
+            if not rows:
+                continue
+            if kind == "visits":
+                rows = batch.rows[kind] = _recheck_held(rows, batch)
+            batch.refused[kind] = writers[kind](rows)
+            if kind == "aliases":
+                batch.aliases_written = len(rows) - len(batch.refused[kind])
+            elif kind == "visits":
+                batch.visits_written = [visit.url for visit in rows]
+        except DatabaseUnavailable as error:
+            batch.outage = error
+            if kind != "articles":  # (the articles kept are in `left` already)
+                # Rows handled one by one before the outage are done (written or refused).
+                batch.left[kind] = rows[error.handled :]
+                batch.refused[kind] = error.refused
+            for later in _WRITTEN[position + 1 :]:
+                if batch.rows[later]:
+                    batch.left[later] = batch.rows[later]
+            return
+
+
+def _store_articles(archive: Archive, batch: _Batch) -> None:
+    """Store the articles of `batch`; those an outage kept from the database go to
+    `batch.left` and the outage is raised."""
+    articles = batch.rows["articles"]
+    if not articles:
+        return
+    try:
+        batch.outcomes = list(archive.articles.store(articles))
+    except DatabaseUnavailable:  # before any article: all are kept
+        batch.left["articles"] = articles
+        raise
+    except StoreFailures as error:
+        batch.outcomes, batch.failures = list(error.outcomes), list(error.failures)
+    batch.held_new = frozenset(
+        article.url
+        for article, outcome in zip(articles, batch.outcomes, strict=True)
+        if outcome == "held"
+    )
+    outages = [(index, f) for index, f in batch.failures if isinstance(f, DatabaseUnavailable)]
+    if outages:
+        batch.left["articles"] = [articles[index] for index, _ in outages]
+        raise outages[0][1]
+
+
+def _recheck_held(visits: list[VisitRecord], batch: _Batch) -> list[VisitRecord]:
+    """A held change waits for a fetch that confirms or drops it: its page is due
+    again at the next run, not after the revisit schedule's interval (which reaches
+    90 days for old articles).  The visit may arrive after its article was stored (a
+    batch between them), so held URLs wait for their visit (`batch.held`).  Its
+    validators are forgotten: a 304 to a conditional request would only say that
+    the server still sends what we doubt, so the confirming fetch is whole."""
+    held, done = batch.held | batch.held_new, set()
+    rechecked = []
+    for visit in visits:
+        if visit.url in held and visit.url not in done:
+            visit = replace(
+                visit,
+                next_visit_at=visit.visited_at,
+                etag=None,
+                last_modified=None,
+                keep_validators=False,
+            )
+            done.add(visit.url)
+        rechecked.append(visit)
+    batch.held_done = frozenset(done)
+    return rechecked
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any
+) -> None:
+    """`callback(*args)` on `loop`'s thread, unless the loop is closed (nobody waits)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
 class ArchivePipeline:
     """Store articles, aliases, visits and problems of one crawl in the archive database.
 
@@ -90,6 +232,11 @@ class ArchivePipeline:
     retried with backoff, is logged once when it begins and once when it ends, and
     pauses the crawl (Scrapy's engine) while more than ``ARCHIVE_BUFFER_LIMIT`` rows
     wait, so memory stays bounded however long it lasts.
+
+    One batch is written at a time, by the writer thread (`_write`); items keep
+    coming into the buffers meanwhile, and the next batch starts when it ends. Only
+    a database slower than the crawl, with ``ARCHIVE_BUFFER_LIMIT`` rows waiting,
+    makes an item wait for the batch under way.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -123,6 +270,9 @@ class ArchivePipeline:
         self._retry_call: CallLaterResult | None = None
         # Set by close_spider: no more pausing, no retry timer; the close retries alone.
         self.closing = False
+        # The batch being written, and the thread that writes (made with the first).
+        self._writing: _Batch | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -164,6 +314,9 @@ class ArchivePipeline:
         else:
             raise DropItem(f"not an archive item: {type(item).__name__}")
         if len(self.articles) >= self.batch_size or self.buffered() >= self.buffer_limit:
+            if self._writing is not None and self.buffered() >= self.buffer_limit:
+                # The database writes slower than the crawl reads: wait for it here.
+                self._settle()
             self.flush()
         return item
 
@@ -176,24 +329,6 @@ class ArchivePipeline:
             self.stats.inc_value(f"archive/failed/{problem.reason}")
             logger.warning("Failed %s: %s (%s)", problem.url, problem.reason, problem.detail)
         self.problems.append(problem)
-
-    def _recheck_held(self) -> None:
-        """A held change waits for a fetch that confirms or drops it: its page is due
-        again at the next run, not after the revisit schedule's interval (which
-        reaches 90 days for old articles).  The visit may arrive after its article
-        was stored (a flush between them), so held URLs wait here for their visit.
-        Its validators are forgotten: a 304 to a conditional request would only say
-        that the server still sends what we doubt, so the confirming fetch is whole."""
-        for index, visit in enumerate(self.visits):
-            if visit.url in self.held_urls:
-                self.visits[index] = replace(
-                    visit,
-                    next_visit_at=visit.visited_at,
-                    etag=None,
-                    last_modified=None,
-                    keep_validators=False,
-                )
-                self.held_urls.discard(visit.url)
 
     def _visit_record(self, visit: PageVisit) -> VisitRecord:
         return VisitRecord(
@@ -214,99 +349,158 @@ class ArchivePipeline:
         articles (``archive/boilerplate/articles``)."""
         self.stats.inc_value("archive/extracted")
         self.stats.inc_value("archive/body_chars", len(article.body))
-        for field in TRACKED_FIELDS:
-            if getattr(article, field):
-                self.stats.inc_value(f"archive/filled/{field}")
+        for name in TRACKED_FIELDS:
+            if getattr(article, name):
+                self.stats.inc_value(f"archive/filled/{name}")
         if article.dropped_blocks:  # learned boilerplate lines extraction dropped
             self.stats.inc_value("archive/boilerplate/dropped", len(article.dropped_blocks))
             self.stats.inc_value("archive/boilerplate/articles")
 
     def buffered(self) -> int:
-        """Rows waiting to be written, of every kind."""
-        return sum(len(getattr(self, attribute)) for attribute in KINDS.values())
+        """Rows waiting to be written, of every kind, the batch being written included."""
+        waiting = sum(len(getattr(self, attribute)) for attribute in KINDS.values())
+        return waiting + (self._writing.size() if self._writing is not None else 0)
 
     # ------------------------------------------------------------------ writing
 
     def flush(self, *, force: bool = False) -> None:
-        """Write what is buffered, unless a recent outage asks to wait.
+        """Write what is buffered, unless a recent outage asks to wait or a batch is
+        being written (it flushes again when it ends, if a batch is waiting).
 
         After an outage (connection lost, server restarting, no answer in time) the
         buffers are kept and the next attempts back off exponentially, from 0.5 s up
         to 30 s, so that an outage costs neither rows nor a write attempt per item
-        while the crawl goes on; `force` ignores the wait (the final flush).
+        while the crawl goes on.  `force` (the final flush, a drain) ignores the
+        wait, and returns once everything it could write is written: the batch under
+        way first, then the rest, the problems that batch recorded included.
         """
-        if not self.buffered():
-            return
-        if self.down_since is not None and self.paused_since is None:
-            # Full while waiting out the backoff: pause now, not at the next attempt.
-            self._hold_back()
-        if not force and time.monotonic() < self.retry_at:
-            return
-        if self.retry_delay and not self._database_reachable():
-            self._still_down()
-            return
-        try:
-            self._write()
-        except DatabaseUnavailable as error:
-            self._went_down(error)
-            return
-        self._came_back()
+        for _ in range(_FORCED_ROUNDS if force else 1):
+            if self._writing is not None:
+                if not force:
+                    return
+                self._settle()
+            if not self.buffered():
+                return
+            if self.down_since is not None and self.paused_since is None:
+                # Full while waiting out the backoff: pause now, not at the next attempt.
+                self._hold_back()
+            if not force and time.monotonic() < self.retry_at:
+                return
+            self._submit(self._take_batch())
+            if force:
+                self._settle()
+                if self.down_since is not None:
+                    return
 
-    def _back_off(self) -> None:
-        self.retry_delay = min(max(2 * self.retry_delay, 0.5), 30.0)
-        self.retry_at = time.monotonic() + self.retry_delay
+    def _take_batch(self) -> _Batch:
+        """Take every row waiting (but the capture links) out of the buffers."""
+        rows = {kind: getattr(self, KINDS[kind]) for kind in _WRITTEN}
+        for kind in _WRITTEN:
+            setattr(self, KINDS[kind], [])
+        return _Batch(
+            rows=rows,
+            held=frozenset(self.held_urls),
+            # After a failed attempt, one connection check-out (PostgreSQL pings it)
+            # first: while the server is down a batch would wait out its own timeouts.
+            ping=bool(self.retry_delay),
+            run_id=self.run.run_id,
+            spider=self._spider_name(),
+            now=datetime.now(UTC),
+        )
 
-    def _database_reachable(self) -> bool:
-        """One connection check-out (PostgreSQL pings it) before a batch is tried:
-        while the server is down, a batch would otherwise wait out its own timeouts."""
-        assert self.archive is not None
-        try:
-            self.archive.ping()
-        except ArchiveError as error:
-            logger.debug("Archive database still unreachable: %s", error)
-            return False
-        return True
-
-    def _write(self) -> None:
-        """Write each buffer, in `KINDS` order; a row leaves its buffer once it is
-        committed or refused (then recorded as a problem).  An outage raises
-        `DatabaseUnavailable`, the rows not yet written kept for the next flush."""
+    def _submit(self, batch: _Batch) -> None:
+        """Write `batch` in the writer thread and take the result in on the reactor
+        thread; at once, here, without a running event loop."""
         assert self.archive is not None
         archive = self.archive
-        now = datetime.now(UTC)
-        if self.articles:
-            self._store_articles()
-        self._announce_capture_links()
-        if self.aliases:
-            written = self._write_rows(
-                "aliases", lambda rows: archive.articles.record_aliases(rows, now)
-            )
-            self.stats.inc_value("archive/aliases", written)
-        if self.visits:
-            self._recheck_held()
-            urls = [visit.url for visit in self.visits]
-            self._write_rows("visits", archive.visits.record)
-            self.crawler.signals.send_catch_log(visits_written, urls=urls)
-        if self.problems:
-            run_id, spider = self.run.run_id, self._spider_name()
-            self._write_rows(
-                "problems", lambda rows: archive.runs.record_errors(run_id, spider, rows, now)
-            )
-
-    def _write_rows(self, kind: str, write: Callable[[list[Any]], list[Refused[Any]]]) -> int:
-        """Write the buffer of `kind` with `write`; return how many rows were written."""
-        attribute = KINDS[kind]
-        rows: list[Any] = getattr(self, attribute)
+        self._writing = batch
         try:
-            refused = write(rows)
-        except DatabaseUnavailable as error:
-            # Rows handled one by one before the outage are done (written or refused).
-            setattr(self, attribute, rows[error.handled :])
-            self._refused(kind, error.refused)
-            raise
-        setattr(self, attribute, [])
-        self._refused(kind, refused)
-        return len(rows) - len(refused)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven by hand: no reactor to keep going
+            batch.future = Future()
+            try:
+                _write(archive, batch)
+            except Exception as error:
+                batch.future.set_exception(error)
+            else:
+                batch.future.set_result(None)
+            self._written(batch)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="archive-writer")
+        batch.future = self._executor.submit(_write, archive, batch)
+        batch.future.add_done_callback(lambda _: _call_soon(loop, self._written, batch))
+
+    def _settle(self) -> None:
+        """Wait for the batch being written (the thread needs nothing from the
+        reactor) and take its result in now."""
+        batch = self._writing
+        if batch is not None and batch.future is not None:
+            wait_for([batch.future])
+            self._written(batch)
+
+    def _written(self, batch: _Batch) -> None:
+        """Take in what the write of `batch` made of its rows: stats, problems and
+        held changes; signals; the rows it did not get to back in front of the
+        buffers; then the outage logic."""
+        if self._writing is not batch:  # taken in already (`_settle`)
+            return
+        self._writing = None
+        assert batch.future is not None
+        if (error := batch.future.exception()) is not None:
+            # A fault of ours, not the database's: logged, the rows kept and the
+            # writes backed off as in an outage, so that nothing is lost meanwhile.
+            logger.error("Writing a batch to the archive failed", exc_info=error)
+            batch.left = batch.rows
+            batch.outage = ArchiveError(f"{type(error).__name__}: {error}")
+        self._took_articles(batch)
+        for kind, refused in batch.refused.items():
+            self._refused(kind, refused)
+        if batch.aliases_written:
+            self.stats.inc_value("archive/aliases", batch.aliases_written)
+        self.held_urls = (self.held_urls | batch.held_new) - batch.held_done
+        for kind, rows in batch.left.items():  # before what came meanwhile
+            setattr(self, KINDS[kind], rows + getattr(self, KINDS[kind]))
+        if batch.visits_written is not None:
+            self.crawler.signals.send_catch_log(visits_written, urls=batch.visits_written)
+        self._announce_capture_links()
+        if batch.unreachable:
+            logger.debug("Archive database still unreachable: %s", batch.outage)
+            self._still_down()
+        elif batch.outage is not None:
+            self._went_down(batch.outage)
+        else:
+            self._came_back()
+            if not self.closing and (
+                len(self.articles) >= self.batch_size or self.buffered() >= self.buffer_limit
+            ):
+                self.flush()
+
+    def _took_articles(self, batch: _Batch) -> None:
+        """Count and log the articles of `batch` that were written; record those the
+        database refused (``store_failed``) and the changes it held back."""
+        articles = batch.rows["articles"]
+        for index, failure in batch.failures:
+            if isinstance(failure, DatabaseUnavailable):
+                continue  # kept, in `batch.left`
+            article = articles[index]
+            self.stats.inc_value("archive/failed/store_failed")
+            self.stats.inc_value("archive/lost/articles")
+            logger.error("Could not store %s: %s", article.url, failure)
+            self.problems.append(
+                FetchFailure(article.site, article.url, "store_failed", None, str(failure))
+            )
+        for article, outcome in zip(articles, batch.outcomes, strict=False):
+            if outcome is None:
+                continue
+            self.stats.inc_value(f"archive/stored/{outcome}")
+            self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
+            logger.debug("Stored %s: %s", article.url, outcome)
+            if outcome == "held":  # a suspect change, kept back until a fetch confirms it
+                # Recorded, not put through process_item: that may flush.
+                self._record_problem(
+                    Rejection(article.site, article.url, "suspect_truncation", held(article))
+                )
 
     def _refused(self, kind: str, refused: Sequence[Refused[Any]]) -> None:
         """Rows the database refused for their values: lost, each logged and, but for
@@ -321,43 +515,6 @@ class ArchivePipeline:
                 self.problems.append(
                     FetchFailure(site, url, "value_refused", None, f"{kind}: {each.error}")
                 )
-
-    def _store_articles(self) -> None:
-        assert self.archive is not None
-        try:
-            outcomes: list[str | None] = list(self.archive.articles.store(self.articles))
-            failures: list[tuple[int, ArchiveError]] = []
-        except StoreFailures as error:
-            outcomes, failures = list(error.outcomes), error.failures
-        kept: list[Article] = []
-        outage: DatabaseUnavailable | None = None
-        for index, failure in failures:
-            article = self.articles[index]
-            if isinstance(failure, DatabaseUnavailable):
-                kept.append(article)
-                outage = outage or failure
-                continue
-            self.stats.inc_value("archive/failed/store_failed")
-            self.stats.inc_value("archive/lost/articles")
-            logger.error("Could not store %s: %s", article.url, failure)
-            self.problems.append(
-                FetchFailure(article.site, article.url, "store_failed", None, str(failure))
-            )
-        for article, outcome in zip(self.articles, outcomes, strict=True):
-            if outcome is None:
-                continue
-            self.stats.inc_value(f"archive/stored/{outcome}")
-            self.stats.inc_value(f"archive/body_source/{article.sources.get('body')}")
-            logger.debug("Stored %s: %s", article.url, outcome)
-            if outcome == "held":  # a suspect change, kept back until a fetch confirms it
-                # Recorded, not put through process_item: that may flush, and this is a flush.
-                self._record_problem(
-                    Rejection(article.site, article.url, "suspect_truncation", held(article))
-                )
-                self.held_urls.add(article.url)
-        self.articles = kept
-        if outage is not None:
-            raise outage
 
     # ------------------------------------------------------------------ outages
 
@@ -374,6 +531,10 @@ class ArchivePipeline:
                 self.buffered(),
             )
         self._still_down()
+
+    def _back_off(self) -> None:
+        self.retry_delay = min(max(2 * self.retry_delay, 0.5), 30.0)
+        self.retry_at = time.monotonic() + self.retry_delay
 
     def _still_down(self) -> None:
         self._back_off()
@@ -475,6 +636,7 @@ class ArchivePipeline:
         if self.buffered():
             return self._flush_until_stored(time.monotonic() + self.retry_seconds)
         self._report_lost()
+        self._stop_writer()
         return None
 
     async def _flush_until_stored(self, deadline: float) -> None:
@@ -489,6 +651,13 @@ class ArchivePipeline:
             await asyncio.sleep(delay)
             self.flush(force=True)
         self._report_lost()
+        self._stop_writer()
+
+    def _stop_writer(self) -> None:
+        """End the writer thread (the final flush has settled every batch)."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
 
     def _report_lost(self) -> None:
         """Count what was never written (``archive/lost/<kind>``) and say it once."""

@@ -1,7 +1,8 @@
 """The archive pipeline with a real Scrapy crawler object and a real database, as
 Scrapy's own component tests are written: items in, rows and stats out.
 
-- articles are written in batches of ``ARCHIVE_BATCH_SIZE``, one transaction each;
+- articles are written in batches of ``ARCHIVE_BATCH_SIZE``, one transaction each,
+  in the writer thread while the reactor goes on;
 - an article the database refuses is recorded, and the rest of its batch is stored;
 - rejections, fetch failures, aliases and visits go where they belong, with stats;
 - a database outage (PostgreSQL refusing connections) keeps every item buffered,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -117,6 +119,47 @@ def test_articles_are_written_in_batches(database_url: str) -> None:
     assert again.stat("archive/stored/unchanged") == 5
     assert again.stat("archive/stored/new") is None
     assert set(snapshot(database_url).versions.values()) == {1}
+
+
+def test_in_a_crawl_a_batch_is_written_while_the_reactor_goes_on(sqlite_url: str) -> None:
+    """With the event loop running, a batch goes to the writer thread: the database
+    makes the write wait (another writer holds SQLite's lock for 2 s), and meanwhile
+    the item that completed the batch has returned and the loop runs on; once the
+    lock is let go the articles are stored and counted, on the loop's thread."""
+    articles = _articles()[:2]
+    run = Run(sqlite_url, ARCHIVE_BATCH_SIZE=2)
+    path = sqlite_url.removeprefix("sqlite:///")
+    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other_writer.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(2.0, other_writer.execute, ("ROLLBACK",))
+    reader = sqlite3.connect(path, isolation_level=None)  # WAL: it reads while locked
+    stored: list[int] = []
+    loop = asyncio.new_event_loop()
+
+    async def crawl() -> float:
+        release.start()
+        started = time.monotonic()
+        for article in articles:
+            run.pipeline.process_item(article)  # the second one completes a batch
+        returned = time.monotonic() - started
+        await asyncio.sleep(0.5)  # the loop runs while the write waits
+        stored.append(reader.execute("SELECT count(*) FROM articles").fetchone()[0])
+        while run.stat("archive/stored/new") != len(articles):
+            await asyncio.sleep(0.02)
+        return returned
+
+    try:
+        returned = loop.run_until_complete(asyncio.wait_for(crawl(), 20))
+    finally:
+        loop.close()
+        release.join()
+        other_writer.close()
+        reader.close()
+    assert returned < 0.25  # not held for the write (2 s, written on the loop's thread)
+    assert stored == [0]
+    run.close()
+    assert _stored_urls(sqlite_url) == {article.url for article in articles}
+    assert _lost(run) == {}
 
 
 def test_every_item_kind_is_recorded_with_its_stats(database_url: str) -> None:
