@@ -116,6 +116,7 @@ class _Batch:
     held_new: frozenset[str] = frozenset()  # changes this batch held back
     held_done: frozenset[str] = frozenset()  # held URLs whose visit this batch rewrote
     left: dict[str, list[Any]] = field(default_factory=dict)  # not written: an outage
+    done: set[str] = field(default_factory=set)  # the kinds written (or refused) whole
     outage: ArchiveError | None = None
     unreachable: bool = False  # the database did not answer: nothing was tried
 
@@ -145,16 +146,15 @@ def _write(archive: Archive, batch: _Batch) -> None:
         try:
             if kind == "articles":
                 _store_articles(archive, batch)
-                continue
-            if not rows:
-                continue
-            if kind == "visits":
-                rows = batch.rows[kind] = _recheck_held(rows, batch)
-            batch.refused[kind] = writers[kind](rows)
-            if kind == "aliases":
-                batch.aliases_written = len(rows) - len(batch.refused[kind])
-            elif kind == "visits":
-                batch.visits_written = [visit.url for visit in rows]
+            elif rows:
+                if kind == "visits":
+                    rows = batch.rows[kind] = _recheck_held(rows, batch)
+                batch.refused[kind] = writers[kind](rows)
+                if kind == "aliases":
+                    batch.aliases_written = len(rows) - len(batch.refused[kind])
+                elif kind == "visits":
+                    batch.visits_written = [visit.url for visit in rows]
+            batch.done.add(kind)
         except DatabaseUnavailable as error:
             batch.outage = error
             if kind != "articles":  # (the articles kept are in `left` already)
@@ -236,7 +236,8 @@ class ArchivePipeline:
     One batch is written at a time, by the writer thread (`_write`); items keep
     coming into the buffers meanwhile, and the next batch starts when it ends. Only
     a database slower than the crawl, with ``ARCHIVE_BUFFER_LIMIT`` rows waiting,
-    makes an item wait for the batch under way.
+    makes an item wait for the batch under way (at most until the database
+    timeouts end it as an outage).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -448,10 +449,13 @@ class ArchivePipeline:
         self._writing = None
         assert batch.future is not None
         if (error := batch.future.exception()) is not None:
-            # A fault of ours, not the database's: logged, the rows kept and the
-            # writes backed off as in an outage, so that nothing is lost meanwhile.
+            # A fault of ours, not the database's: logged, the rows of the kinds not
+            # written kept, and the writes backed off as in an outage, so that nothing
+            # is lost meanwhile (and at close, what is left is counted lost).
             logger.error("Writing a batch to the archive failed", exc_info=error)
-            batch.left = batch.rows
+            batch.left = {
+                kind: rows for kind, rows in batch.rows.items() if rows and kind not in batch.done
+            }
             batch.outage = ArchiveError(f"{type(error).__name__}: {error}")
         self._took_articles(batch)
         for kind, refused in batch.refused.items():

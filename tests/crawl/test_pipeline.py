@@ -162,6 +162,40 @@ def test_in_a_crawl_a_batch_is_written_while_the_reactor_goes_on(sqlite_url: str
     assert _lost(run) == {}
 
 
+def test_a_fault_of_ours_in_a_write_keeps_the_rows_not_written(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception that is no database error (a bug) in the middle of a batch: the
+    articles already written stay counted once, the visits that were not written are
+    kept, the fault is logged with its traceback, and the next attempt writes them."""
+    articles = _articles()[:2]
+    run = Run(sqlite_url, ARCHIVE_BATCH_SIZE=2)
+    archive = run.owner.archive
+    record = archive.visits.record
+
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("a bug in the visits' write")
+
+    monkeypatch.setattr(archive.visits, "record", broken)
+    now = datetime.now(UTC)
+    run.pipeline.process_item(PageVisit("maeil_ilbo", articles[0].url, 200, now))
+    for article in articles:
+        run.pipeline.process_item(article)  # a batch: the articles, then the visit fails
+    assert run.stat("archive/stored/new") == 2
+    assert len(run.pipeline.visits) == 1
+    assert "a bug in the visits' write" in caplog.text
+    monkeypatch.setattr(archive.visits, "record", record)
+    run.pipeline.retry_at = 0.0  # the back-off has passed
+    run.close()
+    assert run.stat("archive/stored/new") == 2
+    assert run.stat("archive/stored/unchanged") is None
+    assert _lost(run) == {}
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as connection:
+        (visits,) = connection.execute("SELECT count(*) FROM url_state").fetchone()
+    assert visits == 1
+    assert _stored_urls(sqlite_url) == {article.url for article in articles}
+
+
 def test_every_item_kind_is_recorded_with_its_stats(database_url: str) -> None:
     article = _articles()[0]
     now = datetime.now(UTC)
