@@ -19,6 +19,10 @@ article links); this middleware, with what the archive knows of each article URL
   ``meta["stop_at_archived"]`` is dropped when its list page named an article an
   earlier run archived (``archive/backfill/stopped_at_archived``).
 
+A listing read while the archive database is unreachable waits for it (asked again
+with backoff for up to ``ARCHIVE_RETRY_SECONDS``, ``archive/listing_waits``) rather
+than lose the rest of its articles.
+
 The spider marks article requests with ``meta["article_page"] = True``; a request
 with ``meta["incremental"] = False`` is left alone.  With ``INCREMENTAL = False``
 every feed item is fetched, unconditionally, as on a first crawl, and no due
@@ -28,6 +32,9 @@ knows what this one fetched.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,9 +47,11 @@ from scrapy.http import Response
 
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.schedule import next_visit, parse_schedule
-from news_archive.storage.archive import Visits
+from news_archive.storage.archive import DatabaseUnavailable, Visits
 from news_archive.storage.visits import VisitState
 from news_archive.vocabulary import Article, FetchFailure, PageVisit, Rejection
+
+logger = logging.getLogger(__name__)
 
 ARTICLE_PAGE = "article_page"
 STOP_AT_ARCHIVED = "stop_at_archived"
@@ -60,6 +69,7 @@ class IncrementalMiddleware:
         self.revisit_limit = settings.getint("REVISIT_LIMIT")
         self.schedule = parse_schedule(settings["REVISIT_SCHEDULE"])
         self.started_at = datetime.now(UTC)
+        self.retry_seconds = settings.getfloat("ARCHIVE_RETRY_SECONDS")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> IncrementalMiddleware:
@@ -115,7 +125,8 @@ class IncrementalMiddleware:
             # A listing: read lazily, a chunk at a time (see `_filter`).
             listing = _Listing()
             while chunk := [item async for item in _take(result, FILTER_CHUNK)]:
-                for item in self._decide(chunk, listing):
+                states = await self._states_once_reachable(_article_urls(chunk))
+                for item in self._decide(chunk, listing, states):
                     yield item
             for item in self._next_pages(listing):
                 yield item
@@ -136,12 +147,12 @@ class IncrementalMiddleware:
         listing = _Listing()
         iterator = iter(output)
         while chunk := list(islice(iterator, FILTER_CHUNK)):
-            yield from self._decide(chunk, listing)
+            yield from self._decide(chunk, listing, self._states(_article_urls(chunk)))
         yield from self._next_pages(listing)
 
-    def _decide(self, chunk: list[Any], listing: _Listing) -> Iterator[Any]:
-        articles = [item for item in chunk if _is_article_request(item)]
-        states = self._states([request.url for request in articles])
+    def _decide(
+        self, chunk: list[Any], listing: _Listing, states: dict[str, VisitState]
+    ) -> Iterator[Any]:
         listing.archived = listing.archived or any(
             state.archived_before(self.started_at) for state in states.values()
         )
@@ -165,6 +176,29 @@ class IncrementalMiddleware:
                 self.stats.inc_value("archive/backfill/stopped_at_archived")
             else:
                 yield request
+
+    async def _states_once_reachable(self, urls: list[str]) -> dict[str, VisitState]:
+        """`_states`; while the database is unreachable (a server restarting), asked
+        again with backoff (0.5 s, doubling up to 30 s) for up to
+        ``ARCHIVE_RETRY_SECONDS``, while the reactor goes on: a listing read during an
+        outage waits for it instead of losing the rest of its articles."""
+        delay, deadline = 0.0, time.monotonic() + self.retry_seconds
+        while True:
+            try:
+                return self._states(urls)
+            except DatabaseUnavailable as error:
+                if time.monotonic() >= deadline:
+                    raise
+                if not delay:
+                    self.stats.inc_value("archive/listing_waits")
+                    logger.warning(
+                        "Archive database unavailable while reading a listing (%s): "
+                        "asking again for up to %.0f s",
+                        error,
+                        self.retry_seconds,
+                    )
+                delay = min(max(2 * delay, 0.5), 30.0, max(0.0, deadline - time.monotonic()))
+                await asyncio.sleep(delay)
 
     def _states(self, urls: list[str]) -> dict[str, VisitState]:
         """Visit states keyed by request URL; shortlinks through the alias table."""
@@ -249,6 +283,10 @@ async def _take(iterator: AsyncIterator[Any], count: int) -> AsyncIterator[Any]:
             yield await anext(iterator)
         except StopAsyncIteration:
             return
+
+
+def _article_urls(chunk: list[Any]) -> list[str]:
+    return [item.url for item in chunk if _is_article_request(item)]
 
 
 def _is_article_request(item: Any) -> bool:

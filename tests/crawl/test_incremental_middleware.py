@@ -3,6 +3,8 @@ project's settings, a real archive on both backends, inline responses."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from news_archive.crawler.middlewares.incremental import (
     IncrementalMiddleware,
 )
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
+from news_archive.storage.archive import DatabaseUnavailable
 from news_archive.storage.visits import VisitRecord
 from news_archive.vocabulary import AliasSeen, PageVisit, Rejection
 from tests.crawl.crawling import project_crawler
@@ -176,3 +179,68 @@ def _step(awaitable: Any) -> Any:
     except StopIteration as done:
         return done.value
     raise AssertionError("awaited something real")
+
+
+def _read_listing(middleware: IncrementalMiddleware, urls: list[str]) -> list[Any]:
+    """A listing's whole asynchronous output through the middleware, on an event loop
+    of its own (the middleware sleeps on it while the database is away)."""
+    spider = middleware.crawler.spider
+
+    async def output() -> AsyncIterator[Any]:
+        for url in urls:
+            yield spider.article_request(url)
+
+    async def read() -> list[Any]:
+        response = HtmlResponse(FEED, body=b"<rss/>", request=Request(FEED))
+        return [item async for item in middleware.process_spider_output_async(response, output())]
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(read())
+    finally:
+        loop.close()
+
+
+def test_a_listing_read_during_an_outage_waits_for_the_database(
+    crawler: Crawler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive cannot say which articles are known (a server restarting): the
+    listing waits and asks again, and once it answers every article is judged as
+    usual; none is dropped with the rest of the listing."""
+    _remember(crawler, 5, due_in=timedelta(days=3))
+    visits = crawler.get_extension(ArchiveRun).archive.visits
+    canonical_of = visits.canonical_of
+    failures = iter([DatabaseUnavailable("connection refused")] * 2)
+
+    def restarting(urls: Any) -> Any:
+        if (error := next(failures, None)) is not None:
+            raise error
+        return canonical_of(urls)
+
+    monkeypatch.setattr(visits, "canonical_of", restarting)
+    middleware = _middleware(crawler)
+    started = time.monotonic()
+    urls = [ARTICLE.format(number) for number in range(10)]
+    read = _read_listing(middleware, urls)
+    assert [request.url for request in read] == [url for url in urls if url != ARTICLE.format(5)]
+    assert time.monotonic() - started >= 1.5  # 0.5 s, then 1 s
+    assert crawler.stats.get_value("archive/listing_waits") == 1
+    assert crawler.stats.get_value("archive/skipped/not_due") == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_listing_waits_no_longer_than_the_retry_time(
+    crawler: Crawler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Still away after ``ARCHIVE_RETRY_SECONDS``: the outage is raised (the frontier
+    logs it and counts ``frontier/errors``)."""
+    visits = crawler.get_extension(ArchiveRun).archive.visits
+
+    def away(urls: Any) -> Any:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(visits, "canonical_of", away)
+    middleware = _middleware(crawler)
+    middleware.retry_seconds = 1.0
+    with pytest.raises(DatabaseUnavailable):
+        _read_listing(middleware, [ARTICLE.format(1)])
