@@ -379,7 +379,8 @@ class ArchiveRun:
         """What the crawl process should exit with, most important first: 5 when
         anything was lost (any ``archive/lost/*`` stat above 0), 75 when another crawl
         held the lock, 4 when the run was cut short (a finish reason other than
-        ``finished``: SIGTERM/SIGINT, a closespider limit), 3 when a health check
+        ``finished``: SIGTERM/SIGINT, a closespider limit; or a listing not read to
+        its end, ``frontier/errors``), 3 when a health check
         failed, else 0.  (78, a configuration error, never gets this far.)"""
         return self.outcome[0]
 
@@ -394,6 +395,9 @@ class ArchiveRun:
             return ALREADY_RUNNING_EXIT_CODE, "another crawl of the spider is running"
         if self.finish_reason != FINISHED:
             return CUT_SHORT_EXIT_CODE, f"cut short (finish reason {self.finish_reason})"
+        if dropped := self.crawler.stats.get_value("frontier/errors"):
+            # A listing whose rest could not be read: its articles were never seen.
+            return CUT_SHORT_EXIT_CODE, f"cut short ({dropped} listings not read to their end)"
         if self.health_ok is False:
             return HEALTH_FAILED_EXIT_CODE, "a health check failed"
         return HEALTHY_EXIT_CODE, "complete and healthy"

@@ -140,6 +140,8 @@ def test_the_exit_code_follows_the_table_most_important_first(sqlite_url: str) -
             ({}, "shutdown", False, CUT_SHORT_EXIT_CODE),
             ({}, "closespider_timeout", None, CUT_SHORT_EXIT_CODE),
             ({}, ALREADY_RUNNING, None, ALREADY_RUNNING_EXIT_CODE),
+            ({"frontier/errors": 1}, "finished", True, CUT_SHORT_EXIT_CODE),  # a listing's rest
+            ({"frontier/errors": 1}, "finished", False, CUT_SHORT_EXIT_CODE),
             ({"archive/lost": 500}, "finished", True, DATA_LOST_EXIT_CODE),  # today's stat
             ({"archive/lost/visits": 3}, "shutdown", False, DATA_LOST_EXIT_CODE),
             ({"archive/lost/articles": 0}, "finished", True, HEALTHY_EXIT_CODE),
