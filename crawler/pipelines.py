@@ -1,10 +1,9 @@
 """Validate → store. Thin: every SQL statement lives in `storage`.
 
-Articles are written in batches (one transaction each), in a thread of their own
-(``archive-writer``), so that the reactor goes on while a batch is written; what a
-write made of its rows (stats, problems, signals) is taken in on the reactor
-thread afterwards. Without a running event loop (components driven by hand) a
-batch is written at once, where it is asked for.  Rejections and fetch
+Articles are written in batches (one transaction each), in the crawl's write
+thread (`news_archive.crawler.writes`), so that the reactor goes on while a batch is
+written; what a write made of its rows (stats, problems, signals) is taken in on
+the reactor thread afterwards.  Rejections and fetch
 failures go to ``crawl_errors`` and to stats (``archive/rejected/<reason>``,
 ``archive/failed/<reason>``); each run is a ``crawl_runs`` row.  What could not be
 written is counted in ``archive/lost/<kind>`` (articles, aliases, visits, links,
@@ -14,11 +13,10 @@ problems) and logged once when the spider closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -215,14 +213,6 @@ def _recheck_held(visits: list[VisitRecord], batch: _Batch) -> list[VisitRecord]
     return rechecked
 
 
-def _call_soon(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any
-) -> None:
-    """`callback(*args)` on `loop`'s thread, unless the loop is closed (nobody waits)."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)
-
-
 class ArchivePipeline:
     """Store articles, aliases, visits and problems of one crawl in the archive database.
 
@@ -233,7 +223,7 @@ class ArchivePipeline:
     pauses the crawl (Scrapy's engine) while more than ``ARCHIVE_BUFFER_LIMIT`` rows
     wait, so memory stays bounded however long it lasts.
 
-    One batch is written at a time, by the writer thread (`_write`); items keep
+    One batch is written at a time, by the write thread (`_write`); items keep
     coming into the buffers meanwhile, and the next batch starts when it ends. Only
     a database slower than the crawl, with ``ARCHIVE_BUFFER_LIMIT`` rows waiting,
     makes an item wait for the batch under way (at most until the database
@@ -271,9 +261,8 @@ class ArchivePipeline:
         self._retry_call: CallLaterResult | None = None
         # Set by close_spider: no more pausing, no retry timer; the close retries alone.
         self.closing = False
-        # The batch being written, and the thread that writes (made with the first).
+        # The batch being written (by the crawl's write thread, `ArchiveRun.writes`).
         self._writing: _Batch | None = None
-        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivePipeline:
@@ -410,27 +399,14 @@ class ArchivePipeline:
         )
 
     def _submit(self, batch: _Batch) -> None:
-        """Write `batch` in the writer thread and take the result in on the reactor
-        thread; at once, here, without a running event loop."""
+        """Write `batch` in the crawl's write thread; take the result in on the
+        reactor thread when it is done (at once without a running event loop)."""
         assert self.archive is not None
         archive = self.archive
         self._writing = batch
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # driven by hand: no reactor to keep going
-            batch.future = Future()
-            try:
-                _write(archive, batch)
-            except Exception as error:
-                batch.future.set_exception(error)
-            else:
-                batch.future.set_result(None)
-            self._written(batch)
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="archive-writer")
-        batch.future = self._executor.submit(_write, archive, batch)
-        batch.future.add_done_callback(lambda _: _call_soon(loop, self._written, batch))
+        batch.future = self.run.writes.submit(
+            lambda: _write(archive, batch), lambda future: self._written(batch, future)
+        )
 
     def _settle(self) -> None:
         """Wait for the batch being written (the thread needs nothing from the
@@ -438,17 +414,16 @@ class ArchivePipeline:
         batch = self._writing
         if batch is not None and batch.future is not None:
             wait_for([batch.future])
-            self._written(batch)
+            self._written(batch, batch.future)
 
-    def _written(self, batch: _Batch) -> None:
+    def _written(self, batch: _Batch, future: Future[None]) -> None:
         """Take in what the write of `batch` made of its rows: stats, problems and
         held changes; signals; the rows it did not get to back in front of the
         buffers; then the outage logic."""
         if self._writing is not batch:  # taken in already (`_settle`)
             return
         self._writing = None
-        assert batch.future is not None
-        if (error := batch.future.exception()) is not None:
+        if (error := future.exception()) is not None:
             # A fault of ours, not the database's: logged, the rows of the kinds not
             # written kept, and the writes backed off as in an outage, so that nothing
             # is lost meanwhile (and at close, what is left is counted lost).
@@ -640,7 +615,6 @@ class ArchivePipeline:
         if self.buffered():
             return self._flush_until_stored(time.monotonic() + self.retry_seconds)
         self._report_lost()
-        self._stop_writer()
         return None
 
     async def _flush_until_stored(self, deadline: float) -> None:
@@ -655,13 +629,6 @@ class ArchivePipeline:
             await asyncio.sleep(delay)
             self.flush(force=True)
         self._report_lost()
-        self._stop_writer()
-
-    def _stop_writer(self) -> None:
-        """End the writer thread (the final flush has settled every batch)."""
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
 
     def _report_lost(self) -> None:
         """Count what was never written (``archive/lost/<kind>``) and say it once."""

@@ -55,6 +55,7 @@ from news_archive.crawler.health import (
     lost_counts,
     run_figures,
 )
+from news_archive.crawler.writes import WriteThread
 from news_archive.storage.archive import (
     Archive,
     ArchiveError,
@@ -139,6 +140,8 @@ class ArchiveRun:
         self.health_ok: bool | None = None
         self.finish_reason: str | None = None
         self._archive: Archive | None = None
+        # The thread that writes to the archive off the reactor (crawler/writes.py).
+        self.writes = WriteThread()
         # The spider's site's learned boilerplate, loaded when the spider opens; None:
         # none (BOILERPLATE_ENABLED off, or not loaded).
         self.boilerplate: LearnedBoilerplate | None = None
@@ -359,6 +362,7 @@ class ArchiveRun:
         last retries run beside ``spider_closed``): store the run's stats as they
         ended and the exit code they give, so that what was lost at the very end is
         in ``crawl_runs`` too, whichever runner started the crawl."""
+        self.writes.close()  # after the pipeline's and the WARC index's last writes
         if self._archive is None:
             return
         try:

@@ -12,11 +12,14 @@ revisits for payloads stored before) is `news_archive.crawler.warc.WarcArchive`'
 each run writes into its own folder ``WARC_DIR/<spider>-<UTC start>-<pid>/``.
 
 Every response or revisit record is indexed in the ``captures`` table, in batches
-(``WARC_INDEX_BATCH_SIZE`` rows a transaction, not one a response).
+(``WARC_INDEX_BATCH_SIZE`` rows a transaction, not one a response), written by the
+crawl's write thread (`news_archive.crawler.writes`), as the articles are: the
+response that completes a batch waits for its write, the reactor does not.
 ``response.meta["capture"]`` names the record (WARC file, offset) before any row
 exists; the spider passes it on in its `PageVisit`, and once the pipeline has
-written the article it sends `captures_produced` with the links, which are written
-with the next batch. While the database is unreachable, rows and links wait (up to
+written the article it sends `captures_produced` with the links, which are handed
+to the write thread then (after that article's batch: one thread keeps the order).
+While the database is unreachable, rows and links wait (up to
 ``WARC_INDEX_MAX_PENDING``) and are written when it returns, so an outage costs no
 capture its link to the version it produced. What is never written is counted
 (``archive/lost/captures``, ``archive/lost/links``) and logged once.
@@ -32,7 +35,9 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +56,7 @@ from news_archive.crawler.warc import (
     WrittenRecord,
     payload_digest,
 )
+from news_archive.crawler.writes import WriteThread
 from news_archive.storage.archive import ArchiveError, Captures, DatabaseUnavailable
 from news_archive.storage.captures import CaptureLink, CaptureRecord
 
@@ -99,6 +105,9 @@ class WarcCaptureMiddleware:
         self.retry_at = 0.0
         # The thread that writes the WARC records (from spider_opened to spider_closed).
         self._writer: RecordWriter | None = None
+        # The crawl's write thread, and the index write it is doing, if any.
+        self.writes: WriteThread | None = None
+        self._writing: _IndexWrite | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
@@ -125,7 +134,8 @@ class WarcCaptureMiddleware:
             f"{spider.name}-{started}-{os.getpid()}", spider.name
         )
         # The index lives in the crawl's one archive (ArchiveRun builds and migrates it).
-        self.captures = self.crawler.get_extension(ArchiveRun).archive.captures
+        run = self.crawler.get_extension(ArchiveRun)
+        self.captures, self.writes = run.archive.captures, run.writes
         self._writer = RecordWriter(self.archive, self._earlier)
         logger.info("Capturing responses to %s", self.run_directory)
 
@@ -140,7 +150,7 @@ class WarcCaptureMiddleware:
         self.archive.close_run()
         if self.captures is None:
             return None
-        self._flush()
+        self._flush(force=True)
         if (self.pending or self.links) and self.retry_seconds > 0:
             deadline = time.monotonic() + self.retry_seconds
             return deferred_from_coro(self._flush_until_written(deadline))
@@ -152,7 +162,7 @@ class WarcCaptureMiddleware:
             # TWISTED_REACTOR is the asyncio reactor: this sleep lets the reactor run.
             now = time.monotonic()
             await asyncio.sleep(max(0.0, min(self.retry_at, deadline) - now))
-            self._flush()
+            self._flush(force=True)
         self._give_up()
 
     async def process_response(self, request: Request, response: Response) -> Response:
@@ -178,7 +188,12 @@ class WarcCaptureMiddleware:
         self._bound(self.pending)
         response.meta["capture"] = (written.file, written.offset)
         if len(self.pending) >= self.batch_size or self._flush_overdue():
-            self._flush()
+            # This response (one in a batch) waits for the index write; the reactor
+            # does not, and the write is taken in when it is done.
+            index_write = self._flush()
+            if index_write is not None and index_write.future is not None:
+                await asyncio.wrap_future(index_write.future)
+                self._indexed(index_write, index_write.future)
         return response
 
     def link(self, links: Sequence[CaptureLink]) -> None:
@@ -215,62 +230,60 @@ class WarcCaptureMiddleware:
     def _flush_overdue(self) -> bool:
         return bool(self.pending) and time.monotonic() - self.flushed_at >= FLUSH_INTERVAL
 
-    def _flush(self) -> None:
-        """Write the waiting rows, then the waiting links, unless a recent failure
-        asks to wait. A transient failure keeps them (and backs off); a batch the
-        database refuses for good is written row by row, so that one bad row costs
-        only itself."""
-        assert self.captures is not None
+    def _flush(self, *, force: bool = False) -> _IndexWrite | None:
+        """Hand the waiting rows, then the waiting links, to the crawl's write thread,
+        unless a recent failure asks to wait or a write is under way (`force`, at
+        close: wait for it, then write and wait again).  Return the write handed in.
+        A transient failure keeps them (and backs off); a batch the database
+        refuses for good is written row by row, so that one bad row costs only
+        itself (`_write_index`)."""
+        assert self.captures is not None and self.writes is not None
+        if self._writing is not None:
+            if not force:
+                return None
+            self._settle()
         if not (self.pending or self.links) or time.monotonic() < self.retry_at:
+            return None
+        index_write = _IndexWrite(self.pending, self.links, frozenset(self.unindexed))
+        self.pending, self.links = [], []
+        self._writing = index_write
+        captures = self.captures
+        index_write.future = self.writes.submit(
+            lambda: _write_index(captures, index_write),
+            lambda future: self._indexed(index_write, future),
+        )
+        if force:
+            self._settle()
+        return index_write
+
+    def _settle(self) -> None:
+        """Wait for the index write under way and take its result in now."""
+        index_write = self._writing
+        if index_write is not None and index_write.future is not None:
+            wait_for([index_write.future])
+            self._indexed(index_write, index_write.future)
+
+    def _indexed(self, index_write: _IndexWrite, future: Future[None]) -> None:
+        """Take in what an index write did (on the reactor thread): rows and links
+        refused are lost; those an outage kept wait again, before what came since."""
+        if self._writing is not index_write:  # taken in already
             return
-        rows, links = len(self.pending), len(self.links)
-        try:
-            try:
-                self.captures.write(self.pending, self.links)
-            except DatabaseUnavailable:
-                raise
-            except ArchiveError:
-                self._write_one_by_one(rows, links)
-            else:
-                del self.pending[:rows], self.links[:links]
-        except DatabaseUnavailable as error:
-            self._back_off(error)
+        self._writing = None
+        if (error := future.exception()) is not None:  # a fault of ours: keep them all
+            logger.error("Writing the capture index failed", exc_info=error)
+            index_write.left_rows, index_write.left_links = index_write.rows, index_write.links
+            index_write.outage = ArchiveError(f"{type(error).__name__}: {error}")
+        self._lose(rows=index_write.lost_rows, links=index_write.lost_links)
+        self.pending[:0] = index_write.left_rows
+        self.links[:0] = index_write.left_links
+        if index_write.outage is not None:
+            self._back_off(index_write.outage)
             return
         self.flushed_at = time.monotonic()
-        self.crawler.stats.inc_value("warc/indexed", rows)
+        self.crawler.stats.inc_value("warc/indexed", len(index_write.rows))
         if self.retry_delay:
             logger.warning("Capture index written again after an outage")
         self.retry_delay = self.retry_at = 0.0
-
-    def _write_one_by_one(self, rows: int, links: int) -> None:
-        """The first `rows` rows and `links` links, each in a transaction of its own:
-        one the database refuses is lost; a transient failure (raised) keeps what
-        is not written yet for the next attempt."""
-        assert self.captures is not None
-        while rows:
-            row = self.pending[0]
-            try:
-                self.captures.write([row], [])
-            except DatabaseUnavailable:
-                raise
-            except ArchiveError as error:
-                logger.error("Capture index refused %s@%s: %s", row.warc_file, row.offset, error)
-                self._lose(rows=[row])
-            del self.pending[0]
-            rows -= 1
-        while links:
-            link = self.links[0]
-            try:
-                if (link.warc_file, link.offset) in self.unindexed:
-                    raise ArchiveError("its capture is not indexed")
-                self.captures.write([], [link])
-            except DatabaseUnavailable:
-                raise
-            except ArchiveError as error:
-                logger.error("Capture link refused for %s: %s", link.url, error)
-                self._lose(links=[link])
-            del self.links[0]
-            links -= 1
 
     def _back_off(self, error: ArchiveError) -> None:
         if not self.retry_delay:
@@ -321,6 +334,65 @@ class WarcCaptureMiddleware:
             digest: PayloadRef(payload.url, payload.fetched_at.strftime(WARC_DATE_FORMAT))
             for digest, payload in stored.items()
         }
+
+
+@dataclass(eq=False)
+class _IndexWrite:
+    """Index rows and capture links handed to the write thread, and what became of
+    them (filled in by `_write_index`, in that thread)."""
+
+    rows: list[CaptureRecord]
+    links: list[CaptureLink]
+    unindexed: frozenset[tuple[str, int]]  # records whose row is lost: no link to them
+    future: Future[None] | None = None
+    lost_rows: list[CaptureRecord] = field(default_factory=list)
+    lost_links: list[CaptureLink] = field(default_factory=list)
+    left_rows: list[CaptureRecord] = field(default_factory=list)  # kept: an outage
+    left_links: list[CaptureLink] = field(default_factory=list)
+    outage: ArchiveError | None = None
+
+
+def _write_index(captures: Captures, index_write: _IndexWrite) -> None:
+    """Write the rows, then the links, in one transaction; if the database refuses
+    it for good, each in a transaction of its own: one it refuses is lost, and a
+    transient failure keeps what is not written yet (`left_*`)."""
+    try:
+        try:
+            captures.write(index_write.rows, index_write.links)
+        except DatabaseUnavailable:
+            raise
+        except ArchiveError:
+            _write_one_by_one(captures, index_write)
+    except DatabaseUnavailable as error:
+        index_write.outage = error
+        if not (index_write.left_rows or index_write.left_links):  # none was written
+            index_write.left_rows, index_write.left_links = index_write.rows, index_write.links
+
+
+def _write_one_by_one(captures: Captures, index_write: _IndexWrite) -> None:
+    unindexed = set(index_write.unindexed)
+    rows, links = index_write.rows, index_write.links
+    for position, row in enumerate(rows):
+        try:
+            captures.write([row], [])
+        except DatabaseUnavailable:
+            index_write.left_rows, index_write.left_links = rows[position:], links
+            raise
+        except ArchiveError as error:
+            logger.error("Capture index refused %s@%s: %s", row.warc_file, row.offset, error)
+            index_write.lost_rows.append(row)
+            unindexed.add((row.warc_file, row.offset))
+    for position, link in enumerate(links):
+        try:
+            if (link.warc_file, link.offset) in unindexed:
+                raise ArchiveError("its capture is not indexed")
+            captures.write([], [link])
+        except DatabaseUnavailable:
+            index_write.left_links = links[position:]
+            raise
+        except ArchiveError as error:
+            logger.error("Capture link refused for %s: %s", link.url, error)
+            index_write.lost_links.append(link)
 
 
 @dataclass(eq=False)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -288,3 +290,48 @@ def _version_ids(crawler: Crawler, articles: list[Article]) -> list[int]:
     )
     with engine.connect() as connection:
         return [connection.execute(query, {"url": a.url}).scalar_one() for a in articles]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_in_a_crawl_links_are_written_while_the_reactor_goes_on(
+    crawler: Crawler, database_url: str
+) -> None:
+    """With the event loop running, the links the pipeline announces go to the crawl's
+    write thread: while another writer holds SQLite's lock (2 s) the announcement
+    has returned and the loop runs on; once the lock is let go they are written."""
+    archive = crawler.get_extension(ArchiveRun).archive
+    middleware = _opened(crawler)
+    articles = [make_article(n) for n in range(2)]
+    responses = [
+        _capture(middleware, Request(a.url), _response(a.url, b"page %d" % n))
+        for n, a in enumerate(articles)
+    ]
+    archive.articles.store(articles)
+    path = database_url.removeprefix("sqlite:///")
+    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other_writer.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(2.0, other_writer.execute, ("ROLLBACK",))
+    reader = sqlite3.connect(path, isolation_level=None)  # WAL: it reads while locked
+    seen: list[int] = []
+
+    async def announce() -> float:
+        release.start()
+        started = time.monotonic()
+        middleware.link([_link(r, a) for r, a in zip(responses, articles, strict=True)])
+        returned = time.monotonic() - started
+        await asyncio.sleep(0.5)  # the loop runs while the write waits
+        seen.append(reader.execute("SELECT count(*) FROM captures").fetchone()[0])
+        while crawler.stats.get_value("warc/indexed") != len(articles):
+            await asyncio.sleep(0.02)
+        return returned
+
+    try:
+        returned = _run(asyncio.wait_for(announce(), 20))
+    finally:
+        release.join()
+        other_writer.close()
+        reader.close()
+    assert returned < 0.25  # not held for the write (2 s)
+    assert seen == [0]
+    assert [version is not None for _, _, version in _indexed(crawler)] == [True, True]
+    assert middleware.spider_closed(crawler.spider) is None
