@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -321,3 +323,33 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+class SqliteLockedAWhile:
+    """Another writer holding the write lock of the SQLite file of `database_url`
+    from `start` for `seconds`, and a reader (WAL: it reads while the lock is held).
+
+        held = SqliteLockedAWhile(url, 2.0)
+        try: held.start(); ...; held.count("articles")
+        finally: held.close()
+    """
+
+    def __init__(self, database_url: str, seconds: float) -> None:
+        path = database_url.removeprefix("sqlite:///")
+        self.writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.writer.execute("BEGIN IMMEDIATE")
+        self.release = threading.Timer(seconds, self.writer.execute, ("ROLLBACK",))
+        self.reader = sqlite3.connect(path, isolation_level=None)
+
+    def start(self) -> None:
+        """The clock starts: the lock is let go `seconds` from now."""
+        self.release.start()
+
+    def count(self, table: str) -> int:
+        return int(self.reader.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def close(self) -> None:
+        if self.release.is_alive():
+            self.release.join()
+        self.writer.close()
+        self.reader.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Coroutine, Iterator, Sequence
@@ -26,7 +25,7 @@ from news_archive.crawler.warc import WarcArchive, payload_digest
 from news_archive.storage.archive import ArchiveError, DatabaseUnavailable
 from news_archive.storage.captures import CaptureLink, CaptureRecord
 from news_archive.vocabulary import Article
-from tests.crawl.crawling import project_crawler
+from tests.crawl.crawling import SqliteLockedAWhile, project_crawler
 from tests.storage.factories import make_article
 
 T = TypeVar("T")
@@ -307,20 +306,16 @@ def test_in_a_crawl_links_are_written_while_the_reactor_goes_on(
         for n, a in enumerate(articles)
     ]
     archive.articles.store(articles)
-    path = database_url.removeprefix("sqlite:///")
-    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other_writer.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(2.0, other_writer.execute, ("ROLLBACK",))
-    reader = sqlite3.connect(path, isolation_level=None)  # WAL: it reads while locked
+    locked = SqliteLockedAWhile(database_url, 2.0)
     seen: list[int] = []
 
     async def announce() -> float:
-        release.start()
+        locked.start()
         started = time.monotonic()
         middleware.link([_link(r, a) for r, a in zip(responses, articles, strict=True)])
         returned = time.monotonic() - started
         await asyncio.sleep(0.5)  # the loop runs while the write waits
-        seen.append(reader.execute("SELECT count(*) FROM captures").fetchone()[0])
+        seen.append(locked.count("captures"))
         while crawler.stats.get_value("warc/indexed") != len(articles):
             await asyncio.sleep(0.02)
         return returned
@@ -328,9 +323,7 @@ def test_in_a_crawl_links_are_written_while_the_reactor_goes_on(
     try:
         returned = _run(asyncio.wait_for(announce(), 20))
     finally:
-        release.join()
-        other_writer.close()
-        reader.close()
+        locked.close()
     assert returned < 0.25  # not held for the write (2 s)
     assert seen == [0]
     assert [version is not None for _, _, version in _indexed(crawler)] == [True, True]

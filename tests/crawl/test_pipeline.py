@@ -36,7 +36,7 @@ from news_archive.storage.archive import Archive
 from news_archive.vocabulary import AliasSeen, Article, FetchFailure, PageVisit, Rejection
 from tests.conftest import POSTGRES_SERVER, fresh_database
 from tests.crawl.crawling import PipelineRun as Run
-from tests.crawl.crawling import project_crawler, snapshot
+from tests.crawl.crawling import SqliteLockedAWhile, project_crawler, snapshot
 from tests.golden import extract, fixture_pages
 
 
@@ -128,22 +128,18 @@ def test_in_a_crawl_a_batch_is_written_while_the_reactor_goes_on(sqlite_url: str
     lock is let go the articles are stored and counted, on the loop's thread."""
     articles = _articles()[:2]
     run = Run(sqlite_url, ARCHIVE_BATCH_SIZE=2)
-    path = sqlite_url.removeprefix("sqlite:///")
-    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other_writer.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(2.0, other_writer.execute, ("ROLLBACK",))
-    reader = sqlite3.connect(path, isolation_level=None)  # WAL: it reads while locked
+    locked = SqliteLockedAWhile(sqlite_url, 2.0)
     stored: list[int] = []
     loop = asyncio.new_event_loop()
 
     async def crawl() -> float:
-        release.start()
+        locked.start()
         started = time.monotonic()
         for article in articles:
             run.pipeline.process_item(article)  # the second one completes a batch
         returned = time.monotonic() - started
         await asyncio.sleep(0.5)  # the loop runs while the write waits
-        stored.append(reader.execute("SELECT count(*) FROM articles").fetchone()[0])
+        stored.append(locked.count("articles"))
         while run.stat("archive/stored/new") != len(articles):
             await asyncio.sleep(0.02)
         return returned
@@ -152,9 +148,7 @@ def test_in_a_crawl_a_batch_is_written_while_the_reactor_goes_on(sqlite_url: str
         returned = loop.run_until_complete(asyncio.wait_for(crawl(), 20))
     finally:
         loop.close()
-        release.join()
-        other_writer.close()
-        reader.close()
+        locked.close()
     assert returned < 0.25  # not held for the write (2 s, written on the loop's thread)
     assert stored == [0]
     run.close()
