@@ -49,7 +49,7 @@ class WriteThread:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="archive-writer")
         future = self._executor.submit(job)
-        future.add_done_callback(lambda _: _call_soon(loop, done, future))
+        future.add_done_callback(lambda _: call_soon(loop, done, future))
         return future
 
     def close(self) -> None:
@@ -59,7 +59,7 @@ class WriteThread:
             self._executor = None
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
+def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
     """`callback(*args)` on `loop`'s thread, unless the loop is closed (nobody waits)."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)

@@ -56,7 +56,7 @@ from news_archive.crawler.warc import (
     WrittenRecord,
     payload_digest,
 )
-from news_archive.crawler.writes import WriteThread
+from news_archive.crawler.writes import WriteThread, call_soon
 from news_archive.storage.archive import ArchiveError, Captures, DatabaseUnavailable
 from news_archive.storage.captures import CaptureLink, CaptureRecord
 
@@ -272,6 +272,7 @@ class WarcCaptureMiddleware:
         if (error := future.exception()) is not None:  # a fault of ours: keep them all
             logger.error("Writing the capture index failed", exc_info=error)
             index_write.left_rows, index_write.left_links = index_write.rows, index_write.links
+            index_write.lost_rows, index_write.lost_links = [], []  # kept, so not lost
             index_write.outage = ArchiveError(f"{type(error).__name__}: {error}")
         self._lose(rows=index_write.lost_rows, links=index_write.lost_links)
         self.pending[:0] = index_write.left_rows
@@ -479,5 +480,4 @@ class RecordWriter:
             else:
                 future.set_result(written)  # type: ignore[arg-type]
 
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            future.get_loop().call_soon_threadsafe(settle)
+        call_soon(future.get_loop(), settle)
