@@ -156,6 +156,10 @@ def _write_replay(
     )
 
 
+# The folders installed inside the `news_archive` package (archive/ is the package).
+PACKAGES = ("cli", "crawler", "migrations", "storage")
+
+
 @dataclass(frozen=True, slots=True)
 class Code:
     """The code a crawl runs: this checkout, or an earlier commit's files (`--baseline`)."""
@@ -176,12 +180,36 @@ class Code:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archived, check=True)
         shutil.copytree(tree / "archive", package)
-        for name in ("cli", "crawler", "migrations", "storage"):
+        for name in PACKAGES:
             (package / name).symlink_to(tree / name)
         return cls(tree, str(package.parent))
 
+    def compile(self) -> None:
+        """Compile its modules to bytecode, kept beside them, as pip does when it
+        installs a wheel: the timed crawls then load them, as an installed program's
+        do, instead of compiling the project's modules at every start (about 0.2 s
+        of CPU a process where ``PYTHONDONTWRITEBYTECODE`` is set, as in this
+        workplace's shells)."""
+        trees = [self.root / name for name in ("archive", *PACKAGES)]
+        if self.python_path:
+            trees.append(Path(self.python_path) / "news_archive")
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", *map(str, trees)],
+            env=installed_environment(),
+            check=True,
+        )
+
 
 HERE = Code(ROOT)
+
+
+def installed_environment(**variables: str) -> dict[str, str]:
+    """This process's environment with `variables`, for a process that runs as an
+    installed program does: it keeps the bytecode it compiles, even where
+    ``PYTHONDONTWRITEBYTECODE`` is set."""
+    environment = {**os.environ, **variables}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
 
 
 def crawl(
@@ -202,13 +230,12 @@ def crawl(
     processes = []
     peaks: list[Path] = []
     for site in sorted(p.parent.name for p in corpus.glob("*/manifest.jsonl")):
-        env = {
-            **os.environ,
-            "REPLAY_DIR": str(corpus / site),
-            "DATABASE_URL": f"sqlite:///{database}",
-            "WARC_ENABLED": "1" if warc else "0",
-            "WARC_DIR": str(warc or ""),
-        }
+        env = installed_environment(
+            REPLAY_DIR=str(corpus / site),
+            DATABASE_URL=f"sqlite:///{database}",
+            WARC_ENABLED="1" if warc else "0",
+            WARC_DIR=str(warc or ""),
+        )
         if code.python_path:
             env["PYTHONPATH"] = code.python_path
         peaks.append(database.with_name(f"{database.stem}-{site}.peak"))
@@ -344,6 +371,9 @@ def main() -> int:
     generated = generate(corpus, args.pages)
     pages = args.pages
     baseline = Code.at(args.baseline, out / "baseline") if args.baseline else None
+    for code in (HERE, baseline):
+        if code is not None:
+            code.compile()
 
     database, warc = out / "bench.db", out / "warc"
     rounds: list[dict[str, float]] = []
