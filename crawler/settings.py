@@ -228,6 +228,8 @@ EXTRACTION_MAX_BYTES = 2 * 1024 * 1024
 # page yields at most three items (alias, article, visit), a feed's requests need no
 # concurrency, and the pipeline does not wait on I/O per item.
 CONCURRENT_ITEMS = 4
+# Scrapy's in-memory stats without 2.19's costly per-attribute hook (crawler/stats.py).
+STATS_CLASS = "news_archive.crawler.stats.ArchiveStats"
 # --- end throughput ------------------------------------------------------------
 
 # --- politeness: a daily crawl of two small sites needs no hurry --------------
