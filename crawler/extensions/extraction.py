@@ -19,11 +19,11 @@ every core to work, and bounds the work one page may cost:
   the next run fetches them again), and the engine can close at once.
 
 On Linux workers are forked from the crawl, so a worker, first or replacement, starts
-in milliseconds with the site registry and trafilatura already loaded, and nothing is
-imported again (a fork server or spawn would re-import the program's main module in
-every worker, and take a second to start); the pool imports trafilatura with the
-first page, before the first fork, so that a crawl with nothing to extract never
-does.  A worker only runs extraction: if a lock inherited from another thread of the
+in milliseconds with the site registry already loaded (a fork server or spawn would
+re-import the program's main module in every worker, and take a second to start);
+each worker then imports trafilatura (about 0.2 s) while the crawl goes on, so that
+the crawl's own thread never does, and a crawl with nothing to extract never starts
+a worker.  A worker only runs extraction: if a lock inherited from another thread of the
 crawl ever blocked it, its time budget ends it like any slow page.  Elsewhere workers
 are spawned.  The pool starts with the first page and is shut down at
 ``engine_stopped``; every component reaches it with `ExtractionPool.of`.
@@ -250,10 +250,6 @@ class ExtractionPool:
         if self._workers:
             return
         self._loop = loop
-        if _context().get_start_method() == "fork":
-            # Once here, with the first page, rather than in every worker after the
-            # fork (nor at start: a crawl with nothing new to extract never needs it).
-            load_trafilatura()
         for _ in range(self.worker_count):
             self._spawn()
         logger.info("Extraction in %d worker processes", self.worker_count)
@@ -440,6 +436,11 @@ def _serve(pages: Connection, answers: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A forked worker must not wake the crawl's event loop with signals of its own.
     signal.set_wakeup_fd(-1)
+    # Here, as the worker starts, rather than in the crawl before the fork: the
+    # crawl's one thread goes on with the feed meanwhile, and nothing of trafilatura
+    # is shared copy-on-write with it (docs/benchmarks.md: a crawl took 0.92 of the
+    # time). A crawl with nothing new to extract starts no worker and never imports it.
+    load_trafilatura()
     while True:
         try:
             site, arguments, boilerplate = pages.recv()

@@ -65,8 +65,7 @@ def _trafilatura_options(fast: bool) -> Extractor:
 
 def load_trafilatura() -> None:
     """Import trafilatura (about 0.17 s of CPU) and build its configuration now, not
-    at the first page: a process that forks extraction workers calls this once before
-    the first fork, so that no worker imports it again."""
+    at the first page: each extraction worker calls this as it starts."""
     import trafilatura  # noqa: F401
 
     _trafilatura_options(fast=True)
