@@ -81,6 +81,12 @@ class Article:
     # the article is made (in an extraction worker, off the crawl's busy thread), and
     # carried with it, instead of at each of storage's several reads.
     content_hash: str = field(init=False)
+    # What the search index stores for the title and the body (`storage.tokens`), when
+    # it was made ahead, with the article, by the extraction worker (off the crawl's
+    # busy thread); None otherwise, and storage makes it as it writes. Never compared,
+    # never exported, and not carried by `dataclasses.replace`: a changed article is
+    # indexed as it is.
+    search_text: tuple[str, str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "content_hash", content_hash(self.title, self.body))
@@ -104,6 +110,7 @@ class Article:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (ISO 8601 datetimes), the shape of the golden files."""
         data = asdict(self)
+        del data["search_text"]  # the index's, made ahead or not: not the article's
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()

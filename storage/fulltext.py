@@ -108,19 +108,17 @@ def _pg_walked() -> ColumnElement[Any]:
 # ------------------------------------------------------------------ writing
 
 
-def index_articles(connection: Connection, rows: Sequence[tuple[int, str, str | None]]) -> None:
-    """(Re)index articles given as (id, title, body): any entry they had is replaced."""
+def index_articles(connection: Connection, rows: Sequence[tuple[int, tokens.SearchText]]) -> None:
+    """(Re)index articles given as (id, search text: `tokens.search_text` of its title
+    and body): any entry they had is replaced."""
     if not rows:
         return
     if connection.dialect.name == "sqlite":
-        ids = [{"id": article_id} for article_id, _, _ in rows]
+        ids = [{"id": article_id} for article_id, _ in rows]
         connection.execute(text("DELETE FROM articles_search WHERE rowid = :id"), ids)
         connection.execute(
             text("INSERT INTO articles_search (rowid, title, body) VALUES (:id, :title, :body)"),
-            [
-                {"id": i, "title": tokens.index_text(title), "body": tokens.index_text(body or "")}
-                for i, title, body in rows
-            ],
+            [{"id": i, "title": title, "body": body} for i, (title, body) in rows],
         )
         return
     from sqlalchemy.dialects import postgresql
@@ -133,7 +131,7 @@ def index_articles(connection: Connection, rows: Sequence[tuple[int, str, str | 
     )
     connection.execute(
         statement,
-        [{"id": i, "tokens": tsvector_literal(title, body or "")} for i, title, body in rows],
+        [{"id": i, "tokens": _tsvector_of(searched)} for i, searched in rows],
     )
 
 
@@ -151,7 +149,9 @@ def index_all(connection: Connection, batch: int = 500) -> int:
         ).all()
         if not rows:
             return count
-        index_articles(connection, [(row.id, row.title, row.body) for row in rows])
+        index_articles(
+            connection, [(row.id, tokens.search_text(row.title, row.body)) for row in rows]
+        )
         last, count = rows[-1].id, count + len(rows)
 
 
@@ -159,11 +159,16 @@ def tsvector_literal(title: str, body: str) -> str:
     """The ``tsvector`` of an article in PostgreSQL's literal syntax: each token
     with its positions, the title's weighted A; one position left empty between
     title and body so that no phrase spans them."""
+    return _tsvector_of(tokens.search_text(title, body))
+
+
+def _tsvector_of(searched: tokens.SearchText) -> str:
+    """`tsvector_literal` of an article's search text (its tokens, space-separated)."""
     positions: dict[str, list[str]] = {}
     size = 0
     position = 0
-    for part, weight in ((title, "A"), (body, "")):
-        for token in tokens.index_tokens(part):
+    for part, weight in zip(searched, ("A", ""), strict=True):
+        for token in part.split():
             position += 1
             seen = positions.get(token)
             if seen is None:

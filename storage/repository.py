@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, case, delete, func, select, update
 
-from news_archive.storage import fulltext, tables
+from news_archive.storage import fulltext, tables, tokens
 from news_archive.storage.engine import READ_ONLY_OPTION, dialect_insert
 from news_archive.storage.faults import CONTENTION, OUTAGE, fault_kind, write_rows
 from news_archive.storage.types import fit_key, fits_key, require_key
@@ -218,7 +218,8 @@ class ArchiveRepository:
         ]
         self._upsert_aliases(connection, aliases)
         fulltext.index_articles(
-            connection, [(article_id, article.title, article.body) for article_id, article in new]
+            connection,
+            [(article_id, tokens.article_search_text(article)) for article_id, article in new],
         )
         connection.execute(
             tables.versions.insert(),
@@ -281,7 +282,7 @@ class ArchiveRepository:
                 connection, [(AliasSeen(article.site, article.fetched_url, article.url), seen_at)]
             )
         if inserted is not None:
-            fulltext.index_articles(connection, [(inserted, article.title, article.body)])
+            fulltext.index_articles(connection, [(inserted, tokens.article_search_text(article))])
             self._insert_version(connection, inserted, article, version=1, note=note)
             self._replace_tags(connection, inserted, article.tags)
             self._replace_images(connection, inserted, article.images)
@@ -337,7 +338,7 @@ class ArchiveRepository:
                 tables.versions.c.article_id == row.id
             )
         ).scalar_one()
-        fulltext.index_articles(connection, [(row.id, article.title, article.body)])
+        fulltext.index_articles(connection, [(row.id, tokens.article_search_text(article))])
         self._insert_version(
             connection,
             row.id,

@@ -67,6 +67,7 @@ from twisted.internet.task import LoopingCall
 from news_archive.crawler.extensions.run import ArchiveRun
 from news_archive.crawler.extract.body import load_trafilatura
 from news_archive.crawler.extract.site import Site
+from news_archive.storage.tokens import with_search_text
 from news_archive.vocabulary import Article, FeedEntry, LearnedBoilerplate, Rejection
 
 logger = logging.getLogger(__name__)
@@ -447,7 +448,10 @@ def _serve(pages: Connection, answers: Connection) -> None:
         except EOFError:
             return
         try:
-            answer: tuple[bool, Any] = (True, site.extract(*arguments, boilerplate=boilerplate))
+            result = site.extract(*arguments, boilerplate=boilerplate)
+            if isinstance(result, Article):  # its search text too, off the crawl's thread
+                result = with_search_text(result)
+            answer: tuple[bool, Any] = (True, result)
         except Exception:
             answer = (False, traceback.format_exc())
         answers.send(answer)

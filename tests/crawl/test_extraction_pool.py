@@ -20,6 +20,7 @@ from news_archive.crawler.extensions.extraction import ExtractionError, Extracti
 from news_archive.crawler.sites import SITES
 from news_archive.crawler.sites.maeil_ilbo import MaeilIlbo
 from news_archive.crawler.spiders.sites import MaeilIlboSpider
+from news_archive.storage import tokens
 from news_archive.vocabulary import Article, Rejection
 from tests.crawl.crawling import SEEDS, project_crawler
 from tests.hostile.test_bounds import HTML, page_with, short_paragraphs
@@ -77,6 +78,10 @@ def test_workers_extract_what_the_crawl_process_would() -> None:
     expected = [MAEIL.extract(PAGE.format(i), _page(i), HTML, FETCHED_AT) for i in SEED_PAGES]
     assert results == expected
     assert all(isinstance(result, Article) for result in results[1:])
+    # each with its search text, made in the worker: the crawl's process need not
+    for result in results:
+        assert isinstance(result, Article)
+        assert result.search_text == tokens.search_text(result.title, result.body)
 
 
 def test_workers_run_pages_side_by_side() -> None:

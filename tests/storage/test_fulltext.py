@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from news_archive.storage import fulltext, tokens
 from news_archive.storage.query import KOREA, parse
+from tests.storage.factories import make_article
 
 
 def test_index_tokens_are_bigrams_with_the_last_syllable() -> None:
@@ -51,3 +54,17 @@ def test_tsvector_stays_within_postgresql_limits() -> None:
     assert all(int(position) <= fulltext.PG_MAX_POSITION for position in positions)
     many = " ".join(f"w{number}" for number in range(200_000))  # 200,000 distinct tokens
     assert len(fulltext.tsvector_literal("", many).encode()) < 2 * fulltext.PG_MAX_VECTOR_BYTES
+
+
+def test_an_articles_search_text_is_made_once_and_never_outlives_a_change() -> None:
+    article = make_article(1, title="카카오와 협력", body="SK텔레콤의 5G")
+    assert article.search_text is None
+    expected = ("카카 카오 오와 와 협력 력", "sk 텔레 레콤 콤의 의 5g")
+    assert tokens.article_search_text(article) == expected
+    carried = tokens.with_search_text(article)
+    assert carried.search_text == tokens.search_text(article.title, article.body)
+    # a value beside the article: never compared, never exported
+    assert carried == make_article(1, title="카카오와 협력", body="SK텔레콤의 5G")
+    assert "search_text" not in carried.to_json()
+    # a changed article does not keep the old text
+    assert dataclasses.replace(carried, body="다른 본문").search_text is None

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, delete, select
 
-from news_archive.storage import tables
+from news_archive.storage import tables, tokens
 from news_archive.storage.engine import create_archive_engine
 from news_archive.storage.repository import ArchiveRepository, BatchStoreError
 from news_archive.storage.search import search
@@ -164,6 +164,32 @@ def test_a_batch_of_new_articles_keeps_what_goes_with_each(
         assert alias["first_seen_at"] == article.fetched_at
         hits = search(repository.engine, f"고유제목{article.url.rsplit('=', 1)[1]}번")
         assert [hit.url for hit in hits] == [article.url]
+
+
+def test_articles_carrying_their_search_text_are_indexed_without_tokenising(
+    repository: ArchiveRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An article whose search text an extraction worker made is indexed by it: the
+    writer does not tokenise it again (on both backends), a new article and a
+    changed one alike. One that carries none is tokenised as it is written."""
+    carried = [tokens.with_search_text(make_article(n, title=f"미리만든{n}번")) for n in (1, 2)]
+    changed = tokens.with_search_text(
+        make_article(1, title="미리만든1번 고침", fetched_at=later(1))
+    )
+    made_now = make_article(3, title="지금만든3번")
+
+    def refuse(text: str) -> str:
+        raise AssertionError(f"tokenised again: {text!r}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tokens, "index_text", refuse)
+        assert repository.store_articles(carried) == ["new", "new"]
+        assert repository.store_articles([changed]) == ["changed"]
+    assert repository.store_articles([made_now]) == ["new"]
+
+    assert [hit.url for hit in search(repository.engine, "미리만든2번")] == [carried[1].url]
+    assert [hit.url for hit in search(repository.engine, "고침")] == [changed.url]
+    assert [hit.url for hit in search(repository.engine, "지금만든3번")] == [made_now.url]
 
 
 def _without_published_raw(number: int) -> Article:
