@@ -131,7 +131,7 @@ def index_articles(connection: Connection, rows: Sequence[tuple[int, tokens.Sear
     )
     connection.execute(
         statement,
-        [{"id": i, "tokens": _tsvector_of(searched)} for i, searched in rows],
+        [{"id": i, "tokens": tsvector_literal(searched)} for i, searched in rows],
     )
 
 
@@ -155,15 +155,11 @@ def index_all(connection: Connection, batch: int = 500) -> int:
         last, count = rows[-1].id, count + len(rows)
 
 
-def tsvector_literal(title: str, body: str) -> str:
-    """The ``tsvector`` of an article in PostgreSQL's literal syntax: each token
-    with its positions, the title's weighted A; one position left empty between
-    title and body so that no phrase spans them."""
-    return _tsvector_of(tokens.search_text(title, body))
-
-
-def _tsvector_of(searched: tokens.SearchText) -> str:
-    """`tsvector_literal` of an article's search text (its tokens, space-separated)."""
+def tsvector_literal(searched: tokens.SearchText) -> str:
+    """The ``tsvector`` of an article's search text (`tokens.search_text`: the tokens
+    of its title and of its body, space-separated) in PostgreSQL's literal syntax:
+    each token with its positions, the title's weighted A; one position left empty
+    between title and body so that no phrase spans them."""
     positions: dict[str, list[str]] = {}
     size = 0
     position = 0
